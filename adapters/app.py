@@ -1,0 +1,101 @@
+"""The FastAPI application: wires the NLU engine (and, later, the bot and channels) to HTTP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field, model_validator
+
+from adapters import metrics
+from adapters.settings import Settings, load_settings
+
+log = logging.getLogger("frontdesk")
+
+MAX_TEXTS = 256
+MAX_CHARS = 20_000
+Text = Annotated[str, Field(max_length=MAX_CHARS)]
+
+
+class PredictRequest(BaseModel):
+    text: Text | None = None
+    texts: Annotated[list[Text], Field(max_length=MAX_TEXTS)] | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError('give exactly one of "text" (a string) or "texts" (a list of strings)')
+        return self
+
+
+class PredictResponse(BaseModel):
+    results: list[dict]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from nlu.engine import load_engine
+
+        model_dir = settings.model_dir or os.environ.get("FRONTDESK_MODEL_DIR")
+        if model_dir is None:
+            raise RuntimeError("FRONTDESK_MODEL_DIR is not set; start with `frontdesk run` or `frontdesk serve`")
+        app.state.engine = load_engine(
+            model_dir, settings.device, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
+            on_batch=metrics.observe_batch,
+        )
+        metrics.READY.labels("model").set(1)
+        try:
+            yield
+        finally:
+            app.state.engine.close()
+            metrics.READY.labels("model").set(0)
+
+    app = FastAPI(title="Frontdesk", version="0.1.0", lifespan=lifespan)
+    app.state.engine = None
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.REQUEST_LATENCY.labels(
+            getattr(route, "path", "unmatched"), request.method, str(response.status_code)
+        ).observe(time.perf_counter() - started)
+        return response
+
+    @app.post("/predict", response_model=PredictResponse)
+    async def predict(body: PredictRequest) -> PredictResponse:
+        engine = app.state.engine
+        if engine is None:
+            raise HTTPException(503, "model is not loaded yet")
+        texts = [body.text] if body.text is not None else body.texts or []
+        results = await engine.apredict(texts)
+        for r in results:
+            metrics.NLU_PREDICTIONS.labels(r.intent).inc()
+        return PredictResponse(results=[r.to_dict() for r in results])
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(response: Response) -> dict:
+        missing = [] if app.state.engine is not None else ["model"]
+        if missing:
+            response.status_code = 503
+            return {"ready": False, "missing": missing}
+        return {"ready": True, "missing": []}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,215 @@
+"""The `frontdesk` command line (names fixed by CONTRACT.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Frontdesk: a self-hosted customer-service chatbot.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+ModelOpt = Annotated[Path, typer.Option("--model", help="Trained model directory.", envvar="FRONTDESK_MODEL_DIR")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    # Plain text, never wrapped: error lines carry file:line locations that tools grep for.
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _load_predictor(model: Path, device: str):
+    from nlu.artifacts import ModelLoadError
+    from nlu.engine import load_predictor
+
+    try:
+        return load_predictor(model, device)
+    except (ModelLoadError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _read_csv(path: Path, column: str, min_per_label: int = 2):
+    from nlu.data import DataError, read_labelled_csv
+
+    try:
+        return read_labelled_csv(path, column, min_per_label=min_per_label)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def train(
+    intents: Annotated[Path, typer.Option("--intents", help="CSV with columns text,intent ('oos' = out of scope).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the model to.")],
+    sentiment: Annotated[Path | None, typer.Option("--sentiment", help="CSV with columns text,sentiment.")] = None,
+    base_model: Annotated[Path | None, typer.Option("--base-model", help="Local HF encoder directory.")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    device: DeviceOpt = "auto",
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate.")] = 8e-5,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Add chat-noise copies.")] = False,
+    dev_fraction: Annotated[float, typer.Option("--dev-fraction", min=0.0, max=0.5)] = 0.1,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps.")] = None,
+) -> None:
+    """Fine-tune the joint intent + sentiment model and write it to --out."""
+    from nlu.data import demo_sentiment_path
+    from nlu.fit import fit
+    from nlu.progress import RichProgress
+    from nlu.train import TrainConfig
+
+    if base_model is not None and not (base_model / "config.json").is_file():
+        raise _fail(f"--base-model {base_model} is not a Hugging Face model directory (no config.json)")
+    intent_rows = _read_csv(intents, "intent")
+    if sentiment is None:
+        sentiment = demo_sentiment_path()
+        err.print(f"no --sentiment given: training the sentiment head on the bundled examples ({sentiment})")
+    sentiment_rows = _read_csv(sentiment, "sentiment")
+    config = TrainConfig(
+        base_model=str(base_model) if base_model else None, epochs=epochs, device=device, seed=seed,
+        batch_size=batch_size, lr=lr, augment=augment, dev_fraction=dev_fraction, max_steps=max_steps,
+    )
+    try:
+        result = fit(intent_rows, sentiment_rows, out, config, progress=RichProgress(err))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    dev = result.metrics["dev"]
+    summary = ", ".join(f"{task} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}" for task, m in dev.items())
+    console.print(f"model written to {result.out_dir} ({summary}; {result.metrics['train_seconds']} s)")
+
+
+@app.command()
+def evaluate(
+    model: ModelOpt,
+    intents: Annotated[Path | None, typer.Option("--intents", help="CSV text,intent to score.")] = None,
+    sentiment: Annotated[Path | None, typer.Option("--sentiment", help="CSV text,sentiment to score.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Write confusion/confidence PNGs here.")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Score a model on a labelled CSV (accuracy, macro-F1, per label; oos rows add oos recall)."""
+    from nlu.evaluate import save_plots, score
+
+    if (intents is None) == (sentiment is None):
+        raise _fail("give exactly one of --intents CSV or --sentiment CSV")
+    task, path = ("intent", intents) if intents is not None else ("sentiment", sentiment)
+    rows = _read_csv(path, task, min_per_label=1)
+    predictor = _load_predictor(model, device)
+    results = predictor.predict([r.text for r in rows])
+    if task == "intent":
+        report = score(rows, [r.intent for r in results], [r.confidence for r in results], task)
+    else:
+        report = score(rows, [r.sentiment for r in results], [max(r.sentiment_scores.values()) for r in results], task)
+    known = set(predictor.bundle.intent_labels if task == "intent" else predictor.bundle.sentiment_labels)
+    report.unknown_labels = sorted({r.label for r in rows} - known)
+    if plots is not None:
+        save_plots(report, plots)
+    if as_json:
+        sys.stdout.write(json.dumps(report.summary()) + "\n")
+        return
+    table = Table(title=f"{task} evaluation on {path} ({report.n} rows)")
+    for column in ("label", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for label, m in report.per_label.items():
+        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+    console.print(table)
+    console.print(f"accuracy {report.accuracy:.4f}  macro-F1 {report.macro_f1:.4f}")
+    if report.in_scope_accuracy is not None:
+        console.print(f"in-scope accuracy {report.in_scope_accuracy:.4f}  out-of-scope recall {report.oos_recall:.4f}")
+    if report.unknown_labels:
+        err.print(f"labels the model does not know (always counted wrong): {', '.join(report.unknown_labels)}")
+
+
+@app.command()
+def predict(
+    model: ModelOpt,
+    texts: Annotated[list[str], typer.Argument(help="Messages to classify.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Intent, confidence, out-of-scope flag and sentiment for each text."""
+    predictor = _load_predictor(model, device)
+    results = predictor.predict(texts)
+    if as_json:
+        for result in results:
+            sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        return
+    table = Table()
+    for column in ("text", "intent", "confidence", "out of scope", "sentiment"):
+        table.add_column(column)
+    for r in results:
+        sentiment = f"{r.sentiment} ({r.sentiment_scores[r.sentiment]:.2f})"
+        table.add_row(r.text, r.intent, f"{r.confidence:.3f}", "yes" if r.out_of_scope else "no", sentiment)
+    console.print(table)
+
+
+@app.command()
+def shell(
+    model: Annotated[Path | None, typer.Option("--model", envvar="FRONTDESK_MODEL_DIR")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Chat with the bot in the terminal (Ctrl-D or /quit to leave)."""
+    from adapters.runtime import ensure_demo_model
+    from adapters.settings import load_settings
+
+    settings = load_settings()
+    model_dir = model or settings.model_dir or ensure_demo_model(settings, err)
+    predictor = _load_predictor(model_dir, device)
+    console.print("[bold]Frontdesk shell[/] - type a message, /quit to leave.")
+    while True:
+        try:
+            text = console.input("[bold cyan]you>[/] ")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if text.strip() in ("/quit", "/exit"):
+            break
+        if not text.strip():
+            continue
+        r = predictor.predict([text])[0]
+        console.print(f"[dim]intent {r.intent} ({r.confidence:.2f}), sentiment {r.sentiment}[/]", highlight=False)
+
+
+@app.command()
+def run(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+) -> None:
+    """Everything with embedded defaults: demo model (trained if absent), served on :8000."""
+    from adapters.runtime import serve_forever
+    from adapters.settings import load_settings
+
+    serve_forever(load_settings(), host=host, port=port, workers=1, console=err)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "0.0.0.0",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    config: Annotated[Path | None, typer.Option("--config", help="dotenv-style settings file.")] = None,
+) -> None:
+    """The production server: settings from the environment or --config."""
+    from adapters.runtime import serve_forever
+    from adapters.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    serve_forever(settings, host=host, port=port, workers=workers, console=err)
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    app()

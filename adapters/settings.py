@@ -1,0 +1,52 @@
+"""Every setting Frontdesk reads, from the environment (names fixed by CONTRACT.md) or a file.
+
+Secrets are `SecretStr` so they never show up in a repr, a log line or an error page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    # Where `run` keeps what it builds (the demo model, indexes, the embedded Redis file).
+    home: Path = Field(default=Path(".frontdesk"), validation_alias="FRONTDESK_HOME")
+    model_dir: Path | None = Field(default=None, validation_alias="FRONTDESK_MODEL_DIR")
+    kb: Path | None = Field(default=None, validation_alias="FRONTDESK_KB")
+    admin_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_ADMIN_TOKEN")
+    device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    redis_prefix: str = Field(default="frontdesk", validation_alias="FRONTDESK_REDIS_PREFIX")
+    max_batch: int = Field(default=64, validation_alias="FRONTDESK_MAX_BATCH")
+    max_wait_ms: float = Field(default=2.0, validation_alias="FRONTDESK_MAX_WAIT_MS")
+
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_support_channel: str | None = Field(default=None, validation_alias="SLACK_SUPPORT_CHANNEL")
+    slack_admin_users: str = Field(default="", validation_alias="SLACK_ADMIN_USERS")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    telegram_bot_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: str = Field(default="https://api.telegram.org/bot", validation_alias="TELEGRAM_API_URL")
+    telegram_webhook_url: str | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_URL")
+    telegram_webhook_secret: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_admin_users: str = Field(default="", validation_alias="TELEGRAM_ADMIN_USERS")
+
+    @property
+    def demo_model_dir(self) -> Path:
+        return self.home / "models" / "demo"
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Settings from the environment; `config_file` (a dotenv-style file) fills in the rest."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise FileNotFoundError(f"config file {config_file} does not exist")
+        return Settings(_env_file=str(config_file))  # type: ignore[call-arg]
+    return Settings()

@@ -1,0 +1,161 @@
+"""Saving and loading a trained model as a Hugging Face-style directory.
+
+Layout (every file readable by standard tools):
+
+    config.json, model.safetensors      the fine-tuned encoder (`AutoModel.from_pretrained`)
+    tokenizer.json, vocab.txt, ...      its tokenizer (`AutoTokenizer.from_pretrained`)
+    modules.json, 1_Pooling/            so `SentenceTransformer(dir)` loads the encoder too
+    heads.safetensors                   intent and sentiment heads
+    labels.json                         label maps
+    thresholds.json                     out-of-scope rule, calibrated on dev
+    neighbours.safetensors              in-scope training embeddings for similarity
+    training_config.json                everything needed to reproduce the run
+    metrics.json, plots/                dev-set evaluation
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import load_file as load_torch
+from safetensors.torch import save_file as save_torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from nlu.model import JointClassifier
+from nlu.ood import NeighbourBank, OodThresholds
+
+FORMAT_VERSION = 1
+REQUIRED_FILES = ("config.json", "model.safetensors", "heads.safetensors", "labels.json")
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory is missing, incomplete or corrupt; the message says which."""
+
+
+@dataclass
+class ModelBundle:
+    """Everything inference needs, loaded once."""
+
+    model: JointClassifier
+    tokenizer: PreTrainedTokenizerBase
+    intent_labels: list[str]
+    sentiment_labels: list[str]
+    thresholds: OodThresholds
+    neighbours: NeighbourBank
+    max_length: int
+    training_config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def save_bundle(bundle: ModelBundle, out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle.model.encoder.save_pretrained(out, safe_serialization=True)
+    bundle.tokenizer.save_pretrained(out)
+    save_torch(bundle.model.head_state_dict(), str(out / "heads.safetensors"))
+    save_numpy(
+        {"vectors": bundle.neighbours.vectors.astype(np.float16)}, str(out / "neighbours.safetensors")
+    )
+    _write_json(
+        out / "labels.json",
+        {
+            "format_version": FORMAT_VERSION,
+            "intents": bundle.intent_labels,
+            "sentiments": bundle.sentiment_labels,
+            "head": bundle.model.head_kind,
+            "pooling": "mean",
+            "max_length": bundle.max_length,
+        },
+    )
+    _write_json(out / "thresholds.json", bundle.thresholds.to_dict())
+    _write_json(out / "training_config.json", bundle.training_config)
+    # sentence-transformers metadata: the encoder alone is a usable sentence embedder.
+    _write_json(
+        out / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ],
+    )
+    _write_json(out / "sentence_bert_config.json", {"max_seq_length": bundle.max_length, "do_lower_case": False})
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    _write_json(
+        out / "1_Pooling" / "config.json",
+        {"word_embedding_dimension": int(bundle.model.encoder.config.hidden_size), "pooling_mode_mean_tokens": True},
+    )
+    bundle.path = out
+    return out
+
+
+def load_bundle(model_dir: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
+    """Load a saved model; raise `ModelLoadError` naming what is wrong instead of a stack trace."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ModelLoadError(f"model directory {path} does not exist (train one with `frontdesk train`)")
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise ModelLoadError(f"model directory {path} is incomplete: missing {', '.join(missing)}")
+    try:
+        meta = json.loads((path / "labels.json").read_text(encoding="utf-8"))
+        intents, sentiments = list(meta["intents"]), list(meta["sentiments"])
+        thresholds_path = path / "thresholds.json"
+        thresholds = (
+            OodThresholds.from_dict(json.loads(thresholds_path.read_text(encoding="utf-8")))
+            if thresholds_path.is_file()
+            else OodThresholds()
+        )
+        config_path = path / "training_config.json"
+        training_config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+        model = JointClassifier.from_config(
+            str(path), len(intents), len(sentiments), head=meta.get("head", "cosine"),
+            scale=float(training_config.get("scale", 20.0)),
+        )
+        encoder_state = load_torch(str(path / "model.safetensors"))
+        missing_keys, unexpected = model.encoder.load_state_dict(encoder_state, strict=False)
+        # Position-id buffers are not always saved; anything else missing means a broken file.
+        real_missing = [k for k in missing_keys if "position_ids" not in k]
+        if real_missing or unexpected:
+            raise ModelLoadError(
+                f"{path / 'model.safetensors'} does not match config.json "
+                f"(missing {real_missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        model.load_state_dict(
+            {**{f"encoder.{k}": v for k, v in model.encoder.state_dict().items()},
+             **load_torch(str(path / "heads.safetensors"))},
+            strict=True,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        neighbours_path = path / "neighbours.safetensors"
+        vectors = (
+            load_numpy(str(neighbours_path))["vectors"].astype(np.float32)
+            if neighbours_path.is_file()
+            else np.zeros((0, model.encoder.config.hidden_size), dtype=np.float32)
+        )
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # safetensors, tokenizers and JSON all raise their own types
+        raise ModelLoadError(f"model directory {path} is corrupt: {type(exc).__name__}: {exc}") from exc
+    model.to(device)
+    model.eval()
+    return ModelBundle(
+        model=model,
+        tokenizer=tokenizer,
+        intent_labels=intents,
+        sentiment_labels=sentiments,
+        thresholds=thresholds,
+        neighbours=NeighbourBank(vectors),
+        max_length=int(meta.get("max_length", 64)),
+        training_config=training_config,
+        path=path,
+    )

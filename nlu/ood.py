@@ -1,0 +1,119 @@
+"""Out-of-scope detection: when the model should say "I don't know" instead of guessing.
+
+Two signals, both cheap at inference time:
+
+* the classifier's top probability (low when the head hesitates between intents), and
+* the cosine similarity to the nearest in-scope training utterances in the fine-tuned
+  embedding space (low when the message is unlike anything the model was taught,
+  even if the head happens to be confident; softmax is famously over-confident far from
+  the data).
+
+A message is out of scope when the head predicts the `oos` class, or either signal falls
+below its threshold. Thresholds are calibrated on the dev split: with `oos` examples we
+pick the pair that best balances in-scope accuracy and out-of-scope recall; without them
+we accept a small, fixed false-rejection rate on in-scope dev messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+NEIGHBOURS = 5  # similarity is the mean over the k nearest in-scope training examples
+
+
+@dataclass
+class OodThresholds:
+    min_confidence: float = 0.0
+    min_similarity: float = -1.0
+    method: str = "uncalibrated"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> OodThresholds:
+        return cls(
+            min_confidence=float(data.get("min_confidence", 0.0)),
+            min_similarity=float(data.get("min_similarity", -1.0)),
+            method=str(data.get("method", "uncalibrated")),
+        )
+
+
+class NeighbourBank:
+    """Normalised embeddings of the in-scope training examples, for similarity lookups."""
+
+    def __init__(self, vectors: np.ndarray):
+        vectors = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.vectors = vectors / np.clip(norms, 1e-12, None)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def similarity(self, embeddings: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+        """Mean cosine similarity of each embedding to its k nearest bank vectors."""
+        if len(self.vectors) == 0:
+            return np.ones(len(embeddings), dtype=np.float32)
+        queries = np.asarray(embeddings, dtype=np.float32)
+        queries = queries / np.clip(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12, None)
+        sims = queries @ self.vectors.T
+        k = min(k, sims.shape[1])
+        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+        return top.mean(axis=1)
+
+
+def is_out_of_scope(
+    predicted_oos: np.ndarray, confidence: np.ndarray, similarity: np.ndarray, thresholds: OodThresholds
+) -> np.ndarray:
+    return predicted_oos | (confidence < thresholds.min_confidence) | (similarity < thresholds.min_similarity)
+
+
+def _candidates(values: np.ndarray, floor: float) -> np.ndarray:
+    quantiles = np.quantile(values, np.linspace(0.0, 0.5, 51)) if len(values) else np.array([])
+    return np.unique(np.concatenate([[floor], quantiles]))
+
+
+def calibrate(
+    *,
+    confidence: np.ndarray,
+    similarity: np.ndarray,
+    predicted_oos: np.ndarray,
+    correct: np.ndarray,
+    gold_oos: np.ndarray,
+    false_reject_rate: float = 0.02,
+) -> OodThresholds:
+    """Choose thresholds on dev predictions.
+
+    `correct` marks in-scope dev rows whose intent was predicted right; `gold_oos` marks
+    dev rows labelled out-of-scope.
+    """
+    in_scope = ~gold_oos
+    if gold_oos.sum() == 0:
+        # No negatives to learn from: accept `false_reject_rate` of correct in-scope answers.
+        reference = in_scope & correct & ~predicted_oos
+        if reference.sum() == 0:
+            return OodThresholds(method="no-dev-data")
+        q = false_reject_rate / 2  # split the budget between the two signals
+        return OodThresholds(
+            min_confidence=float(np.quantile(confidence[reference], q)),
+            min_similarity=float(np.quantile(similarity[reference], q)),
+            method=f"in-scope quantile (false-reject budget {false_reject_rate:.1%})",
+        )
+
+    best: tuple[float, float, float] | None = None
+    for t_conf in _candidates(confidence[in_scope], 0.0):
+        for t_sim in _candidates(similarity[in_scope], -1.0):
+            flagged = predicted_oos | (confidence < t_conf) | (similarity < t_sim)
+            in_scope_acc = float((correct & ~flagged)[in_scope].mean()) if in_scope.any() else 0.0
+            oos_recall = float(flagged[gold_oos].mean())
+            # Weight in-scope accuracy higher: a wrongly refused customer costs more than
+            # an out-of-scope message that gets a wrong guess and a fallback offer later.
+            score = 2.0 * in_scope_acc + oos_recall
+            if best is None or score > best[0] + 1e-12:
+                best = (score, float(t_conf), float(t_sim))
+    assert best is not None
+    return OodThresholds(
+        min_confidence=best[1], min_similarity=best[2], method="dev grid search with oos examples"
+    )

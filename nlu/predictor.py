@@ -1,0 +1,135 @@
+"""Turning texts into NLU results: one encoder pass, both heads, the out-of-scope rule.
+
+`Predictor` is synchronous and stateless between calls; `nlu.engine.InferenceEngine`
+puts micro-batching in front of it for concurrent callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from nlu.artifacts import ModelBundle
+from nlu.data import OOS_LABEL
+from nlu.ood import is_out_of_scope
+
+TOP_K = 3
+
+
+@dataclass
+class NluResult:
+    """What the NLU says about one message."""
+
+    text: str
+    intent: str  # the predicted intent, or "oos" when out of scope
+    confidence: float  # probability of the best in-scope intent
+    out_of_scope: bool
+    sentiment: str
+    sentiment_scores: dict[str, float]
+    top_intents: list[dict[str, float | str]] = field(default_factory=list)
+    similarity: float = 0.0  # to the nearest training examples; low means unfamiliar
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RawScores:
+    """Backend output for a batch, in input order."""
+
+    intent_probs: np.ndarray
+    sentiment_probs: np.ndarray
+    embeddings: np.ndarray
+
+
+class TorchBackend:
+    """Runs the PyTorch model; on CUDA in half precision."""
+
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", max_batch: int = 64):
+        self.bundle = bundle
+        self.device = torch.device(device)
+        self.max_batch = max_batch
+        bundle.model.to(self.device).eval()
+        self.autocast = self.device.type == "cuda"
+
+    @torch.inference_mode()
+    def score(self, texts: Sequence[str]) -> RawScores:
+        tokenizer = self.bundle.tokenizer
+        encoded = tokenizer(list(texts), truncation=True, max_length=self.bundle.max_length)["input_ids"]
+        # Sort by length so each sub-batch pads to similar lengths, then restore order.
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        intent_parts, sentiment_parts, embedding_parts = [], [], []
+        for start in range(0, len(order), self.max_batch):
+            chunk = [encoded[i] for i in order[start : start + self.max_batch]]
+            batch = tokenizer.pad({"input_ids": chunk}, return_tensors="pt").to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
+                out = self.bundle.model(batch["input_ids"], batch["attention_mask"])
+            intent_parts.append(out.intent_logits.float().softmax(-1).cpu().numpy())
+            sentiment_parts.append(out.sentiment_logits.float().softmax(-1).cpu().numpy())
+            embedding_parts.append(out.embeddings.float().cpu().numpy())
+        inverse = np.argsort(np.asarray(order))
+        return RawScores(
+            intent_probs=np.concatenate(intent_parts)[inverse],
+            sentiment_probs=np.concatenate(sentiment_parts)[inverse],
+            embeddings=np.concatenate(embedding_parts)[inverse],
+        )
+
+
+class Predictor:
+    """Texts in, `NluResult`s out, through any backend with a `score(texts)` method."""
+
+    def __init__(self, bundle: ModelBundle, backend=None):
+        self.bundle = bundle
+        self.backend = backend or TorchBackend(bundle)
+        labels = bundle.intent_labels
+        self._oos_index = labels.index(OOS_LABEL) if OOS_LABEL in labels else None
+        self._in_scope = np.array([label != OOS_LABEL for label in labels])
+
+    def predict(self, texts: Sequence[str]) -> list[NluResult]:
+        if not texts:
+            return []
+        # An empty message carries no meaning; the tokenizer still needs something to encode.
+        clean = [t if t.strip() else " " for t in texts]
+        raw = self.backend.score(clean)
+        return self.decide(texts, raw)
+
+    def decide(self, texts: Sequence[str], raw: RawScores) -> list[NluResult]:
+        labels = self.bundle.intent_labels
+        probs = raw.intent_probs
+        in_scope_probs = np.where(self._in_scope, probs, -1.0)
+        best = in_scope_probs.argmax(axis=1)
+        confidence = in_scope_probs[np.arange(len(best)), best]
+        predicted_oos = (
+            probs.argmax(axis=1) == self._oos_index
+            if self._oos_index is not None
+            else np.zeros(len(best), dtype=bool)
+        )
+        similarity = self.bundle.neighbours.similarity(raw.embeddings)
+        flagged = is_out_of_scope(predicted_oos, confidence, similarity, self.bundle.thresholds)
+        results = []
+        for i, text in enumerate(texts):
+            top = np.argsort(-in_scope_probs[i])[:TOP_K]
+            sentiment_scores = {
+                name: round(float(p), 4)
+                for name, p in zip(self.bundle.sentiment_labels, raw.sentiment_probs[i], strict=True)
+            }
+            results.append(
+                NluResult(
+                    text=text,
+                    intent=OOS_LABEL if flagged[i] else labels[best[i]],
+                    confidence=round(float(confidence[i]), 4),
+                    out_of_scope=bool(flagged[i]),
+                    sentiment=max(sentiment_scores, key=sentiment_scores.__getitem__),
+                    sentiment_scores=sentiment_scores,
+                    top_intents=[
+                        {"intent": labels[j], "confidence": round(float(probs[i, j]), 4)}
+                        for j in top
+                        if self._in_scope[j]
+                    ],
+                    similarity=round(float(similarity[i]), 4),
+                )
+            )
+        return results
