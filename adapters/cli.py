@@ -91,6 +91,37 @@ def train(
 
 
 @app.command()
+def tune(
+    intents: Annotated[Path, typer.Option("--intents", help="CSV with columns text,intent.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the best model.")],
+    sentiment: Annotated[Path | None, typer.Option("--sentiment", help="CSV with columns text,sentiment.")] = None,
+    trials: Annotated[int, typer.Option("--trials", min=1)] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", min=3, help="Largest epoch count tried.")] = 8,
+    device: DeviceOpt = "auto",
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap each trial's steps.")] = None,
+) -> None:
+    """Search learning rates, batch size, label smoothing and epochs on the dev split; save the best."""
+    from nlu.data import demo_sentiment_path
+    from nlu.fit import fit
+    from nlu.progress import RichProgress
+    from nlu.train import TrainConfig
+    from nlu.tune import tune as run_search
+
+    intent_rows = _read_csv(intents, "intent")
+    sentiment_rows = _read_csv(sentiment or demo_sentiment_path(), "sentiment")
+    base = TrainConfig(epochs=epochs, device=device, seed=seed, max_steps=max_steps)
+    best, _ = run_search(
+        intent_rows, sentiment_rows, base, trials,
+        on_trial=lambda r: err.print(f"trial {r['trial']}: dev {r['dev_score']:.4f} {r}"),
+    )
+    err.print(f"best configuration: lr {best.lr:.2e}, head_lr {best.head_lr:.2e}, batch {best.batch_size}, "
+              f"label smoothing {best.label_smoothing:.3f}, epochs {best.epochs}")
+    result = fit(intent_rows, sentiment_rows, out, best, progress=RichProgress(err))
+    console.print(f"best model written to {result.out_dir}")
+
+
+@app.command()
 def evaluate(
     model: ModelOpt,
     intents: Annotated[Path | None, typer.Option("--intents", help="CSV text,intent to score.")] = None,

@@ -63,3 +63,14 @@ def test_missing_model_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["predict", "--model", str(tmp_path / "nope"), "hi"])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_tune_runs_trials_and_saves_the_best(tiny_data, tmp_path):
+    out = tmp_path / "best"
+    # Two steps a trial: this checks the search wiring, not the optimum.
+    result = runner.invoke(app, ["tune", "--intents", str(tiny_data[0]), "--sentiment", str(tiny_data[1]),
+                                 "--out", str(out), "--trials", "2", "--epochs", "3", "--device", "cpu",
+                                 "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("trial ") >= 2 and "best configuration" in result.output
+    assert (out / "model.safetensors").is_file()
