@@ -65,7 +65,8 @@ def save_bundle(bundle: ModelBundle, out_dir: str | Path) -> Path:
     bundle.tokenizer.save_pretrained(out)
     save_torch(bundle.model.head_state_dict(), str(out / "heads.safetensors"))
     save_numpy(
-        {"vectors": bundle.neighbours.vectors.astype(np.float16)}, str(out / "neighbours.safetensors")
+        {"vectors": bundle.neighbours.vectors.astype(np.float16), "labels": bundle.neighbours.labels},
+        str(out / "neighbours.safetensors"),
     )
     _write_json(
         out / "labels.json",
@@ -137,11 +138,9 @@ def load_bundle(model_dir: str | Path, device: str | torch.device = "cpu") -> Mo
         )
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         neighbours_path = path / "neighbours.safetensors"
-        vectors = (
-            load_numpy(str(neighbours_path))["vectors"].astype(np.float32)
-            if neighbours_path.is_file()
-            else np.zeros((0, model.encoder.config.hidden_size), dtype=np.float32)
-        )
+        bank = load_numpy(str(neighbours_path)) if neighbours_path.is_file() else {}
+        vectors = bank.get("vectors", np.zeros((0, model.encoder.config.hidden_size), np.float16))
+        neighbours = NeighbourBank(vectors.astype(np.float32), bank.get("labels"))
     except ModelLoadError:
         raise
     except Exception as exc:  # safetensors, tokenizers and JSON all raise their own types
@@ -154,7 +153,7 @@ def load_bundle(model_dir: str | Path, device: str | torch.device = "cpu") -> Mo
         intent_labels=intents,
         sentiment_labels=sentiments,
         thresholds=thresholds,
-        neighbours=NeighbourBank(vectors),
+        neighbours=neighbours,
         max_length=int(meta.get("max_length", 64)),
         training_config=training_config,
         path=path,

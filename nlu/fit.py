@@ -15,7 +15,7 @@ from nlu.artifacts import ModelBundle, save_bundle
 from nlu.data import OOS_LABEL, Example
 from nlu.evaluate import EvalReport, save_plots, score
 from nlu.ood import NeighbourBank, OodThresholds, calibrate
-from nlu.predictor import Predictor, RawScores, TorchBackend
+from nlu.predictor import Predictor, RawScores, TorchBackend, mix_neighbour_vote
 from nlu.progress import TrainingProgress
 from nlu.train import TaskData, TrainConfig, TrainedState, encode_all, train_model
 
@@ -36,6 +36,23 @@ def _dev_raw_scores(state: TrainedState, task: TaskData) -> RawScores:
     )
 
 
+KNN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def _calibrate_knn_weight(raw: RawScores, bundle: ModelBundle, gold: np.ndarray, in_scope: np.ndarray) -> float:
+    """Pick the neighbour-vote share that maximises dev accuracy on in-scope rows (ties: smaller)."""
+    rows = in_scope[gold]
+    if not rows.any():
+        return 0.0
+    best_weight, best_acc = 0.0, -1.0
+    for weight in KNN_WEIGHTS:
+        probs = np.where(in_scope, mix_neighbour_vote(raw, bundle, weight), -1.0)
+        acc = float((probs.argmax(1) == gold)[rows].mean())
+        if acc > best_acc + 1e-9:
+            best_weight, best_acc = weight, acc
+    return best_weight
+
+
 def build_bundle(state: TrainedState, config: TrainConfig) -> ModelBundle:
     """Wrap the trained network with its neighbour bank and calibrated out-of-scope rule."""
     intents = state.intents
@@ -49,7 +66,7 @@ def build_bundle(state: TrainedState, config: TrainConfig) -> ModelBundle:
         intent_labels=intents.labels,
         sentiment_labels=state.sentiments.labels,
         thresholds=OodThresholds(),
-        neighbours=NeighbourBank(train_embeddings),
+        neighbours=NeighbourBank(train_embeddings, np.asarray([intents.train_y[i] for i in in_scope_rows])),
         max_length=config.max_length,
         training_config={**config.to_dict(), "base_model": config.base_model or "all-MiniLM-L6-v2 (packaged)",
                          "best_epoch": state.best_epoch, "history": state.history,
@@ -58,18 +75,21 @@ def build_bundle(state: TrainedState, config: TrainConfig) -> ModelBundle:
     if intents.dev_ids:
         raw = _dev_raw_scores(state, intents)
         in_scope = np.array([label != OOS_LABEL for label in intents.labels])
-        probs = np.where(in_scope, raw.intent_probs, -1.0)
-        best = probs.argmax(1)
         gold = np.asarray(intents.dev_y)
         oos_index = intents.labels.index(OOS_LABEL) if OOS_LABEL in intents.labels else -1
+        knn_weight = _calibrate_knn_weight(raw, bundle, gold, in_scope)
+        mixed = mix_neighbour_vote(raw, bundle, knn_weight)
+        probs = np.where(in_scope, mixed, -1.0)
+        best = probs.argmax(1)
         bundle.thresholds = calibrate(
             confidence=probs[np.arange(len(best)), best],
             similarity=bundle.neighbours.similarity(raw.embeddings),
-            predicted_oos=raw.intent_probs.argmax(1) == oos_index,
+            predicted_oos=mixed.argmax(1) == oos_index,
             correct=best == gold,
             gold_oos=gold == oos_index,
             false_reject_rate=config.false_reject_rate,
         )
+        bundle.thresholds.knn_weight = knn_weight
     return bundle
 
 

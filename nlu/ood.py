@@ -28,6 +28,7 @@ class OodThresholds:
     min_confidence: float = 0.0
     min_similarity: float = -1.0
     method: str = "uncalibrated"
+    knn_weight: float = 0.0  # share of the nearest-neighbour vote in the intent probabilities
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,30 +39,47 @@ class OodThresholds:
             min_confidence=float(data.get("min_confidence", 0.0)),
             min_similarity=float(data.get("min_similarity", -1.0)),
             method=str(data.get("method", "uncalibrated")),
+            knn_weight=float(data.get("knn_weight", 0.0)),
         )
 
 
 class NeighbourBank:
-    """Normalised embeddings of the in-scope training examples, for similarity lookups."""
+    """Normalised embeddings of the in-scope training examples and their intent indices."""
 
-    def __init__(self, vectors: np.ndarray):
+    def __init__(self, vectors: np.ndarray, labels: np.ndarray | None = None):
         vectors = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         self.vectors = vectors / np.clip(norms, 1e-12, None)
+        self.labels = (np.asarray(labels, dtype=np.int64) if labels is not None
+                       else np.full(len(vectors), -1, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.vectors)
+
+    def _top(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.asarray(embeddings, dtype=np.float32)
+        queries = queries / np.clip(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12, None)
+        sims = queries @ self.vectors.T
+        k = min(k, sims.shape[1])
+        idx = np.argpartition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+        return np.take_along_axis(sims, idx, axis=1), idx
 
     def similarity(self, embeddings: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
         """Mean cosine similarity of each embedding to its k nearest bank vectors."""
         if len(self.vectors) == 0:
             return np.ones(len(embeddings), dtype=np.float32)
-        queries = np.asarray(embeddings, dtype=np.float32)
-        queries = queries / np.clip(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12, None)
-        sims = queries @ self.vectors.T
-        k = min(k, sims.shape[1])
-        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
-        return top.mean(axis=1)
+        return self._top(embeddings, k)[0].mean(axis=1)
+
+    def vote(self, embeddings: np.ndarray, n_classes: int, k: int = 10, temperature: float = 0.05) -> np.ndarray:
+        """Class probabilities from a similarity-weighted vote of the k nearest neighbours."""
+        probs = np.zeros((len(embeddings), n_classes), dtype=np.float32)
+        if len(self.vectors) == 0 or (self.labels < 0).all():
+            return probs
+        sims, idx = self._top(embeddings, k)
+        weights = np.exp((sims - sims.max(axis=1, keepdims=True)) / temperature)
+        for row in range(len(embeddings)):
+            np.add.at(probs[row], self.labels[idx[row]], weights[row])
+        return probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
 
 
 def is_out_of_scope(

@@ -78,6 +78,15 @@ class TorchBackend:
         )
 
 
+def mix_neighbour_vote(raw: RawScores, bundle: ModelBundle, weight: float | None = None) -> np.ndarray:
+    """Intent probabilities: the head's, blended with the nearest training examples' vote."""
+    weight = bundle.thresholds.knn_weight if weight is None else weight
+    if weight <= 0:
+        return raw.intent_probs
+    vote = bundle.neighbours.vote(raw.embeddings, raw.intent_probs.shape[1])
+    return (1 - weight) * raw.intent_probs + weight * vote
+
+
 class Predictor:
     """Texts in, `NluResult`s out, through any backend with a `score(texts)` method."""
 
@@ -98,7 +107,7 @@ class Predictor:
 
     def decide(self, texts: Sequence[str], raw: RawScores) -> list[NluResult]:
         labels = self.bundle.intent_labels
-        probs = raw.intent_probs
+        probs = mix_neighbour_vote(raw, self.bundle)
         in_scope_probs = np.where(self._in_scope, probs, -1.0)
         best = in_scope_probs.argmax(axis=1)
         confidence = in_scope_probs[np.arange(len(best)), best]

@@ -1,0 +1,293 @@
+"""Reading FAQ entries from YAML, CSV, Markdown and JSONL files, with located errors.
+
+Every entry has an `id`, a `question`, an `answer`, and optionally `alternates` (other
+phrasings) and `tags`. A knowledge base is a file or a folder of such files; validation
+collects *every* problem (file and line) before anything is indexed, so an admin fixes
+the source in one pass and a broken file never half-replaces a working knowledge base.
+
+Markdown format:
+
+    ## How long does delivery take?
+    id: shipping-times
+    alternates: when will my order arrive | how long is shipping
+    tags: shipping
+
+    Standard shipping takes 3-5 business days ...
+
+(the `id:`, `alternates:` and `tags:` lines are optional; without `id` one is derived
+from the question).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv", ".md": "markdown", ".markdown": "markdown",
+            ".jsonl": "jsonl", ".json": "jsonl"}
+KNOWN_KEYS = {"id", "question", "answer", "alternates", "tags"}
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    id: str
+    question: str
+    answer: str
+    alternates: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    source: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
+
+    def content_hash(self) -> str:
+        payload = json.dumps([self.id, self.question, self.answer, self.alternates, self.tags])
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "question": self.question, "answer": self.answer,
+                "alternates": list(self.alternates), "tags": list(self.tags)}
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    source: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {"file": self.source, "line": self.line, "message": self.message}
+
+
+class KnowledgeBaseError(ValueError):
+    """The knowledge base has problems; `problems` lists all of them."""
+
+    def __init__(self, problems: Iterable[SourceProblem]):
+        self.problems = list(problems)
+        body = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the knowledge base:\n{body}")
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "entry"
+
+
+# ---------------------------------------------------------------- raw records
+@dataclass
+class _Raw:
+    data: dict
+    source: str
+    line: int
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe YAML loader that remembers the line each mapping starts on."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(text: str, source: str, problems: list[SourceProblem]) -> list[_Raw]:
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problems.append(SourceProblem(source, (mark.line + 1) if mark else 1, f"invalid YAML: {exc}"))
+        return []
+    if isinstance(doc, dict) and isinstance(doc.get("entries"), list):
+        doc = doc["entries"]
+    if doc is None:
+        return []
+    if not isinstance(doc, list):
+        problems.append(SourceProblem(source, 1, "expected a list of entries (or a mapping with 'entries:')"))
+        return []
+    out = []
+    for item in doc:
+        if not isinstance(item, dict):
+            problems.append(SourceProblem(source, 1, f"entry is not a mapping: {str(item)[:60]!r}"))
+            continue
+        line = int(item.pop("__line__", 1))
+        out.append(_Raw(item, source, line))
+    return out
+
+
+def _split_list(value: str, separator: str) -> list[str]:
+    return [part.strip() for part in value.split(separator) if part.strip()]
+
+
+def _read_csv(text: str, source: str, problems: list[SourceProblem]) -> list[_Raw]:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    missing = [c for c in ("question", "answer") if c not in fields]
+    if missing:
+        problems.append(SourceProblem(source, 1, f"missing column(s) {', '.join(missing)}; header is {fields}"))
+        return []
+    reader.fieldnames = fields
+    out = []
+    try:
+        for row in reader:
+            data = {k: (v or "").strip() for k, v in row.items() if k}
+            if not any(data.values()):
+                continue
+            for key in ("alternates", "tags"):
+                if key in data:
+                    data[key] = _split_list(data[key], "|")
+            out.append(_Raw(data, source, reader.line_num))
+    except csv.Error as exc:
+        problems.append(SourceProblem(source, reader.line_num, f"malformed CSV: {exc}"))
+    return out
+
+
+def _read_jsonl(text: str, source: str, problems: list[SourceProblem]) -> list[_Raw]:
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(SourceProblem(source, number, f"invalid JSON: {exc.msg}"))
+            continue
+        if not isinstance(data, dict):
+            problems.append(SourceProblem(source, number, "line is not a JSON object"))
+            continue
+        out.append(_Raw(data, source, number))
+    return out
+
+
+_META = re.compile(r"^(id|alternates|tags)\s*:\s*(.*)$", re.I)
+
+
+def _read_markdown(text: str, source: str, problems: list[SourceProblem]) -> list[_Raw]:
+    out: list[_Raw] = []
+    current: _Raw | None = None
+    body: list[str] = []
+
+    def finish() -> None:
+        if current is not None:
+            current.data["answer"] = "\n".join(body).strip()
+            out.append(current)
+
+    in_meta = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("## "):
+            finish()
+            current, body, in_meta = _Raw({"question": line[3:].strip()}, source, number), [], True
+            continue
+        if current is None:
+            continue  # preamble (a title, an introduction) before the first question
+        match = _META.match(line.strip()) if in_meta else None
+        if match:
+            key, value = match.group(1).lower(), match.group(2).strip()
+            current.data[key] = value if key == "id" else _split_list(value, "|" if key == "alternates" else ",")
+            continue
+        if line.strip() or body:
+            in_meta = False
+            body.append(line)
+    finish()
+    return out
+
+
+_READERS = {"yaml": _read_yaml, "csv": _read_csv, "jsonl": _read_jsonl, "markdown": _read_markdown}
+
+
+# ---------------------------------------------------------------- validation
+def _as_text_list(value, key: str, raw: _Raw, problems: list[SourceProblem]) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+        problems.append(SourceProblem(raw.source, raw.line, f"'{key}' must be a list of strings"))
+        return ()
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _to_entry(raw: _Raw, problems: list[SourceProblem]) -> FaqEntry | None:
+    data = raw.data
+    before = len(problems)
+    question = data.get("question")
+    answer = data.get("answer")
+    if not isinstance(question, str) or not question.strip():
+        problems.append(SourceProblem(raw.source, raw.line, "empty or missing question"))
+    if not isinstance(answer, str) or not answer.strip():
+        problems.append(SourceProblem(raw.source, raw.line, "missing answer"))
+    raw_id = data.get("id")
+    if raw_id is not None and not isinstance(raw_id, str | int):
+        problems.append(SourceProblem(raw.source, raw.line, "'id' must be a string"))
+    alternates = _as_text_list(data.get("alternates"), "alternates", raw, problems)
+    tags = _as_text_list(data.get("tags"), "tags", raw, problems)
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        problems.append(SourceProblem(raw.source, raw.line, f"unknown field(s): {', '.join(unknown)}"))
+    if len(problems) > before:
+        return None
+    entry_id = str(raw_id).strip() if raw_id not in (None, "") else slugify(question)
+    return FaqEntry(entry_id, question.strip(), answer.strip(), alternates, tags, raw.source, raw.line)
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The knowledge-base files at `path` (a file, or every supported file under a folder)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                      and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    raise KnowledgeBaseError([SourceProblem(str(path), 0, "no such file or folder")])
+
+
+def load_entries(path: str | Path) -> list[FaqEntry]:
+    """Read and validate a knowledge base; raise `KnowledgeBaseError` with every problem."""
+    problems: list[SourceProblem] = []
+    entries: list[FaqEntry] = []
+    files = source_files(path)
+    if not files:
+        raise KnowledgeBaseError([SourceProblem(str(path), 0, f"no {', '.join(sorted(SUFFIXES))} files found")])
+    for file in files:
+        source = str(file)
+        kind = SUFFIXES.get(file.suffix.lower())
+        if kind is None:
+            problems.append(SourceProblem(source, 0, f"unsupported file type {file.suffix!r}"))
+            continue
+        try:
+            text = file.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = file.read_bytes()[: exc.start].count(b"\n") + 1
+            problems.append(SourceProblem(source, line, "file is not valid UTF-8"))
+            continue
+        except OSError as exc:
+            problems.append(SourceProblem(source, 0, f"cannot read: {exc.strerror or exc}"))
+            continue
+        for raw in _READERS[kind](text, source, problems):
+            entry = _to_entry(raw, problems)
+            if entry is not None:
+                entries.append(entry)
+    seen: dict[str, FaqEntry] = {}
+    for entry in entries:
+        first = seen.get(entry.id)
+        if first is not None:
+            problems.append(SourceProblem(entry.source, entry.line,
+                                          f"duplicate id {entry.id!r} (first at {first.source}:{first.line})"))
+        else:
+            seen[entry.id] = entry
+    if not entries and not problems:
+        problems.append(SourceProblem(str(path), 0, "the knowledge base has no entries"))
+    if problems:
+        raise KnowledgeBaseError(problems)
+    return entries
