@@ -1,9 +1,8 @@
-"""The FastAPI application: wires the NLU engine (and, later, the bot and channels) to HTTP."""
+"""The FastAPI application: wires the NLU engine, the knowledge base and (later) the bot to HTTP."""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -12,7 +11,8 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, model_validator
 
-from adapters import metrics
+from adapters import admin, metrics
+from adapters.components import Components
 from adapters.settings import Settings, load_settings
 
 log = logging.getLogger("frontdesk")
@@ -37,29 +37,21 @@ class PredictResponse(BaseModel):
     results: list[dict]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
     settings = settings or load_settings()
+    components = components or Components(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from nlu.engine import load_engine
-
-        model_dir = settings.model_dir or os.environ.get("FRONTDESK_MODEL_DIR")
-        if model_dir is None:
-            raise RuntimeError("FRONTDESK_MODEL_DIR is not set; start with `frontdesk run` or `frontdesk serve`")
-        app.state.engine = load_engine(
-            model_dir, settings.device, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
-            on_batch=metrics.observe_batch,
-        )
-        metrics.READY.labels("model").set(1)
+        components.start()
         try:
             yield
         finally:
-            app.state.engine.close()
-            metrics.READY.labels("model").set(0)
+            components.close()
 
     app = FastAPI(title="Frontdesk", version="0.1.0", lifespan=lifespan)
-    app.state.engine = None
+    app.state.components = components
+    app.include_router(admin.router)
 
     @app.middleware("http")
     async def timing(request: Request, call_next):
@@ -73,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/predict", response_model=PredictResponse)
     async def predict(body: PredictRequest) -> PredictResponse:
-        engine = app.state.engine
+        engine = components.engine
         if engine is None:
             raise HTTPException(503, "model is not loaded yet")
         texts = [body.text] if body.text is not None else body.texts or []
@@ -88,11 +80,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz(response: Response) -> dict:
-        missing = [] if app.state.engine is not None else ["model"]
+        missing = components.missing()
         if missing:
             response.status_code = 503
-            return {"ready": False, "missing": missing}
-        return {"ready": True, "missing": []}
+        return {"ready": not missing, "missing": missing,
+                "errors": {k: v for k, v in components.errors.items() if k in missing}}
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

@@ -15,8 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli_faq import faq_app
+
 app = typer.Typer(help="Frontdesk: a self-hosted customer-service chatbot.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+app.add_typer(faq_app, name="faq")
 console = Console()
 err = Console(stderr=True)
 
@@ -221,7 +224,7 @@ def run(
     from adapters.runtime import serve_forever
     from adapters.settings import load_settings
 
-    serve_forever(load_settings(), host=host, port=port, workers=1, console=err)
+    serve_forever(load_settings(), host=host, port=port, workers=1, console=err, demo_defaults=True)
 
 
 @app.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 REQUEST_LATENCY = Histogram(
     "frontdesk_http_request_seconds", "HTTP request latency", ["route", "method", "status"],
@@ -22,3 +22,5 @@ READY = Gauge("frontdesk_ready", "1 when the model, index and Redis are ready", 
 def observe_batch(size: int, seconds: float) -> None:
     NLU_BATCH_SIZE.observe(size)
     NLU_BATCH_SECONDS.observe(seconds)
+FAQ_VERSION = Info("frontdesk_faq_index", "Knowledge-base version served by this process")
+FAQ_LOOKUPS = Counter("frontdesk_faq_lookups_total", "FAQ lookups by outcome", ["outcome"])

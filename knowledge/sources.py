@@ -237,8 +237,15 @@ def _to_entry(raw: _Raw, problems: list[SourceProblem]) -> FaqEntry | None:
         problems.append(SourceProblem(raw.source, raw.line, f"unknown field(s): {', '.join(unknown)}"))
     if len(problems) > before:
         return None
-    entry_id = str(raw_id).strip() if raw_id not in (None, "") else slugify(question)
-    return FaqEntry(entry_id, question.strip(), answer.strip(), alternates, tags, raw.source, raw.line)
+    return FaqEntry(_raw_id(raw) or slugify(question), question.strip(), answer.strip(), alternates, tags,
+                    raw.source, raw.line)
+
+
+def _raw_id(raw: _Raw) -> str | None:
+    raw_id, question = raw.data.get("id"), raw.data.get("question")
+    if isinstance(raw_id, str | int) and str(raw_id).strip():
+        return str(raw_id).strip()
+    return slugify(question) if isinstance(question, str) and question.strip() else None
 
 
 def source_files(path: str | Path) -> list[Path]:
@@ -256,6 +263,7 @@ def load_entries(path: str | Path) -> list[FaqEntry]:
     """Read and validate a knowledge base; raise `KnowledgeBaseError` with every problem."""
     problems: list[SourceProblem] = []
     entries: list[FaqEntry] = []
+    seen: dict[str, _Raw] = {}
     files = source_files(path)
     if not files:
         raise KnowledgeBaseError([SourceProblem(str(path), 0, f"no {', '.join(sorted(SUFFIXES))} files found")])
@@ -278,14 +286,14 @@ def load_entries(path: str | Path) -> list[FaqEntry]:
             entry = _to_entry(raw, problems)
             if entry is not None:
                 entries.append(entry)
-    seen: dict[str, FaqEntry] = {}
-    for entry in entries:
-        first = seen.get(entry.id)
-        if first is not None:
-            problems.append(SourceProblem(entry.source, entry.line,
-                                          f"duplicate id {entry.id!r} (first at {first.source}:{first.line})"))
-        else:
-            seen[entry.id] = entry
+            # Duplicates are checked on every record, valid or not, so all problems show at once.
+            entry_id = _raw_id(raw)
+            first = seen.get(entry_id) if entry_id else None
+            if first is not None:
+                problems.append(SourceProblem(raw.source, raw.line,
+                                              f"duplicate id {entry_id!r} (first at {first.source}:{first.line})"))
+            elif entry_id:
+                seen[entry_id] = raw
     if not entries and not problems:
         problems.append(SourceProblem(str(path), 0, "the knowledge base has no entries"))
     if problems:

@@ -365,20 +365,24 @@ def train_model(
 def evaluate_dev(
     model: JointClassifier, tokenizer, intents: TaskData, sentiments: TaskData, device: torch.device
 ) -> dict:
-    """Dev accuracy for intents, macro-F1 for sentiment, and their mean as the model-selection score."""
+    """Dev accuracy for intents, macro-F1 for sentiment, and the model-selection score.
+
+    The selection score weights each task by its dev size, so a small sentiment dev set
+    cannot make early stopping jumpy on a large intent task (and vice versa).
+    """
     scores: dict = {}
-    parts = []
+    weighted, total = 0.0, 0
     if intents.dev_ids:
         logits, _, _ = encode_all(model, tokenizer, intents.dev_ids, device)
         acc = float(np.mean(logits.argmax(1) == np.asarray(intents.dev_y)))
         scores["intent_accuracy"] = acc
-        parts.append(acc)
+        weighted, total = weighted + acc * len(intents.dev_ids), total + len(intents.dev_ids)
     if sentiments.dev_ids:
         _, logits, _ = encode_all(model, tokenizer, sentiments.dev_ids, device)
         f1 = _macro_f1(np.asarray(sentiments.dev_y), logits.argmax(1), len(sentiments.labels))
         scores["sentiment_macro_f1"] = f1
-        parts.append(f1)
-    scores["dev_score"] = float(np.mean(parts)) if parts else 0.0
+        weighted, total = weighted + f1 * len(sentiments.dev_ids), total + len(sentiments.dev_ids)
+    scores["dev_score"] = weighted / total if total else 0.0
     model.train()
     return scores
 

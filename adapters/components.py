@@ -1,0 +1,112 @@
+"""The long-lived parts a server process holds: NLU engine, knowledge base, Redis, sync.
+
+They load in a background thread so the process answers `/healthz` at once and
+`/readyz` says exactly what is still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from adapters import metrics
+from adapters.settings import Settings
+
+log = logging.getLogger("frontdesk")
+
+DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo"
+
+
+def redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    engine: object | None = None
+    kb: object | None = None
+    redis: redis.Redis | None = None
+    sync: object | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    loaded: threading.Event = field(default_factory=threading.Event)
+
+    def missing(self) -> list[str]:
+        missing = []
+        if self.engine is None:
+            missing.append("model")
+        if self.kb is None or not self.kb.ready:
+            missing.append("index")
+        if not self.redis_ok():
+            missing.append("redis")
+        return missing
+
+    def redis_ok(self) -> bool:
+        if self.redis is None:
+            return False
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        threading.Thread(target=self._load, name="startup", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            self._load_redis()
+            self._load_model()
+            self._load_kb()
+        finally:
+            self.loaded.set()
+
+    def _load_redis(self) -> None:
+        if self.redis is None and self.settings.redis_url:
+            self.redis = redis_client(self.settings.redis_url)
+
+    def _load_model(self) -> None:
+        from nlu.artifacts import ModelLoadError
+        from nlu.engine import load_engine
+
+        if self.engine is not None:
+            return
+        if self.settings.model_dir is None:
+            self.errors["model"] = "FRONTDESK_MODEL_DIR is not set"
+            return
+        try:
+            self.engine = load_engine(self.settings.model_dir, self.settings.device,
+                                      max_batch=self.settings.max_batch, max_wait_ms=self.settings.max_wait_ms,
+                                      on_batch=metrics.observe_batch)
+            metrics.READY.labels("model").set(1)
+        except (ModelLoadError, ValueError) as exc:
+            self.errors["model"] = str(exc)
+            log.error("model failed to load: %s", exc)
+
+    def _load_kb(self) -> None:
+        from knowledge.service import KnowledgeBase
+        from knowledge.sync import ReloadSync
+
+        if self.kb is None:
+            source = self.settings.kb or DEMO_KB
+            self.kb = KnowledgeBase(source, cache_dir=self.settings.home / "kb-cache")
+            self.kb.listeners.append(lambda index: metrics.FAQ_VERSION.info({"version": index.version.short}))
+            result = self.kb.reload()
+            if not result.ok:
+                self.errors["index"] = f"{len(result.errors)} problem(s) in {source}: " + "; ".join(
+                    str(e) for e in result.errors[:5])
+                log.error("knowledge base failed to load: %s", self.errors["index"])
+                return
+        metrics.READY.labels("index").set(1)
+        if self.redis is not None and self.sync is None:
+            self.sync = ReloadSync(self.kb, self.redis, self.settings.redis_prefix)
+            self.sync.start()
+
+    def close(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
+        if self.engine is not None:
+            self.engine.close()

@@ -1,0 +1,237 @@
+"""The FAQ index: dense (FAISS) + lexical (BM25) retrieval over every phrasing of every entry.
+
+Each entry contributes several texts (question, alternates, answer); a query's score for
+an entry is its best text match in the dense space, plus a small weighted BM25 term. The
+dense space is the base sentence embedding passed through a linear map *learned from the
+alternates* (within-entry covariance normalisation): the admin's paraphrases tell us which
+directions of the embedding space vary within one question and which tell questions apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from knowledge.sources import FaqEntry
+
+# Above this many vectors exact search gets slow (see docs/BENCHMARKS.md): use IVF instead.
+EXACT_LIMIT = 100_000
+TEXT_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.85}
+
+
+@dataclass
+class IndexVersion:
+    content_hash: str
+    entries: int
+    built_at: float
+    index_type: str
+
+    @property
+    def short(self) -> str:
+        return self.content_hash[:12]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "version": self.short,
+                "built_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.built_at))}
+
+
+@dataclass
+class AnswerThresholds:
+    """answer when the top score >= answer; offer suggestions when >= suggest; else no answer."""
+
+    answer: float = 0.72
+    suggest: float = 0.5
+    method: str = "default"
+
+
+@dataclass
+class Hit:
+    entry: FaqEntry
+    score: float
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+
+@dataclass
+class Decision:
+    kind: str  # "answer", "suggest" or "none"
+    hits: list[Hit] = field(default_factory=list)
+    version: str = ""
+
+    @property
+    def best(self) -> Hit | None:
+        return self.hits[0] if self.hits else None
+
+
+def content_hash(entries: list[FaqEntry]) -> str:
+    digest = hashlib.sha256()
+    for entry in sorted(entries, key=lambda e: e.id):
+        digest.update(entry.content_hash().encode())
+    return digest.hexdigest()
+
+
+def entry_texts(entries: list[FaqEntry]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts, entry index per text, weight per text)."""
+    texts, owners, weights = [], [], []
+    for i, entry in enumerate(entries):
+        for kind, text in [("question", entry.question), *(("alternate", a) for a in entry.alternates),
+                           ("answer", entry.answer)]:
+            texts.append(text)
+            owners.append(i)
+            weights.append(TEXT_WEIGHTS[kind])
+    return texts, np.asarray(owners, dtype=np.int64), np.asarray(weights, dtype=np.float32)
+
+
+def learn_adapter(vectors: np.ndarray, groups: np.ndarray, strength: float) -> np.ndarray | None:
+    """Within-group covariance normalisation: W = (S_w + a I)^(-1/2), with a = trace(S_w)/d / strength.
+
+    Returns None when there are too few paraphrase groups to estimate anything.
+    """
+    centred = []
+    for g in np.unique(groups):
+        members = vectors[groups == g]
+        if len(members) >= 2:
+            centred.append(members - members.mean(axis=0))
+    if len(centred) < 3:
+        return None
+    stacked = np.concatenate(centred)
+    scatter = stacked.T @ stacked / len(stacked)
+    dim = scatter.shape[0]
+    ridge = np.trace(scatter) / dim / max(strength, 1e-6)
+    eigvals, eigvecs = np.linalg.eigh(scatter + ridge * np.eye(dim))
+    transform = eigvecs @ np.diag(eigvals ** -0.5) @ eigvecs.T
+    return (transform / np.linalg.norm(transform, ord=2)).astype(np.float32)
+
+
+def apply_adapter(vectors: np.ndarray, adapter: np.ndarray | None) -> np.ndarray:
+    if adapter is None:
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+    mapped = vectors @ adapter
+    return np.ascontiguousarray(mapped / np.clip(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-12, None),
+                                dtype=np.float32)
+
+
+def build_faiss(vectors: np.ndarray):
+    """Exact inner product for small sets; IVF (inverted lists) above EXACT_LIMIT vectors."""
+    import faiss
+
+    n, dim = vectors.shape
+    if n <= EXACT_LIMIT:
+        index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        return index, "flat-ip"
+    nlist = int(4 * np.sqrt(n))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = vectors[rng.choice(n, size=min(n, nlist * 40), replace=False)]
+    index.train(sample)
+    index.add(vectors)
+    index.nprobe = 24
+    return index, f"ivf{nlist}-flat (nprobe 24)"
+
+
+@dataclass
+class RetrievalConfig:
+    adapter_strength: float | None = 4.0  # None: plain base embeddings
+    bm25_weight: float = 0.15
+    candidates: int = 64  # dense text hits examined per query before grouping by entry
+
+
+class FaqIndex:
+    """An immutable, searchable snapshot of one knowledge-base version."""
+
+    def __init__(self, entries: list[FaqEntry], base_vectors: np.ndarray, config: RetrievalConfig,
+                 thresholds: AnswerThresholds | None = None, built_at: float | None = None):
+        self.entries = entries
+        self.config = config
+        _texts, self.owners, self.weights = entry_texts(entries)
+        groups = np.where(np.asarray([w == TEXT_WEIGHTS["answer"] for w in self.weights]), -1, self.owners)
+        self.adapter = (learn_adapter(base_vectors[groups >= 0], groups[groups >= 0], config.adapter_strength)
+                        if config.adapter_strength else None)
+        self.vectors = apply_adapter(base_vectors, self.adapter)
+        self.faiss, index_type = build_faiss(self.vectors)
+        self.bm25 = _build_bm25(entries) if config.bm25_weight > 0 else None
+        self.thresholds = thresholds or AnswerThresholds()
+        self.version = IndexVersion(content_hash(entries), len(entries), built_at or time.time(), index_type)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def search_vectors(self, query_vectors: np.ndarray, queries: list[str], top_k: int = 5,
+                       exclude_rows: list[set[int]] | None = None) -> list[list[Hit]]:
+        """Best entries for each query, given its base embedding."""
+        mapped = apply_adapter(query_vectors, self.adapter)
+        n_candidates = min(len(self.owners), max(self.config.candidates, top_k * 8))
+        sims, rows = self.faiss.search(mapped, n_candidates)
+        lexical = self._bm25_scores(queries) if self.bm25 is not None else None
+        results = []
+        for q in range(len(queries)):
+            best: dict[int, float] = {}
+            skip = exclude_rows[q] if exclude_rows else ()
+            for sim, row in zip(sims[q], rows[q], strict=True):
+                if row < 0 or row in skip:
+                    continue
+                entry = int(self.owners[row])
+                score = float(sim) * float(self.weights[row])
+                if score > best.get(entry, -np.inf):
+                    best[entry] = score
+            if lexical is not None:
+                for entry in list(best):
+                    best[entry] += self.config.bm25_weight * lexical[q][entry]
+            ranked = sorted(best.items(), key=lambda kv: -kv[1])[:top_k]
+            results.append([Hit(self.entries[e], round(float(s), 5)) for e, s in ranked])
+        return results
+
+    def _bm25_scores(self, queries: list[str]) -> list[np.ndarray]:
+        import bm25s
+
+        tokens = bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False)
+        out = []
+        for words in tokens:
+            scores = self.bm25.get_scores(words) if words else np.zeros(len(self.entries))
+            top = float(np.max(scores)) if len(scores) else 0.0
+            out.append(np.asarray(scores) / top if top > 0 else np.zeros(len(self.entries)))
+        return out
+
+    def decide(self, hits: list[Hit]) -> Decision:
+        top = hits[0].score if hits else -1.0
+        if top >= self.thresholds.answer:
+            return Decision("answer", hits, self.version.short)
+        if top >= self.thresholds.suggest:
+            return Decision("suggest", [h for h in hits if h.score >= self.thresholds.suggest][:3],
+                            self.version.short)
+        return Decision("none", [], self.version.short)
+
+    def save(self, folder: Path, base_vectors: np.ndarray) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "entries.jsonl").write_text(
+            "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in self.entries), encoding="utf-8")
+        np.save(folder / "base_vectors.npy", base_vectors)
+        (folder / "index.json").write_text(json.dumps({
+            "version": self.version.to_dict(), "config": asdict(self.config),
+            "thresholds": asdict(self.thresholds)}, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> FaqIndex:
+        meta = json.loads((folder / "index.json").read_text())
+        entries = [FaqEntry(**{**d, "alternates": tuple(d["alternates"]), "tags": tuple(d["tags"])})
+                   for d in map(json.loads, (folder / "entries.jsonl").read_text(encoding="utf-8").splitlines())]
+        return cls(entries, np.load(folder / "base_vectors.npy"), RetrievalConfig(**meta["config"]),
+                   AnswerThresholds(**meta["thresholds"]), meta["version"]["built_at"])
+
+
+def _build_bm25(entries: list[FaqEntry]):
+    import bm25s
+
+    corpus = [" ".join([e.question, *e.alternates, e.answer]) for e in entries]
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+    return retriever

@@ -1,0 +1,122 @@
+"""The serving knowledge base: search, answer, reload without dropping a question, restore.
+
+A reload reads and validates the source, builds the new index *beside* the serving one
+(re-embedding only what changed), and swaps one reference. Every search reads that
+reference once, so a query sees the old version or the new one, never a mix, and never
+waits for a build. A source with errors changes nothing and returns every problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from knowledge.builder import build_index
+from knowledge.embedder import Embedder, EmbeddingCache
+from knowledge.index import Decision, FaqIndex, Hit, RetrievalConfig
+from knowledge.sources import KnowledgeBaseError, SourceProblem, load_entries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReloadResult:
+    ok: bool
+    version: dict | None = None
+    changed: bool = False
+    errors: list[SourceProblem] = field(default_factory=list)
+    seconds: float = 0.0
+    embedded_texts: int = 0  # texts that were not in the cache
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "version": self.version, "changed": self.changed,
+                "errors": [e.to_dict() for e in self.errors], "seconds": round(self.seconds, 3),
+                "embedded_texts": self.embedded_texts}
+
+
+class KnowledgeBase:
+    def __init__(self, source: str | Path, *, embedder: Embedder | None = None, cache_dir: str | Path | None = None,
+                 config: RetrievalConfig | None = None):
+        self.source = Path(source)
+        self.embedder = embedder or Embedder()
+        self.cache = EmbeddingCache(self.embedder, cache_dir)
+        self.config = config or RetrievalConfig()
+        self._current: FaqIndex | None = None
+        self._previous: FaqIndex | None = None
+        self._reload_lock = threading.Lock()  # one build at a time; searches never take it
+        self.listeners: list = []  # called with the new index after every swap
+
+    @property
+    def index(self) -> FaqIndex:
+        current = self._current
+        if current is None:
+            raise RuntimeError("the knowledge base is not loaded yet")
+        return current
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    def reload(self) -> ReloadResult:
+        """Build from the source and swap it in; on any source error keep serving the old index."""
+        started = time.perf_counter()
+        with self._reload_lock:
+            try:
+                entries = load_entries(self.source)
+            except KnowledgeBaseError as exc:
+                log.warning("knowledge base reload rejected: %d problem(s)", len(exc.problems))
+                current = self._current
+                return ReloadResult(False, current.version.to_dict() if current else None,
+                                    errors=exc.problems, seconds=time.perf_counter() - started)
+            before = self.embedder.calls
+            index, _ = build_index(entries, self.cache, self.config)
+            current = self._current
+            changed = current is None or current.version.content_hash != index.version.content_hash
+            if changed:
+                self._previous, self._current = current, index
+                self._notify(index)
+                self.cache.save(keep={self.cache.key(t) for t in _all_texts(index)} |
+                                ({self.cache.key(t) for t in _all_texts(current)} if current else set()))
+            return ReloadResult(True, self.index.version.to_dict(), changed=changed,
+                                seconds=time.perf_counter() - started, embedded_texts=self.embedder.calls - before)
+
+    def restore_previous(self) -> dict:
+        """Swap back to the version served before the last reload."""
+        with self._reload_lock:
+            if self._previous is None:
+                raise LookupError("there is no previous knowledge-base version to restore")
+            self._current, self._previous = self._previous, self._current
+            self._notify(self._current)
+            return self._current.version.to_dict()
+
+    def _notify(self, index: FaqIndex) -> None:
+        for listener in self.listeners:
+            try:
+                listener(index)
+            except Exception:  # a failing observer must not undo a good reload
+                log.exception("knowledge-base listener failed")
+
+    def search(self, queries: list[str], top_k: int = 5) -> list[list[Hit]]:
+        index = self.index  # one snapshot for the whole call
+        return index.search_vectors(self.embedder.encode(queries), queries, top_k=top_k)
+
+    def answer(self, query: str) -> Decision:
+        index = self.index
+        hits = index.search_vectors(self.embedder.encode([query]), [query], top_k=5)[0]
+        return index.decide(hits)
+
+    def status(self) -> dict:
+        current, previous = self._current, self._previous
+        return {
+            "source": str(self.source),
+            "version": current.version.to_dict() if current else None,
+            "previous": previous.version.to_dict() if previous else None,
+            "thresholds": vars(current.thresholds) if current else None,
+        }
+
+
+def _all_texts(index: FaqIndex) -> list[str]:
+    return [t for e in index.entries for t in (e.question, *e.alternates, e.answer)]

@@ -1,0 +1,127 @@
+"""Keeping every server process on the same knowledge-base version through Redis.
+
+The process that handles a reload (or restore) request records the *desired* state in
+Redis with a sequence number and publishes an event. Every process listens; on an event,
+or on its periodic heartbeat if it missed one (pub/sub is fire-and-forget), it compares
+the desired sequence with the last one it applied and catches up. Each process also
+reports the version it serves, so an admin can see the whole fleet switch.
+
+Keys (all under the configured prefix):
+    {prefix}:kb:desired   JSON {"seq", "action", "hash"}
+    {prefix}:kb:seq       counter behind "seq"
+    {prefix}:kb:workers   hash: worker id -> JSON {"version", "hash", "pid", "host", "at"}
+    {prefix}:kb:events    pub/sub channel
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+import redis
+
+from knowledge.service import KnowledgeBase
+
+log = logging.getLogger(__name__)
+STALE_AFTER = 30.0  # seconds without a heartbeat before a worker is no longer listed
+
+
+class ReloadSync:
+    def __init__(self, kb: KnowledgeBase, client: redis.Redis, prefix: str = "frontdesk",
+                 worker_id: str | None = None, heartbeat: float = 2.0):
+        self.kb = kb
+        self.redis = client
+        self.heartbeat = heartbeat
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.desired_key = f"{prefix}:kb:desired"
+        self.seq_key = f"{prefix}:kb:seq"
+        self.workers_key = f"{prefix}:kb:workers"
+        self.channel = f"{prefix}:kb:events"
+        self.applied_seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ the requesting side
+    def announce(self, action: str) -> None:
+        """Tell every process to converge on this process's current version."""
+        desired = {"action": action, "hash": self.kb.index.version.content_hash}
+        seq = int(self.redis.incr(self.seq_key))
+        desired["seq"] = seq
+        self.redis.set(self.desired_key, json.dumps(desired))
+        self.applied_seq = max(self.applied_seq, seq)
+        self.redis.publish(self.channel, json.dumps(desired))
+        self.report()
+
+    # ------------------------------------------------------------ every process
+    def report(self) -> None:
+        version = self.kb.index.version
+        self.redis.hset(self.workers_key, self.worker_id, json.dumps({
+            "version": version.short, "hash": version.content_hash, "entries": version.entries,
+            "pid": os.getpid(), "host": socket.gethostname(), "at": time.time()}))
+
+    def workers(self) -> dict[str, dict]:
+        now = time.time()
+        out = {}
+        for worker, raw in self.redis.hgetall(self.workers_key).items():
+            info = json.loads(raw)
+            if now - info.get("at", 0) <= STALE_AFTER:
+                out[worker.decode() if isinstance(worker, bytes) else worker] = info
+        return out
+
+    def catch_up(self) -> None:
+        raw = self.redis.get(self.desired_key)
+        if not raw:
+            return
+        desired = json.loads(raw)
+        if desired["seq"] <= self.applied_seq:
+            return
+        current = self.kb.index.version.content_hash
+        if desired["hash"] != current:
+            status = self.kb.status()
+            if desired["action"] == "restore" and (status["previous"] or {}).get("content_hash") == desired["hash"]:
+                self.kb.restore_previous()
+            else:
+                result = self.kb.reload()
+                if not result.ok:
+                    log.warning("reload requested by another worker failed here: %d problem(s)", len(result.errors))
+        self.applied_seq = desired["seq"]
+        self.report()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kb-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(redis.RedisError):
+            self.redis.hdel(self.workers_key, self.worker_id)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pubsub = None
+            try:
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                self.catch_up()
+                self.report()
+                next_beat = time.monotonic() + self.heartbeat
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=min(0.5, self.heartbeat))
+                    if message is not None or time.monotonic() >= next_beat:
+                        self.catch_up()
+                        self.report()
+                        next_beat = time.monotonic() + self.heartbeat
+            except redis.RedisError as exc:
+                log.warning("knowledge-base sync lost Redis (%s); retrying", type(exc).__name__)
+                self._stop.wait(1.0)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(redis.RedisError):
+                        pubsub.close()

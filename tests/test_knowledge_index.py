@@ -1,0 +1,122 @@
+"""Retrieval, the calibrated answer rule, the embedding cache and reload without dropped questions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import yaml
+
+from knowledge.service import KnowledgeBase
+
+DEMO = Path(__file__).resolve().parent.parent / "knowledge" / "demo"
+
+
+def faq_yaml(path: Path, entries: list[dict]) -> Path:
+    path.write_text(yaml.safe_dump(entries, sort_keys=False), encoding="utf-8")
+    return path
+
+
+BASE = [
+    {"id": "shipping", "question": "How much does shipping cost?", "answer": "Shipping is $5.95, free over $50.",
+     "alternates": ["what are the delivery fees", "is shipping free", "how much is postage"]},
+    {"id": "returns", "question": "How do I return an item?", "answer": "Start a return within 30 days.",
+     "alternates": ["can i send something back", "what is your return policy", "return a product"]},
+    {"id": "password", "question": "How do I reset my password?", "answer": "Use the forgot password link.",
+     "alternates": ["i forgot my password", "cannot log in to my account", "change my login password"]},
+]
+
+
+def test_demo_faq_answers_paraphrases_and_declines_unrelated(embedder, tmp_path):
+    kb = KnowledgeBase(DEMO, embedder=embedder, cache_dir=tmp_path / "cache")
+    assert kb.reload().ok
+    thresholds = kb.index.thresholds
+    assert thresholds.method.startswith("leave-one-out")
+    assert thresholds.suggest <= thresholds.answer
+    decision = kb.answer("how much do you charge for delivery to canada")
+    assert decision.kind in ("answer", "suggest")
+    assert decision.best.id in {"international-shipping", "shipping-costs"}
+    assert kb.answer("i forgot my password and can't sign in").best.id in {"reset-password", "account-locked"}
+    assert kb.answer("who won the world cup in 1998").kind == "none"
+
+
+def test_cache_re_embeds_only_changed_entries(embedder, tmp_path):
+    source = faq_yaml(tmp_path / "faq.yaml", BASE)
+    kb = KnowledgeBase(source, embedder=embedder, cache_dir=tmp_path / "cache")
+    first = kb.reload()
+    assert first.ok and first.embedded_texts == 15  # 3 entries x (question + 3 alternates + answer)
+    changed = [dict(e) for e in BASE]
+    changed[1]["answer"] = "Start a return within 45 days."
+    faq_yaml(source, changed)
+    second = kb.reload()
+    assert second.ok and second.changed and second.embedded_texts == 1
+    # A new process with the same cache folder embeds nothing at all.
+    fresh = KnowledgeBase(source, embedder=embedder, cache_dir=tmp_path / "cache")
+    assert fresh.reload().embedded_texts == 0
+    assert fresh.index.version.content_hash == kb.index.version.content_hash
+
+
+def test_broken_source_keeps_the_old_index_and_lists_every_error(embedder, tmp_path):
+    source = faq_yaml(tmp_path / "faq.yaml", BASE)
+    kb = KnowledgeBase(source, embedder=embedder)
+    assert kb.reload().ok
+    before = kb.index.version.content_hash
+    source.write_text(yaml.safe_dump([*BASE, {"id": "shipping", "question": "", "answer": ""}]), encoding="utf-8")
+    result = kb.reload()
+    assert not result.ok and not result.changed
+    assert {e.message.split(" (")[0] for e in result.errors} == {
+        "empty or missing question", "missing answer", "duplicate id 'shipping'"}
+    assert all(e.source == str(source) and e.line > 1 for e in result.errors)
+    assert kb.index.version.content_hash == before
+    assert kb.answer("is delivery free").best.id == "shipping"
+
+
+def test_queries_during_reload_see_old_or_new_never_an_error(embedder, tmp_path):
+    old = [dict(e) for e in BASE]
+    new = [dict(e) for e in BASE]
+    new[0] = {**new[0], "id": "shipping-v2", "answer": "Shipping is now free on everything."}
+    source = faq_yaml(tmp_path / "faq.yaml", old)
+    kb = KnowledgeBase(source, embedder=embedder)
+    kb.reload()
+    old_version = kb.index.version.short
+    expected = {old_version: "shipping"}
+    stop = threading.Event()
+    seen: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                d = kb.answer("how much is shipping")
+                seen.append((d.version, d.best.id))
+            except BaseException as exc:  # any error at all fails the test
+                errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(4):
+        faq_yaml(source, new if i % 2 == 0 else old)
+        result = kb.reload()
+        assert result.ok
+        expected[kb.index.version.short] = "shipping-v2" if i % 2 == 0 else "shipping"
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(seen) > 10
+    assert {version for version, _ in seen} <= set(expected)
+    for version, entry_id in seen:  # never an old version's answer reported under the new version
+        assert expected[version] == entry_id
+
+
+def test_restore_previous_version(embedder, tmp_path):
+    source = faq_yaml(tmp_path / "faq.yaml", BASE)
+    kb = KnowledgeBase(source, embedder=embedder)
+    kb.reload()
+    first = kb.index.version.content_hash
+    faq_yaml(source, BASE[:2])
+    kb.reload()
+    assert kb.index.version.entries == 2
+    restored = kb.restore_previous()
+    assert restored["content_hash"] == first and kb.index.version.entries == 3
