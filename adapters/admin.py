@@ -11,14 +11,21 @@ from fastapi.responses import JSONResponse
 from adapters.components import Components
 
 
-def require_admin(request: Request) -> None:
-    """401 before anything else is looked up; the token is compared in constant time."""
+def is_admin(request: Request) -> bool:
+    """True when the request carries the admin token (compared in constant time)."""
     components: Components = request.app.state.components
     expected = components.settings.admin_token
-    header = request.headers.get("authorization", "")
-    scheme, _, supplied = header.partition(" ")
-    if (expected is None or scheme.lower() != "bearer"
-            or not hmac.compare_digest(supplied.strip().encode(), expected.get_secret_value().encode())):
+    scheme, _, supplied = request.headers.get("authorization", "").partition(" ")
+    return (expected is not None and scheme.lower() == "bearer"
+            and hmac.compare_digest(supplied.strip().encode(), expected.get_secret_value().encode()))
+
+
+def unauthorized() -> JSONResponse:
+    return JSONResponse({"detail": "admin token required"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_admin(request: Request) -> None:
+    if not is_admin(request):
         raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
 
 

@@ -54,9 +54,14 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(admin.router)
 
     @app.middleware("http")
-    async def timing(request: Request, call_next):
+    async def timing_and_admin_gate(request: Request, call_next):
         started = time.perf_counter()
-        response = await call_next(request)
+        # Any /admin path, known or not, is refused without the token before routing looks it up.
+        is_admin_path = request.url.path == "/admin" or request.url.path.startswith("/admin/")
+        if is_admin_path and not admin.is_admin(request):
+            response = admin.unauthorized()
+        else:
+            response = await call_next(request)
         route = request.scope.get("route")
         metrics.REQUEST_LATENCY.labels(
             getattr(route, "path", "unmatched"), request.method, str(response.status_code)
