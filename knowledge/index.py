@@ -140,8 +140,9 @@ def build_faiss(vectors: np.ndarray):
 
 @dataclass
 class RetrievalConfig:
-    adapter_strength: float | None = 4.0  # None: plain base embeddings
-    bm25_weight: float = 0.15
+    centroid_weight: float = 0.5  # share of similarity to the mean of an entry's phrasings
+    adapter_strength: float | None = None  # within-entry covariance normalisation; None: off
+    bm25_weight: float = 0.0  # BM25 did not help on our benchmarks (docs/BENCHMARKS.md); opt-in
     candidates: int = 64  # dense text hits examined per query before grouping by entry
 
 
@@ -157,6 +158,9 @@ class FaqIndex:
         self.adapter = (learn_adapter(base_vectors[groups >= 0], groups[groups >= 0], config.adapter_strength)
                         if config.adapter_strength else None)
         self.vectors = apply_adapter(base_vectors, self.adapter)
+        self.sums = np.zeros((len(entries), self.vectors.shape[1]), dtype=np.float32)
+        np.add.at(self.sums, self.owners, self.vectors)
+        self.centroids = _normalise(self.sums)
         self.faiss, index_type = build_faiss(self.vectors)
         self.bm25 = _build_bm25(entries) if config.bm25_weight > 0 else None
         self.thresholds = thresholds or AnswerThresholds()
@@ -183,12 +187,31 @@ class FaqIndex:
                 score = float(sim) * float(self.weights[row])
                 if score > best.get(entry, -np.inf):
                     best[entry] = score
+            if self.config.centroid_weight > 0 and best:
+                # Blend in the similarity to each candidate entry's mean phrasing: several
+                # paraphrases agreeing is stronger evidence than one happening to match.
+                candidates = np.fromiter(best, dtype=np.int64)
+                centroids = self.centroids[candidates] if not skip else self._centroids_without(candidates, skip)
+                centroid_sims = centroids @ mapped[q]
+                w = self.config.centroid_weight
+                for entry, c in zip(candidates, centroid_sims, strict=True):
+                    best[int(entry)] = (1 - w) * best[int(entry)] + w * float(c)
             if lexical is not None:
                 for entry in list(best):
                     best[entry] += self.config.bm25_weight * lexical[q][entry]
             ranked = sorted(best.items(), key=lambda kv: -kv[1])[:top_k]
             results.append([Hit(self.entries[e], round(float(s), 5)) for e, s in ranked])
         return results
+
+    def _centroids_without(self, entries: np.ndarray, skip) -> np.ndarray:
+        """Centroids of `entries` leaving out the rows in `skip` (leave-one-out calibration)."""
+        sums = self.sums[entries].copy()
+        position = {int(e): i for i, e in enumerate(entries)}
+        for row in skip:
+            i = position.get(int(self.owners[row]))
+            if i is not None:
+                sums[i] -= self.vectors[row]
+        return _normalise(sums)
 
     def _bm25_scores(self, queries: list[str]) -> list[np.ndarray]:
         import bm25s
@@ -210,13 +233,13 @@ class FaqIndex:
                             self.version.short)
         return Decision("none", [], self.version.short)
 
-    def save(self, folder: Path, base_vectors: np.ndarray) -> None:
+    def save(self, folder: Path, base_vectors: np.ndarray, encoder: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "entries.jsonl").write_text(
             "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in self.entries), encoding="utf-8")
         np.save(folder / "base_vectors.npy", base_vectors)
         (folder / "index.json").write_text(json.dumps({
-            "version": self.version.to_dict(), "config": asdict(self.config),
+            "version": self.version.to_dict(), "config": asdict(self.config), "encoder": encoder,
             "thresholds": asdict(self.thresholds)}, indent=2))
 
     @classmethod
@@ -226,6 +249,10 @@ class FaqIndex:
                    for d in map(json.loads, (folder / "entries.jsonl").read_text(encoding="utf-8").splitlines())]
         return cls(entries, np.load(folder / "base_vectors.npy"), RetrievalConfig(**meta["config"]),
                    AnswerThresholds(**meta["thresholds"]), meta["version"]["built_at"])
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.clip(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12, None)
 
 
 def _build_bm25(entries: list[FaqEntry]):

@@ -89,7 +89,7 @@ class _Raw:
     line: int
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # C parser when available
     """A safe YAML loader that remembers the line each mapping starts on."""
 
 

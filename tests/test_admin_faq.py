@@ -63,7 +63,8 @@ def test_one_reload_switches_both_processes(two_servers):
     assert rejected.status_code == 422
     messages = {e["message"].split(" (")[0] for e in rejected.json()["errors"]}
     assert messages == {"empty or missing question", "missing answer", "duplicate id 'shipping'"}
-    located = {(e["file"].rsplit("/", 1)[-1], e["line"], e["message"].split(" (")[0]) for e in rejected.json()["errors"]}
+    located = {(e["file"].rsplit("/", 1)[-1], e["line"], e["message"].split(" (")[0])
+               for e in rejected.json()["errors"]}
     # broken.yaml sorts first, so the entry in faq.yaml is the duplicate.
     assert ("broken.yaml", 1, "missing answer") in located and ("faq.yaml", 1, "duplicate id 'shipping'") in located
     assert admin(second, "GET", "/admin/faq").json()["version"]["version"] == old

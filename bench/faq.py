@@ -1,0 +1,233 @@
+"""FAQ retrieval benchmark: BANKING77-as-FAQ, StackFAQ, search latency by size, reload time.
+
+    python bench/faq.py                         # everything
+    python bench/faq.py --parts banking,stackfaq
+
+Writes the `faq` section of docs/BENCHMARKS.md; per-part results persist in
+docs/benchmarks/faq.json so partial re-runs keep the rest of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from bench.report import DATA, ROOT, run_stamp, table, write_section
+from knowledge.builder import build_index
+from knowledge.embedder import Embedder, EmbeddingCache
+from knowledge.index import RetrievalConfig, build_faiss
+from knowledge.sources import FaqEntry
+from knowledge.tuning import tune_encoder
+from nlu.data import read_labelled_csv
+
+RESULTS = ROOT / "docs" / "benchmarks" / "faq.json"
+SEED = 7
+PARTS = ("banking", "stackfaq", "latency", "reload")
+VARIANTS = {
+    "BM25 alone": None,
+    "base model dense alone (best phrasing)": RetrievalConfig(centroid_weight=0.0, bm25_weight=0.0),
+    "+ covariance adapter learned from alternates": RetrievalConfig(centroid_weight=0.0, adapter_strength=4.0,
+                                                                    bm25_weight=0.0),
+    "+ paraphrase centroids": RetrievalConfig(bm25_weight=0.0),
+    "+ BM25 (weight 0.1)": RetrievalConfig(bm25_weight=0.1),
+}
+TUNED = "**encoder tuned on the alternates (`faq tune`) + centroids**"
+
+
+def rank_metrics(ranked: list[list[str]], relevant: list[set[str]]) -> dict:
+    p1, rr = [], []
+    for hits, good in zip(ranked, relevant, strict=True):
+        p1.append(float(bool(hits) and hits[0] in good))
+        rank = next((i + 1 for i, h in enumerate(hits[:10]) if h in good), None)
+        rr.append(1.0 / rank if rank else 0.0)
+    return {"p_at_1": float(np.mean(p1)), "mrr_at_10": float(np.mean(rr)), "queries": len(ranked)}
+
+
+def bm25_only(entries: list[FaqEntry], queries: list[str]) -> list[list[str]]:
+    import bm25s
+
+    corpus = [" ".join([e.question, *e.alternates, e.answer]) for e in entries]
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+    docs, _ = retriever.retrieve(bm25s.tokenize(queries, stopwords="en", show_progress=False),
+                                 k=min(10, len(entries)), show_progress=False)
+    return [[entries[i].id for i in row] for row in docs]
+
+
+def evaluate(entries: list[FaqEntry], queries: list[str], relevant: list[set[str]], cache: EmbeddingCache,
+             tune: bool = False) -> dict:
+    out = {}
+    if tune:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            path = tune_encoder(entries, cache.embedder.model_path, tmp)
+            seconds = time.perf_counter() - started
+            tuned = EmbeddingCache(Embedder(str(path)))
+            index, _ = build_index(entries, tuned, RetrievalConfig())
+            hits = index.search_vectors(tuned.embedder.encode(queries), queries, top_k=10)
+            out[TUNED] = {**rank_metrics([[h.id for h in row] for row in hits], relevant), "tune_s": seconds}
+            print(TUNED, out[TUNED], flush=True)
+    query_vectors = cache.embedder.encode(queries)
+    for name, config in VARIANTS.items():
+        if config is None:
+            ranked = bm25_only(entries, queries)
+        else:
+            index, _ = build_index(entries, cache, config)
+            ranked = [[h.id for h in hits] for hits in index.search_vectors(query_vectors, queries, top_k=10)]
+        out[name] = rank_metrics(ranked, relevant)
+        print(name, out[name], flush=True)
+    return out
+
+
+def run_banking(cache: EmbeddingCache) -> dict:
+    """One entry per intent: its name as the question, a one-line answer, three utterances as alternates."""
+    rows = read_labelled_csv(DATA / "banking77" / "train.csv", "intent", min_per_label=1)
+    rng = random.Random(SEED)
+    by_intent: dict[str, list[str]] = {}
+    for row in rows:
+        by_intent.setdefault(row.label, []).append(row.text)
+    entries, queries, relevant = [], [], []
+    for intent, texts in sorted(by_intent.items()):
+        rng.shuffle(texts)
+        name = intent.replace("_", " ")
+        entries.append(FaqEntry(intent, name, f"Here is how we help with {name}.", tuple(texts[:3])))
+        held_out = texts[3:]
+        for text in held_out[: max(1, len(held_out) // 10)]:  # a 10 % query split per intent
+            queries.append(text)
+            relevant.append({intent})
+    return evaluate(entries, queries, relevant, cache, tune=True)
+
+
+def run_stackfaq(cache: EmbeddingCache) -> dict:
+    entries, queries, relevant = [], [], []
+    for line in (DATA / "stackfaq" / "dev.jsonl").read_text(encoding="utf-8").splitlines():
+        thread = json.loads(line)
+        ids = set()
+        for i, answer in enumerate(thread["answers"]):
+            entry_id = f"{thread['id']}-{i}"
+            ids.add(entry_id)
+            entries.append(FaqEntry(entry_id, thread["question"], answer))
+        for rephrasing in thread["rephrasings"]:
+            queries.append(rephrasing)
+            relevant.append(ids)
+    return evaluate(entries, queries, relevant, cache)
+
+
+def run_latency() -> dict:
+    """p50/p99 of one-query searches over synthetic normalised vectors, with the index type chosen."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # one query at a time: threads only add overhead
+    rng = np.random.default_rng(SEED)
+    dim, out = 384, {}
+    for n in (1_000, 100_000, 1_000_000):
+        vectors = rng.standard_normal((n, dim), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        started = time.perf_counter()
+        index, kind = build_faiss(vectors)
+        build = time.perf_counter() - started
+        queries = vectors[rng.choice(n, 500)] + 0.05 * rng.standard_normal((500, dim), dtype=np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            index.search(q[None, :], 64)
+            times.append((time.perf_counter() - t) * 1000)
+        _, found = index.search(queries[:200], 1)
+        exact = (queries[:200] @ vectors.T).argmax(axis=1)
+        out[str(n)] = {"index": kind, "p50_ms": float(np.percentile(times, 50)),
+                       "p99_ms": float(np.percentile(times, 99)), "build_s": build,
+                       "recall_at_1": float(np.mean(found[:, 0] == exact))}
+        print(n, out[str(n)], flush=True)
+        del index, vectors
+    return out
+
+
+def run_reload(embedder: Embedder) -> dict:
+    """A 10k-entry knowledge base, built once, then reloaded with one entry changed."""
+    from knowledge.service import KnowledgeBase
+
+    rng = random.Random(SEED)
+    words = ["order", "refund", "shipping", "card", "account", "password", "return", "delivery", "payment",
+             "invoice", "gift", "voucher", "size", "colour", "stock", "warranty", "lamp", "sofa", "kitchen"]
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "kb.jsonl"
+
+        def write(change: str) -> None:
+            with source.open("w") as f:
+                for i in range(10_000):
+                    topic = " ".join(rng.sample(words, 3))
+                    entry = {"id": f"e{i}", "question": f"question {i} about {topic}",
+                             "answer": f"answer {i} {change if i == 1234 else ''}",
+                             "alternates": [f"alt {i} {topic}", f"other {i} {topic}"]}
+                    f.write(json.dumps(entry) + "\n")
+
+        rng.seed(1)
+        write("")
+        kb = KnowledgeBase(source, embedder=embedder, cache_dir=Path(tmp) / "cache")
+        started = time.perf_counter()
+        first = kb.reload()
+        initial = time.perf_counter() - started
+        rng.seed(1)
+        write("now changed")
+        second = kb.reload()
+        return {"entries": 10_000, "initial_build_s": initial, "reload_s": second.seconds,
+                "texts_embedded_on_reload": second.embedded_texts, "index": kb.index.version.index_type,
+                "ok": first.ok and second.ok and second.changed}
+
+
+def render(results: dict) -> str:
+    lines = ["## FAQ retrieval (`bench/faq.py`)", "", run_stamp(), ""]
+    for key, title in (("banking", "BANKING77 as an FAQ (77 entries; target P@1 ≥ 0.85)"),
+                       ("stackfaq", "StackFAQ dev (target P@1 ≥ 0.95)")):
+        if key in results:
+            rows = [[name, m["p_at_1"], m["mrr_at_10"], m["queries"]] for name, m in results[key].items()]
+            lines += [f"### {title}", "", table(["retriever", "P@1", "MRR@10", "queries"], rows)]
+    if "banking" in results:
+        lines.append("Entries: intent name as the question, a one-line answer, three training utterances as "
+                     "alternates; queries: a 10 % split of each intent's other utterances.\n")
+    if "latency" in results:
+        rows = [[n, m["index"], m["p50_ms"], m["p99_ms"], m["recall_at_1"], m["build_s"]]
+                for n, m in results["latency"].items()]
+        lines += ["### Search latency, one query at a time, synthetic 384-d vectors (target p99 ≤ 5 ms at 1M)", "",
+                  table(["vectors", "index chosen", "p50 ms", "p99 ms", "recall@1 vs exact", "build s"], rows)]
+    if "reload" in results:
+        r = results["reload"]
+        lines += ["### Reload of a 10k-entry base with one entry changed (target ≤ 3 s)", "",
+                  table(["entries", "initial build s", "reload s", "texts re-embedded", "index"],
+                        [[r["entries"], r["initial_build_s"], r["reload_s"], r["texts_embedded_on_reload"],
+                          r["index"]]])]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default=",".join(PARTS))
+    args = parser.parse_args()
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    embedder = Embedder()
+    cache = EmbeddingCache(embedder)
+    runners = {"banking": lambda: run_banking(cache), "stackfaq": lambda: run_stackfaq(cache),
+               "latency": run_latency, "reload": lambda: run_reload(embedder)}
+    for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
+        print(f"== {part}", flush=True)
+        results[part] = runners[part]()
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_section("faq", render(results))
+
+
+if __name__ == "__main__":
+    main()
