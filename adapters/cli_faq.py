@@ -22,6 +22,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def build(
     kb: Annotated[Path, typer.Option("--kb", help="A file or folder of YAML, CSV, Markdown or JSONL entries.")],
     out: Annotated[Path, typer.Option("--out", help="Index directory to write.")],
+    encoder: Annotated[Path | None, typer.Option("--encoder", help="Sentence encoder (e.g. from `faq tune`).",
+                                                 envvar="FRONTDESK_FAQ_ENCODER")] = None,
 ) -> None:
     """Validate the entries and build a searchable index (re-embeds only what changed)."""
     from knowledge.builder import build_index
@@ -32,15 +34,37 @@ def build(
         entries = load_entries(kb)
     except KnowledgeBaseError as exc:
         raise _fail(str(exc)) from None
-    embedder = Embedder()
+    embedder = Embedder(str(encoder) if encoder else None)
     cache = EmbeddingCache(embedder, out / "cache")  # a rebuild into the same --out re-embeds only changes
     index, base_vectors = build_index(entries, cache)
-    index.save(out, base_vectors)
+    index.save(out, base_vectors, encoder=embedder.model_path)
     cache.save()
     version = index.version.to_dict()
     typer.echo(f"index {version['version']} with {len(entries)} entries written to {out} "
                f"({index.version.index_type}; answer >= {index.thresholds.answer}, "
                f"suggest >= {index.thresholds.suggest}; {embedder.calls} texts embedded)")
+
+
+@faq_app.command("tune")
+def tune(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base whose alternates to learn from.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the tuned sentence encoder.")],
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 2,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Fine-tune the retrieval encoder on the FAQ's own paraphrases; serve it with FRONTDESK_FAQ_ENCODER."""
+    from knowledge.embedder import default_model_path
+    from knowledge.sources import KnowledgeBaseError, load_entries
+    from knowledge.tuning import paraphrase_groups, tune_encoder
+
+    try:
+        entries = load_entries(kb)
+    except KnowledgeBaseError as exc:
+        raise _fail(str(exc)) from None
+    if len(paraphrase_groups(entries)) < 2:
+        raise _fail("tuning needs at least two entries with alternates")
+    path = tune_encoder(entries, default_model_path(), out, epochs=epochs, seed=seed)
+    typer.echo(f"tuned encoder written to {path}; use it with FRONTDESK_FAQ_ENCODER={path}")
 
 
 @faq_app.command("search")
@@ -57,7 +81,7 @@ def search(
     if not (index / "index.json").is_file():
         raise _fail(f"{index} is not an index directory (build one with `frontdesk faq build`)")
     faq = FaqIndex.load(index)
-    embedder = Embedder()
+    embedder = Embedder(json.loads((index / "index.json").read_text()).get("encoder"))
     results = faq.search_vectors(embedder.encode(queries), list(queries), top_k=top_k)
     for query, hits in zip(queries, results, strict=True):
         if as_json:

@@ -87,12 +87,14 @@ class Components:
             log.error("model failed to load: %s", exc)
 
     def _load_kb(self) -> None:
+        from knowledge.embedder import Embedder
         from knowledge.service import KnowledgeBase
         from knowledge.sync import ReloadSync
 
         if self.kb is None:
             source = self.settings.kb or DEMO_KB
-            self.kb = KnowledgeBase(source, cache_dir=self.settings.home / "kb-cache")
+            encoder = str(self.settings.faq_encoder) if self.settings.faq_encoder else None
+            self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache")
             self.kb.listeners.append(lambda index: metrics.FAQ_VERSION.info({"version": index.version.short}))
             result = self.kb.reload()
             if not result.ok:

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".frontdesk"), validation_alias="FRONTDESK_HOME")
     model_dir: Path | None = Field(default=None, validation_alias="FRONTDESK_MODEL_DIR")
     kb: Path | None = Field(default=None, validation_alias="FRONTDESK_KB")
+    faq_encoder: Path | None = Field(default=None, validation_alias="FRONTDESK_FAQ_ENCODER")
     admin_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_ADMIN_TOKEN")
     device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")

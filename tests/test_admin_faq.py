@@ -96,3 +96,13 @@ def test_one_reload_switches_both_processes(two_servers):
     while time.monotonic() < deadline and admin(first, "GET", "/admin/faq").json()["version"]["version"] != old:
         time.sleep(0.2)
     assert admin(first, "GET", "/admin/faq").json()["version"]["version"] == old
+    # `frontdesk faq reload` goes through the same route with the token from the environment.
+    from typer.testing import CliRunner
+
+    from adapters.cli import app
+
+    cli = CliRunner().invoke(app, ["faq", "reload", "--url", first], env={"FRONTDESK_ADMIN_TOKEN": TOKEN})
+    assert cli.exit_code == 0, cli.output
+    assert f"now serving version {new}" in cli.output
+    denied = CliRunner().invoke(app, ["faq", "reload", "--url", first], env={"FRONTDESK_ADMIN_TOKEN": "nope"})
+    assert denied.exit_code == 2 and "401" in denied.output
