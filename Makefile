@@ -30,6 +30,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/nlu.py
+	$(BIN)/python bench/faq.py
 
 clean:
 	rm -rf $(VENV) .frontdesk .pytest_cache
