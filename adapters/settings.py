@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_URL")
     telegram_webhook_secret: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
     telegram_admin_users: str = Field(default="", validation_alias="TELEGRAM_ADMIN_USERS")
+
+    @field_validator("model_dir", "kb", "faq_encoder", "admin_token", "redis_url", "slack_bot_token",
+                     "slack_signing_secret", "slack_app_token", "slack_support_channel", "telegram_bot_token",
+                     "telegram_webhook_url", "telegram_webhook_secret", mode="before")
+    @classmethod
+    def empty_is_unset(cls, value):
+        """`VAR=` (as compose passes an unset variable) means unset, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def demo_model_dir(self) -> Path:
