@@ -21,7 +21,6 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from torch import nn
 from transformers import AutoTokenizer
 
 from nlu.augment import augment_texts
-from nlu.data import OOS_LABEL, Example, stratified_split
+from nlu.data import Example, stratified_split
 from nlu.model import JointClassifier
 from nlu.progress import TrainingProgress
 
@@ -385,13 +384,3 @@ def evaluate_dev(
     scores["dev_score"] = weighted / total if total else 0.0
     model.train()
     return scores
-
-
-def has_oos(examples: Sequence[Example]) -> bool:
-    return any(e.label == OOS_LABEL for e in examples)
-
-
-def output_dir(path: str | Path) -> Path:
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    return out

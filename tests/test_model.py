@@ -118,3 +118,17 @@ def test_empty_and_odd_texts_get_results(tiny_model):
     for r in results:
         assert np.isfinite(r.confidence)
         assert abs(sum(r.sentiment_scores.values()) - 1) < 1e-3
+
+
+def test_training_is_deterministic_with_a_seed(tiny_data, tmp_path):
+    from nlu.data import read_labelled_csv
+    from nlu.fit import fit
+    from nlu.train import TrainConfig
+
+    intents = read_labelled_csv(tiny_data[0], "intent")
+    sentiments = read_labelled_csv(tiny_data[1], "sentiment")
+    config = TrainConfig(epochs=1, batch_size=8, max_steps=3, dev_fraction=0.2, device="cpu", seed=11,
+                         augment=True)
+    outputs = [fit(intents, sentiments, tmp_path / f"run{i}", config).out_dir for i in range(2)]
+    first, second = (load_predictor(o, "cpu").predict(PROBES) for o in outputs)
+    assert [r.to_dict() for r in first] == [r.to_dict() for r in second]
