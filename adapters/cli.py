@@ -247,3 +247,7 @@ def serve(
 
 def main() -> None:  # pragma: no cover - console-script entry
     app()
+
+
+if __name__ == "__main__":  # `python -m adapters.cli`
+    main()
