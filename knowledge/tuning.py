@@ -58,7 +58,7 @@ def tune_encoder(entries: list[FaqEntry], base_path: str, out_dir: str | Path, *
     groups = paraphrase_groups(entries)
 
     def embed(texts: list[str]) -> torch.Tensor:
-        features = model.tokenize(texts)
+        features = (model.preprocess if hasattr(model, "preprocess") else model.tokenize)(texts)
         features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
         return torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
 
