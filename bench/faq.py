@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from bench.report import DATA, ROOT, run_stamp, table, write_section
+from bench.report import DATA, ROOT, part_stamp, run_stamp, runs_summary, table, write_section
 from knowledge.builder import build_index
 from knowledge.embedder import Embedder, EmbeddingCache
 from knowledge.index import RetrievalConfig, build_faiss
@@ -189,18 +189,19 @@ def run_reload(embedder: Embedder) -> dict:
 
 
 def render(results: dict) -> str:
-    lines = ["## FAQ retrieval (`bench/faq.py`)", "", run_stamp(), ""]
+    lines = ["## FAQ retrieval (`bench/faq.py`)", "", run_stamp(), runs_summary(results)]
     for key, title in (("banking", "BANKING77 as an FAQ (77 entries; target P@1 ≥ 0.85)"),
                        ("stackfaq", "StackFAQ dev (target P@1 ≥ 0.95)")):
         if key in results:
-            rows = [[name, m["p_at_1"], m["mrr_at_10"], m["queries"]] for name, m in results[key].items()]
+            rows = [[name, m["p_at_1"], m["mrr_at_10"], m["queries"]] for name, m in results[key].items()
+                    if not name.startswith("_")]
             lines += [f"### {title}", "", table(["retriever", "P@1", "MRR@10", "queries"], rows)]
     if "banking" in results:
         lines.append("Entries: intent name as the question, a one-line answer, three training utterances as "
                      "alternates; queries: a 10 % split of each intent's other utterances.\n")
     if "latency" in results:
         rows = [[n, m["index"], m["p50_ms"], m["p99_ms"], m["recall_at_1"], m["build_s"]]
-                for n, m in results["latency"].items()]
+                for n, m in results["latency"].items() if not n.startswith("_")]
         lines += ["### Search latency, one query at a time, synthetic 384-d vectors (target p99 ≤ 5 ms at 1M)", "",
                   table(["vectors", "index chosen", "p50 ms", "p99 ms", "recall@1 vs exact", "build s"], rows)]
     if "reload" in results:
@@ -223,10 +224,11 @@ def main() -> None:
                "latency": run_latency, "reload": lambda: run_reload(embedder)}
     for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
         print(f"== {part}", flush=True)
-        results[part] = runners[part]()
+        results[part] = {**runners[part](), "_run": part_stamp()}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         write_section("faq", render(results))
+    write_section("faq", render(results))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from bench.report import DATA, ROOT, run_stamp, table, write_section
+from bench.report import DATA, ROOT, part_stamp, run_stamp, runs_summary, table, write_section
 from nlu.augment import noisy_variant
 from nlu.data import DataError, Example, demo_intents_path, normalize_text, read_labelled_csv, stratified_split
 from nlu.evaluate import score
@@ -214,7 +214,7 @@ def run_speed() -> dict:
 # ---------------------------------------------------------------- report
 def render(results: dict, config: TrainConfig) -> str:
     b = results.get("baselines", {})
-    lines = ["## NLU (`bench/nlu.py`)", "", run_stamp(), ""]
+    lines = ["## NLU (`bench/nlu.py`)", "", run_stamp(), runs_summary(results)]
     lines.append(f"Fine-tuning recipe: base all-MiniLM-L6-v2, {config.head} head, lr {config.lr:g} "
                  f"(heads {config.head_lr:g}), batch {config.batch_size}, up to {config.epochs} epochs with early "
                  f"stopping on a 10 % dev split of the training data, label smoothing {config.label_smoothing}, "
@@ -260,7 +260,8 @@ def render(results: dict, config: TrainConfig) -> str:
             lines.append("Trained jointly with the demo store's intents, as the product runs.\n")
     if "augment" in results:
         r = results["augment"]
-        rows = [[k.replace("_", " "), v["clean_accuracy"], v["noisy_accuracy"]] for k, v in r.items()]
+        rows = [[k.replace("_", " "), v["clean_accuracy"], v["noisy_accuracy"]] for k, v in r.items()
+                if not k.startswith("_")]
         lines += ["### Chat-noise augmentation (BANKING77, 15 examples per intent)", "",
                   table(["training", "clean test accuracy", "typo-noised test accuracy"], rows)]
     if "speed" in results:
@@ -292,11 +293,12 @@ def main() -> None:
         if part not in runners:
             raise SystemExit(f"unknown part {part!r}; choose from {PARTS}")
         print(f"== {part}", flush=True)
-        results[part] = runners[part]()
+        results[part] = {**runners[part](), "_run": part_stamp()}
         print(json.dumps(results[part], default=float), flush=True)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=float) + "\n")
         write_section("nlu", render(results, config))
+    write_section("nlu", render(results, config))
     print(f"wrote {RESULTS.relative_to(ROOT)} and docs/BENCHMARKS.md")
 
 

@@ -39,8 +39,26 @@ def command() -> str:
     return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
 
 
+def part_stamp() -> dict:
+    """Stored with each part's results, so a report assembled from several runs names each one."""
+    return {"command": command(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def runs_summary(results: dict) -> str:
+    """'Command ... (parts: a, b)' lines for every distinct run behind the results."""
+    runs: dict[tuple[str, str], list[str]] = {}
+    for part, value in results.items():
+        stamp = value.get("_run") if isinstance(value, dict) else None
+        if stamp:
+            runs.setdefault((stamp["command"], stamp["date"]), []).append(part)
+    lines = [f"- `{cmd}` at {date}: {', '.join(parts)}" for (cmd, date), parts in sorted(runs.items(),
+                                                                                           key=lambda kv: kv[0][1])]
+    return ("Runs behind these numbers (same machine, same splits and seeds):\n" + "\n".join(lines) + "\n"
+            if lines else "")
+
+
 def run_stamp() -> str:
-    return (f"Command: `{command()}`  \nDate: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  \n"
+    return (f"Written by: `{command()}`  \nDate: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  \n"
             f"Machine: {machine()}\n")
 
 
