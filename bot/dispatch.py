@@ -1,0 +1,119 @@
+"""Handling each conversation's messages one at a time, in arrival order, exactly once, across processes.
+
+Every incoming message is appended to its conversation's inbox in Redis. Whichever
+process holds the conversation's lease drains the inbox in order, storing each message's
+replies under the message's uid; the process that received a message waits for that
+uid's result and returns it to its caller. So two messages of one conversation arriving
+at two workers at once are still handled one after the other, in the order they arrived.
+
+A message moves from the inbox to a one-item `processing` list while it is handled; if
+its worker dies, the lease runs out and the next lease holder handles it again before
+anything newer. A platform message id seen before (a Slack retry, a Telegram redelivery)
+is not handled again: the caller gets the first delivery's replies, marked duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from bot.keys import Keys
+from bot.messages import InboundMessage, Reply
+
+Handler = Callable[[InboundMessage], list[Reply]]
+log = logging.getLogger(__name__)
+APOLOGY = "Sorry, something went wrong on our side. Please try again in a moment."
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
+class HandlingTimeout(TimeoutError):
+    """The message is queued but was not handled in time (it will still be handled once)."""
+
+
+@dataclass
+class Handled:
+    replies: list[Reply]
+    duplicate: bool = False
+    uid: str = ""
+
+
+class Dispatcher:
+    def __init__(self, client: redis.Redis, keys: Keys, handler: Handler, *, lease_ms: int = 30_000,
+                 result_ttl: int = 600, dedup_ttl: int = 86_400, wait_timeout: float = 30.0):
+        self.redis = client
+        self.keys = keys
+        self.handler = handler
+        self.lease_ms = lease_ms
+        self.result_ttl = result_ttl
+        self.dedup_ttl = dedup_ttl
+        self.wait_timeout = wait_timeout
+        self._release = client.register_script(_RELEASE)
+
+    def handle(self, message: InboundMessage) -> Handled:
+        uid = uuid.uuid4().hex
+        if message.message_id:
+            seen_key = self.keys.seen(message.channel, message.message_id)
+            if not self.redis.set(seen_key, uid, nx=True, ex=self.dedup_ttl):
+                first = self.redis.get(seen_key)
+                first_uid = first.decode() if isinstance(first, bytes) else str(first)
+                return Handled(self._wait(first_uid, message), duplicate=True, uid=first_uid)
+        conversation = message.conversation_key
+        self.redis.rpush(self.keys.conv(conversation, "inbox"), json.dumps({"uid": uid, "message": message.to_dict()}))
+        return Handled(self._wait(uid, message), uid=uid)
+
+    def _wait(self, uid: str, message: InboundMessage) -> list[Reply]:
+        deadline = time.monotonic() + self.wait_timeout
+        conversation = message.conversation_key
+        while True:
+            self._drain(conversation)
+            stored = self.redis.get(self.keys.result(uid))
+            if stored is not None:
+                return [Reply.from_dict(r) for r in json.loads(stored)]
+            if time.monotonic() > deadline:
+                raise HandlingTimeout(f"message {uid} in {conversation} not handled within {self.wait_timeout} s")
+            # Wake as soon as the lease holder finishes our message; re-check the lease otherwise.
+            self.redis.blpop([self.keys.done(uid)], timeout=0.25)
+
+    def _drain(self, conversation: str) -> None:
+        lock = self.keys.conv(conversation, "lock")
+        token = uuid.uuid4().hex
+        if not self.redis.set(lock, token, nx=True, px=self.lease_ms):
+            return
+        try:
+            inbox = self.keys.conv(conversation, "inbox")
+            processing = self.keys.conv(conversation, "processing")
+            while True:
+                # A message left in `processing` by a dead worker comes first.
+                raw = self.redis.lindex(processing, 0) or self.redis.lmove(inbox, processing, "LEFT", "RIGHT")
+                if raw is None:
+                    return
+                item = json.loads(raw)
+                if self.redis.get(self.keys.result(item["uid"])) is None:
+                    try:
+                        replies = self.handler(InboundMessage.from_dict(item["message"]))
+                    except redis.RedisError:
+                        raise  # the message stays in `processing` and is handled again
+                    except Exception:  # a bug must not wedge the conversation behind one message
+                        log.exception("handler failed for a message in %s", conversation)
+                        replies = [Reply(APOLOGY, sender="system")]
+                    pipe = self.redis.pipeline()
+                    pipe.set(self.keys.result(item["uid"]), json.dumps([r.to_dict() for r in replies]),
+                             ex=self.result_ttl)
+                    pipe.rpush(self.keys.done(item["uid"]), 1)
+                    pipe.expire(self.keys.done(item["uid"]), self.result_ttl)
+                    pipe.lpop(processing)
+                    pipe.pexpire(lock, self.lease_ms)
+                    pipe.execute()
+                else:
+                    self.redis.lpop(processing)
+        finally:
+            self._release(keys=[lock], args=[token])

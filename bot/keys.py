@@ -1,0 +1,36 @@
+"""Every Redis key the bot uses, in one place, under one configurable prefix.
+
+    {p}:conv:{key}:meta        hash: status, agent, channel, user, created/updated times, fallbacks
+    {p}:conv:{key}:history     list of JSON events (capped)
+    {p}:conv:{key}:sentiment   list of recent negative-sentiment probabilities (capped)
+    {p}:conv:{key}:inbox       list: messages waiting to be handled, in arrival order
+    {p}:conv:{key}:processing  list: the message being handled (recovered if its worker dies)
+    {p}:conv:{key}:lock        the per-conversation lease (SET NX PX)
+    {p}:seen:{channel}:{id}    platform message id -> our message uid (redelivery de-duplication)
+    {p}:result:{uid}           JSON replies of a handled message
+    {p}:done:{uid}             wake-up list for whoever waits on that message
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "frontdesk"
+
+    def conv(self, conversation: str, part: str) -> str:
+        return f"{self.prefix}:conv:{conversation}:{part}"
+
+    def seen(self, channel: str, message_id: str) -> str:
+        return f"{self.prefix}:seen:{channel}:{message_id}"
+
+    def result(self, uid: str) -> str:
+        return f"{self.prefix}:result:{uid}"
+
+    def done(self, uid: str) -> str:
+        return f"{self.prefix}:done:{uid}"
+
+    def conversation_parts(self, conversation: str) -> list[str]:
+        return [self.conv(conversation, p) for p in ("meta", "history", "sentiment")]
