@@ -90,3 +90,34 @@ def embedder():
     from knowledge.embedder import Embedder
 
     return Embedder()
+
+
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory) -> Path:
+    """The demo store's model, briefly trained: enough to tell greetings, questions and anger apart."""
+    from nlu.data import demo_intents_path, demo_sentiment_path, read_labelled_csv
+    from nlu.fit import fit
+    from nlu.train import TrainConfig
+
+    out = tmp_path_factory.mktemp("demo-model") / "model"
+    fit(read_labelled_csv(demo_intents_path(), "intent"), read_labelled_csv(demo_sentiment_path(), "sentiment"),
+        out, TrainConfig(epochs=2, batch_size=16, max_steps=30, lr=1e-4, device="cpu", seed=1))
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo_model):
+    from nlu.engine import load_engine
+
+    engine = load_engine(demo_model, "cpu")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def demo_kb(embedder):
+    from knowledge.service import KnowledgeBase
+
+    kb = KnowledgeBase(Path(__file__).resolve().parent.parent / "knowledge" / "demo", embedder=embedder)
+    assert kb.reload().ok
+    return kb

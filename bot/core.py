@@ -1,0 +1,217 @@
+"""The bot: `handle(message) -> replies`, the one entry point every channel uses, plus staff actions.
+
+Per message (under the conversation's lease, see `bot.dispatch`): record it, and unless
+staff hold the conversation, classify it (intent, out of scope, sentiment), check the
+escalation rules, and answer from templates, canned intent answers or the FAQ, with an
+honest fallback when nothing fits. Staff claim, reply to and resolve escalations through
+the methods at the bottom; every step lands in the transcript with who did it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from bot.dispatch import Dispatcher, Handled
+from bot.escalation import EscalationRules
+from bot.keys import Keys
+from bot.messages import InboundMessage, Reply
+from bot.queue import EscalationError, EscalationQueue
+from bot.store import ConversationStore
+from bot.templates import Templates
+
+log = logging.getLogger(__name__)
+
+SMALL_TALK = ("greet", "thanks", "goodbye", "bot_capabilities")
+CHAT_COMMANDS = {"/start": "greet", "/help": "bot_capabilities"}
+ADMIN_COMMANDS = ("/reload", "/queue")
+
+
+@dataclass
+class BotHooks:
+    """How the bot reaches outside itself; the wiring layer fills these in."""
+
+    deliver: Callable[[str, str, Reply], None] | None = None  # (conversation, channel, reply) -> customer
+    on_escalation: list[Callable[[dict, list[dict]], None]] = field(default_factory=list)  # (record, transcript)
+    on_customer_message: list[Callable[[dict, str], None]] = field(default_factory=list)  # to the agent
+    on_event: Callable[[str, dict], None] | None = None  # metrics: ("fallback"|"escalation"|..., details)
+    admin_actions: dict[str, Callable[[], str]] = field(default_factory=dict)  # "/reload" -> summary text
+
+
+class Bot:
+    def __init__(self, client: redis.Redis, nlu, kb, *, prefix: str = "frontdesk", templates: Templates | None = None,
+                 rules: EscalationRules | None = None, admins: dict[str, set[str]] | None = None,
+                 hooks: BotHooks | None = None):
+        self.keys = Keys(prefix)
+        self.store = ConversationStore(client, self.keys)
+        self.queue = EscalationQueue(client, self.keys)
+        self.nlu = nlu
+        self.kb = kb
+        self.templates = templates or Templates.load()
+        self.rules = rules or EscalationRules()
+        self.admins = admins or {}
+        self.hooks = hooks or BotHooks()
+        self.dispatcher = Dispatcher(client, self.keys, self._process)
+
+    # ------------------------------------------------------------------ customers
+    def handle(self, message: InboundMessage) -> Handled:
+        """Replies for one inbound message; a redelivered platform message is answered once only."""
+        try:
+            return self.dispatcher.handle(message)
+        except redis.RedisError as exc:
+            log.warning("redis unavailable while handling a message (%s)", type(exc).__name__)
+            self._event("redis_error", {})
+            return Handled([Reply(self.templates.say("unavailable"), sender="system")])
+
+    def _process(self, message: InboundMessage) -> list[Reply]:
+        conversation = message.conversation_key
+        meta = self.store.start(conversation, message.channel, message.user_id, message.display_name)
+        self.store.append(conversation, "customer", message.text, user_id=message.user_id)
+        command = message.text.strip().split(maxsplit=1)[0].lower() if message.text.strip() else ""
+        if command in ADMIN_COMMANDS:
+            return self._record(conversation, [self._admin_command(message, command)])
+        status = meta.get("status", "bot")
+        if status == "with_agent":
+            record = self._open_escalation(meta)
+            for notify in self.hooks.on_customer_message:
+                notify(record or {"conversation_id": conversation, "agent": meta.get("agent")}, message.text)
+            return []  # staff hold the conversation: the bot adds nothing of its own
+        if status == "escalated":
+            return self._record(conversation, [Reply(self.templates.say("waiting_for_agent"))])
+        return self._record(conversation, self._respond(message, meta))
+
+    def _respond(self, message: InboundMessage, meta: dict) -> list[Reply]:
+        conversation = message.conversation_key
+        name = message.display_name or meta.get("display_name") or "there"
+        command = message.text.strip().lower()
+        if command == "/human":
+            return self._escalate(message, "asked_for_human")
+        result = self.nlu.predict_one(message.text)
+        intent = CHAT_COMMANDS.get(command, result.intent)
+        negative = float(result.sentiment_scores.get("negative", 0.0))
+        trail = self.store.push_sentiment(conversation, negative)
+        self._event("intent", {"intent": intent, "channel": message.channel})
+        fallbacks = int(meta.get("fallbacks", 0))
+        reason = self.rules.reason(negative=negative, trail=trail, intent=intent, fallbacks=fallbacks)
+        if reason:
+            return self._escalate(message, reason)
+        if intent in SMALL_TALK and self.templates.has(intent):
+            self.store.update(conversation, fallbacks=0)
+            return [Reply(self.templates.say(intent, name=name))]
+        canned = self.templates.intent_answer(intent)
+        if canned:
+            self.store.update(conversation, fallbacks=0)
+            return [Reply(canned)]
+        decision = self.kb.answer(message.text) if self.kb is not None else None
+        if decision is not None and decision.kind == "answer":
+            self.store.update(conversation, fallbacks=0)
+            self._event("faq", {"outcome": "answer"})
+            return [Reply(decision.best.entry.answer)]
+        if decision is not None and decision.kind == "suggest":
+            self.store.update(conversation, fallbacks=0)
+            self._event("faq", {"outcome": "suggest"})
+            return [Reply(self.templates.say("suggest_intro"), suggestions=tuple(h.entry.question
+                                                                                  for h in decision.hits))]
+        return self._fallback(message, fallbacks + 1)
+
+    def _fallback(self, message: InboundMessage, fallbacks: int) -> list[Reply]:
+        conversation = message.conversation_key
+        self.store.update(conversation, fallbacks=fallbacks)
+        self._event("fallback", {"text_length": len(message.text), "channel": message.channel})
+        self.store.append(conversation, "unanswered", message.text)
+        if fallbacks >= self.rules.max_fallbacks:
+            return self._escalate(message, "repeated_fallbacks")
+        if fallbacks >= 2:  # two in a row: offer a person rather than a third guess
+            return [Reply(self.templates.say("offer_human"), suggestions=(self.templates.say("offer_human_button"),))]
+        return [Reply(self.templates.say("fallback"))]
+
+    def _escalate(self, message: InboundMessage, reason: str) -> list[Reply]:
+        conversation = message.conversation_key
+        record = self.queue.create(conversation_id=conversation, channel=message.channel, user_id=message.user_id,
+                                   reason=reason)
+        self.store.update(conversation, status="escalated", escalation_id=record["id"], fallbacks=0)
+        self.store.append(conversation, "system", f"escalated: {reason}", escalation_id=record["id"])
+        self._event("escalation", {"reason": reason, "channel": message.channel})
+        reply = Reply(self.templates.escalated(reason))
+        transcript = self.store.history(conversation)
+        for notify in self.hooks.on_escalation:
+            try:
+                notify(record, transcript)
+            except Exception:  # staff notification failing must not lose the customer's reply
+                log.exception("escalation notifier failed")
+        return [reply]
+
+    def _admin_command(self, message: InboundMessage, command: str) -> Reply:
+        if message.user_id not in self.admins.get(message.channel, set()):
+            return Reply(self.templates.say("admin_only"), sender="system")
+        if command == "/queue":
+            open_items = self.queue.list(status="open") + self.queue.list(status="claimed")
+            if not open_items:
+                return Reply("The escalation queue is empty.", sender="system")
+            lines = [f"{r['id']}  {r['status']}  {r['reason']}  {r['conversation_id']}" for r in open_items[:20]]
+            return Reply("Escalations:\n" + "\n".join(lines), sender="system")
+        action = self.hooks.admin_actions.get(command)
+        if action is None:
+            return Reply(f"{command} is not available on this server.", sender="system")
+        return Reply(action(), sender="system")
+
+    def _record(self, conversation: str, replies: list[Reply]) -> list[Reply]:
+        for reply in replies:
+            self.store.append(conversation, reply.sender, reply.text, agent=reply.agent,
+                              suggestions=list(reply.suggestions) or None)
+        return replies
+
+    def _open_escalation(self, meta: dict) -> dict | None:
+        escalation_id = meta.get("escalation_id")
+        try:
+            return self.queue.get(escalation_id) if escalation_id else None
+        except EscalationError:
+            return None
+
+    def _event(self, name: str, details: dict) -> None:
+        if self.hooks.on_event is not None:
+            self.hooks.on_event(name, details)
+
+    # ------------------------------------------------------------------ staff
+    def claim(self, escalation_id: str, agent: str) -> dict:
+        record = self.queue.claim(escalation_id, agent)
+        conversation = record["conversation_id"]
+        self.store.update(conversation, status="with_agent", agent=agent)
+        self.store.append(conversation, "system", f"claimed by {agent}", by=agent)
+        self._send(conversation, record["channel"], Reply(self.templates.say("agent_joined", agent=agent),
+                                                          sender="system"))
+        return record
+
+    def agent_reply(self, escalation_id: str, agent: str, text: str) -> dict:
+        record = self.queue.get(escalation_id)
+        if record["status"] == "open":
+            record = self.claim(escalation_id, agent)  # replying to an open escalation takes it
+        elif record["status"] != "claimed":
+            raise EscalationError(f"escalation {escalation_id} is {record['status']}")
+        conversation = record["conversation_id"]
+        self.store.append(conversation, "agent", text, by=agent)
+        self._send(conversation, record["channel"], Reply(text, sender="agent", agent=agent), record=False)
+        return record
+
+    def resolve(self, escalation_id: str, agent: str) -> dict:
+        record = self.queue.resolve(escalation_id, agent)
+        conversation = record["conversation_id"]
+        self.store.update(conversation, status="bot", agent=None, escalation_id=None, fallbacks=0)
+        self.store.append(conversation, "system", f"resolved by {agent}", by=agent)
+        self._send(conversation, record["channel"], Reply(self.templates.say("resolved", agent=agent)))
+        return record
+
+    def transcript(self, escalation_id: str) -> list[dict]:
+        return self.store.history(self.queue.get(escalation_id)["conversation_id"])
+
+    def _send(self, conversation: str, channel: str, reply: Reply, record: bool = True) -> None:
+        if record:
+            self.store.append(conversation, reply.sender, reply.text, agent=reply.agent)
+        if self.hooks.deliver is not None:
+            try:
+                self.hooks.deliver(conversation, channel, reply)
+            except Exception:  # the transcript has it; the channel may pick it up on the next poll
+                log.exception("delivering a staff message to %s failed", channel)

@@ -1,0 +1,115 @@
+"""The staff queue of escalated conversations, in Redis.
+
+    {p}:esc:{id}        hash: id, conversation_id, channel, user_id, reason, status, agent, created_at, ...
+    {p}:esc:all         sorted set of ids by creation time (newest first when listed)
+    {p}:esc:open        sorted set of unclaimed ids by the time they were last announced
+
+Status goes open -> claimed -> resolved. A claim succeeds only on an open escalation, so
+two staff members clicking Claim at once cannot both get it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+
+from bot.keys import Keys
+
+_CLAIM = """
+if redis.call('hget', KEYS[1], 'status') ~= 'open' then return 0 end
+redis.call('hset', KEYS[1], 'status', 'claimed', 'agent', ARGV[1], 'claimed_at', ARGV[2])
+redis.call('zrem', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+class EscalationError(ValueError):
+    """An action that does not fit the escalation's state (unknown id, already claimed, ...)."""
+
+
+class EscalationQueue:
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self.redis = client
+        self.prefix = keys.prefix
+        self._claim = client.register_script(_CLAIM)
+
+    def _key(self, escalation_id: str) -> str:
+        return f"{self.prefix}:esc:{escalation_id}"
+
+    @property
+    def _all(self) -> str:
+        return f"{self.prefix}:esc:all"
+
+    @property
+    def _open(self) -> str:
+        return f"{self.prefix}:esc:open"
+
+    def create(self, *, conversation_id: str, channel: str, user_id: str, reason: str) -> dict:
+        escalation_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        record = {"id": escalation_id, "conversation_id": conversation_id, "channel": channel, "user_id": user_id,
+                  "reason": reason, "status": "open", "created_at": now, "announced_at": now}
+        pipe = self.redis.pipeline()
+        pipe.hset(self._key(escalation_id), mapping={k: str(v) for k, v in record.items()})
+        pipe.zadd(self._all, {escalation_id: now})
+        pipe.zadd(self._open, {escalation_id: now})
+        pipe.execute()
+        return record
+
+    def get(self, escalation_id: str) -> dict:
+        raw = self.redis.hgetall(self._key(escalation_id))
+        if not raw:
+            raise EscalationError(f"no escalation {escalation_id!r}")
+        record = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                  for k, v in raw.items()}
+        for field in ("created_at", "announced_at", "claimed_at", "resolved_at"):
+            if field in record:
+                record[field] = float(record[field])
+        return record
+
+    def list(self, status: str | None = None, limit: int = 100) -> list[dict]:
+        """Newest first."""
+        ids = self.redis.zrevrange(self._all, 0, -1)
+        out = []
+        for raw_id in ids:
+            try:
+                record = self.get(raw_id.decode() if isinstance(raw_id, bytes) else raw_id)
+            except EscalationError:
+                continue
+            if status is None or record["status"] == status:
+                out.append(record)
+            if len(out) >= limit:
+                break
+        return out
+
+    def claim(self, escalation_id: str, agent: str) -> dict:
+        record = self.get(escalation_id)
+        if not self._claim(keys=[self._key(escalation_id), self._open], args=[agent, time.time(), escalation_id]):
+            raise EscalationError(f"escalation {escalation_id} is {record['status']}"
+                                  + (f" by {record['agent']}" if record.get("agent") else ""))
+        return self.get(escalation_id)
+
+    def resolve(self, escalation_id: str, agent: str) -> dict:
+        record = self.get(escalation_id)
+        if record["status"] == "resolved":
+            raise EscalationError(f"escalation {escalation_id} is already resolved")
+        pipe = self.redis.pipeline()
+        pipe.hset(self._key(escalation_id), mapping={"status": "resolved", "resolved_by": agent,
+                                                     "resolved_at": str(time.time())})
+        pipe.zrem(self._open, escalation_id)
+        pipe.execute()
+        return self.get(escalation_id)
+
+    def due_for_reannounce(self, older_than: float) -> list[dict]:
+        """Open escalations last announced more than `older_than` seconds ago; marks them announced now."""
+        now = time.time()
+        due = []
+        for raw_id in self.redis.zrangebyscore(self._open, 0, now - older_than):
+            escalation_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            # Only one process re-announces: the one whose ZADD XX CH moves the score.
+            if self.redis.zadd(self._open, {escalation_id: now}, xx=True, ch=True, gt=True):
+                self.redis.hset(self._key(escalation_id), "announced_at", str(now))
+                due.append(self.get(escalation_id))
+        return due
