@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from adapters.components import Components
 
@@ -76,3 +78,71 @@ async def faq_status(request: Request):
         status["worker"] = components.sync.worker_id
         status["workers"] = await run_in_threadpool(components.sync.workers)
     return status
+
+
+class AgentBody(BaseModel):
+    agent: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class AgentReplyBody(AgentBody):
+    text: Annotated[str, Field(min_length=1, max_length=5000)]
+
+
+ESCALATION_FIELDS = ("id", "conversation_id", "channel", "user_id", "reason", "status", "agent", "created_at",
+                     "claimed_at", "resolved_at", "resolved_by")
+
+
+def _public(record: dict) -> dict:
+    return {k: record.get(k) for k in ESCALATION_FIELDS}
+
+
+def _staff_bot(request: Request):
+    bot = request.app.state.components.bot
+    if bot is None:
+        raise HTTPException(503, "the bot is still starting")
+    return bot
+
+
+@router.get("/escalations")
+async def list_escalations(request: Request, status: str | None = None) -> list[dict]:
+    """Newest first."""
+    bot = _staff_bot(request)
+    return [_public(r) for r in await run_in_threadpool(bot.queue.list, status)]
+
+
+@router.get("/escalations/{escalation_id}")
+async def get_escalation(escalation_id: str, request: Request) -> dict:
+    bot = _staff_bot(request)
+
+    def load() -> dict:
+        return {**_public(bot.queue.get(escalation_id)), "transcript": bot.transcript(escalation_id)}
+
+    return await _staff_action(load)
+
+
+@router.post("/escalations/{escalation_id}/claim")
+async def claim(escalation_id: str, body: AgentBody, request: Request) -> dict:
+    bot = _staff_bot(request)
+    return _public(await _staff_action(lambda: bot.claim(escalation_id, body.agent)))
+
+
+@router.post("/escalations/{escalation_id}/reply")
+async def reply(escalation_id: str, body: AgentReplyBody, request: Request) -> dict:
+    bot = _staff_bot(request)
+    return _public(await _staff_action(lambda: bot.agent_reply(escalation_id, body.agent, body.text)))
+
+
+@router.post("/escalations/{escalation_id}/resolve")
+async def resolve(escalation_id: str, body: AgentBody, request: Request) -> dict:
+    bot = _staff_bot(request)
+    return _public(await _staff_action(lambda: bot.resolve(escalation_id, body.agent)))
+
+
+async def _staff_action(action):
+    from bot.queue import EscalationError
+
+    try:
+        return await run_in_threadpool(action)
+    except EscalationError as exc:
+        status = 404 if str(exc).startswith("no escalation") else 409
+        raise HTTPException(status, str(exc)) from None

@@ -11,7 +11,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, model_validator
 
-from adapters import admin, metrics
+from adapters import admin, metrics, rest
 from adapters.components import Components
 from adapters.settings import Settings, load_settings
 
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app = FastAPI(title="Frontdesk", version="0.1.0", lifespan=lifespan)
     app.state.components = components
     app.include_router(admin.router)
+    app.include_router(rest.router)
 
     @app.middleware("http")
     async def timing_and_admin_gate(request: Request, call_next):

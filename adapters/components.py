@@ -21,6 +21,10 @@ log = logging.getLogger("frontdesk")
 DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo"
 
 
+def _user_list(value: str) -> set[str]:
+    return {u.strip() for u in value.split(",") if u.strip()}
+
+
 def redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15)
 
@@ -32,6 +36,7 @@ class Components:
     kb: object | None = None
     redis: redis.Redis | None = None
     sync: object | None = None
+    bot: object | None = None
     errors: dict[str, str] = field(default_factory=dict)
     loaded: threading.Event = field(default_factory=threading.Event)
 
@@ -61,6 +66,7 @@ class Components:
             self._load_redis()
             self._load_model()
             self._load_kb()
+            self._load_bot()
         finally:
             self.loaded.set()
 
@@ -106,6 +112,27 @@ class Components:
         if self.redis is not None and self.sync is None:
             self.sync = ReloadSync(self.kb, self.redis, self.settings.redis_prefix)
             self.sync.start()
+
+    def _load_bot(self) -> None:
+        from bot.core import Bot, BotHooks
+
+        if self.bot is not None or self.engine is None or self.kb is None or self.redis is None:
+            return
+        hooks = BotHooks(on_event=metrics.observe_bot_event, admin_actions={"/reload": self.reload_summary})
+        admins = {"slack": _user_list(self.settings.slack_admin_users),
+                  "telegram": _user_list(self.settings.telegram_admin_users)}
+        self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
+                       hooks=hooks)
+
+    def reload_summary(self) -> str:
+        """The admin chat command `/reload`: reload here, tell every worker, summarise."""
+        result = self.kb.reload()
+        if not result.ok:
+            lines = [str(e) for e in result.errors[:10]]
+            return f"Reload rejected, still serving {result.version['version']}:\n" + "\n".join(lines)
+        if self.sync is not None:
+            self.sync.announce("reload")
+        return f"Knowledge base reloaded: version {result.version['version']} ({result.version['entries']} entries)."
 
     def close(self) -> None:
         if self.sync is not None:

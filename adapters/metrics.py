@@ -24,3 +24,22 @@ def observe_batch(size: int, seconds: float) -> None:
     NLU_BATCH_SECONDS.observe(seconds)
 FAQ_VERSION = Info("frontdesk_faq_index", "Knowledge-base version served by this process")
 FAQ_LOOKUPS = Counter("frontdesk_faq_lookups_total", "FAQ lookups by outcome", ["outcome"])
+MESSAGES = Counter("frontdesk_messages_total", "Customer messages handled", ["channel"])
+INTENTS = Counter("frontdesk_intents_total", "Intents recognised in conversations", ["intent"])
+FALLBACKS = Counter("frontdesk_fallbacks_total", "Messages the bot could not answer", ["channel"])
+ESCALATIONS = Counter("frontdesk_escalations_total", "Conversations escalated to staff", ["reason", "channel"])
+REDIS_ERRORS = Counter("frontdesk_redis_errors_total", "Messages that met an unavailable Redis")
+
+
+def observe_bot_event(name: str, details: dict) -> None:
+    """Bridge from the bot's event hook to Prometheus (the bot itself knows nothing of metrics)."""
+    if name == "intent":
+        INTENTS.labels(details["intent"]).inc()
+    elif name == "fallback":
+        FALLBACKS.labels(details["channel"]).inc()
+    elif name == "escalation":
+        ESCALATIONS.labels(details["reason"], details["channel"]).inc()
+    elif name == "faq":
+        FAQ_LOOKUPS.labels(details["outcome"]).inc()
+    elif name == "redis_error":
+        REDIS_ERRORS.inc()

@@ -1,0 +1,51 @@
+"""The REST channel: `POST /chat` in, replies out; the same core as every other channel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from adapters import metrics
+from bot.messages import InboundMessage
+
+router = APIRouter(tags=["chat"])
+CHANNEL = "rest"
+
+
+class ChatRequest(BaseModel):
+    sender: Annotated[str, Field(min_length=1, max_length=200, description="The customer's id on your side.")]
+    message: Annotated[str, Field(max_length=5000)]
+    message_id: Annotated[str | None, Field(max_length=200, description="Your id for de-duplicating retries.")] = None
+    name: Annotated[str | None, Field(max_length=200)] = None
+
+
+class ChatReply(BaseModel):
+    text: str
+    suggestions: list[str] = []
+    sender: str = "bot"
+    agent: str | None = None
+
+
+class ChatResponse(BaseModel):
+    replies: list[ChatReply]
+    duplicate: bool = False
+
+
+def _bot(request: Request):
+    bot = request.app.state.components.bot
+    if bot is None:
+        raise HTTPException(503, "the bot is still starting")
+    return bot
+
+
+@router.post("/chat", response_model=ChatResponse)
+async def chat(body: ChatRequest, request: Request) -> ChatResponse:
+    bot = _bot(request)
+    message = InboundMessage(CHANNEL, body.sender, body.sender, body.message, message_id=body.message_id,
+                             display_name=body.name)
+    metrics.MESSAGES.labels(CHANNEL).inc()
+    handled = await run_in_threadpool(bot.handle, message)
+    return ChatResponse(replies=[ChatReply(**r.to_dict()) for r in handled.replies], duplicate=handled.duplicate)
