@@ -35,9 +35,9 @@ class Templates:
             raise TemplateError(f"{path}: expected a mapping of template names")
         return cls(data)
 
-    def say(self, name: str, **values: str) -> str:
+    def say(self, template: str, **values: str) -> str:
         """A template by name (a random variant when it lists several), filled in."""
-        entry = self.data[name]
+        entry = self.data[template]
         if isinstance(entry, list):
             entry = self._rng.choice(entry)
         return str(entry).format_map(_Defaults(values))
