@@ -15,10 +15,12 @@ TOKEN = "chat-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture()
-def client(demo_model, redis_url, redis_prefix, tmp_path):
-    settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=redis_url, FRONTDESK_REDIS_PREFIX=redis_prefix,
-                        FRONTDESK_ADMIN_TOKEN=TOKEN, FRONTDESK_HOME=tmp_path, FRONTDESK_DEVICE="cpu",
+@pytest.fixture(scope="module")
+def client(demo_model, redis_server, tmp_path_factory):
+    # One server for the module (loading the model and index is the slow part); senders keep tests apart.
+    settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
+                        FRONTDESK_REDIS_PREFIX="chat-api", FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu",
                         FRONTDESK_KB=Path(__file__).resolve().parent.parent / "knowledge" / "demo")
     with TestClient(create_app(settings)) as test_client:
         deadline = time.monotonic() + 180
