@@ -34,24 +34,14 @@ def require_admin(request: Request) -> None:
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
 
 
-def _kb(request: Request):
-    kb = request.app.state.components.kb
-    if kb is None:
-        raise HTTPException(503, "the knowledge base is not loaded yet")
-    return kb
-
-
 @router.post("/faq/reload")
 async def reload_faq(request: Request):
     """Rebuild from the configured source; 422 with every problem found, old version kept."""
     components: Components = request.app.state.components
-    kb = _kb(request)
-    result = await run_in_threadpool(kb.reload)
+    result = await run_in_threadpool(components.reload_kb)
     if not result.ok:
         return JSONResponse(status_code=422, content={"detail": "the knowledge base has errors; nothing changed",
                                                       **result.to_dict()})
-    if components.sync is not None:
-        await run_in_threadpool(components.sync.announce, "reload")
     return result.to_dict()
 
 
@@ -59,7 +49,7 @@ async def reload_faq(request: Request):
 async def restore_faq(request: Request):
     """Serve the previous version again (on every worker)."""
     components: Components = request.app.state.components
-    kb = _kb(request)
+    kb = components.need("kb")
     try:
         version = await run_in_threadpool(kb.restore_previous)
     except LookupError as exc:
@@ -72,7 +62,7 @@ async def restore_faq(request: Request):
 @router.get("/faq")
 async def faq_status(request: Request):
     components: Components = request.app.state.components
-    kb = _kb(request)
+    kb = components.need("kb")
     status = kb.status()
     if components.sync is not None:
         status["worker"] = components.sync.worker_id
@@ -96,23 +86,16 @@ def _public(record: dict) -> dict:
     return {k: record.get(k) for k in ESCALATION_FIELDS}
 
 
-def _staff_bot(request: Request):
-    bot = request.app.state.components.bot
-    if bot is None:
-        raise HTTPException(503, "the bot is still starting")
-    return bot
-
-
 @router.get("/escalations")
 async def list_escalations(request: Request, status: str | None = None) -> list[dict]:
     """Newest first."""
-    bot = _staff_bot(request)
+    bot = request.app.state.components.need("bot")
     return [_public(r) for r in await run_in_threadpool(bot.queue.list, status)]
 
 
 @router.get("/escalations/{escalation_id}")
 async def get_escalation(escalation_id: str, request: Request) -> dict:
-    bot = _staff_bot(request)
+    bot = request.app.state.components.need("bot")
 
     def load() -> dict:
         return {**_public(bot.queue.get(escalation_id)), "transcript": bot.transcript(escalation_id)}
@@ -122,19 +105,19 @@ async def get_escalation(escalation_id: str, request: Request) -> dict:
 
 @router.post("/escalations/{escalation_id}/claim")
 async def claim(escalation_id: str, body: AgentBody, request: Request) -> dict:
-    bot = _staff_bot(request)
+    bot = request.app.state.components.need("bot")
     return _public(await _staff_action(lambda: bot.claim(escalation_id, body.agent)))
 
 
 @router.post("/escalations/{escalation_id}/reply")
 async def reply(escalation_id: str, body: AgentReplyBody, request: Request) -> dict:
-    bot = _staff_bot(request)
+    bot = request.app.state.components.need("bot")
     return _public(await _staff_action(lambda: bot.agent_reply(escalation_id, body.agent, body.text)))
 
 
 @router.post("/escalations/{escalation_id}/resolve")
 async def resolve(escalation_id: str, body: AgentBody, request: Request) -> dict:
-    bot = _staff_bot(request)
+    bot = request.app.state.components.need("bot")
     return _public(await _staff_action(lambda: bot.resolve(escalation_id, body.agent)))
 
 

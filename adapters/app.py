@@ -7,12 +7,13 @@ import time
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, model_validator
 
 from adapters import admin, metrics, rest
-from adapters.components import Components
+from adapters.components import Components, NotReady
 from adapters.settings import Settings, load_settings
 
 log = logging.getLogger("frontdesk")
@@ -69,11 +70,13 @@ def create_app(settings: Settings | None = None, components: Components | None =
         ).observe(time.perf_counter() - started)
         return response
 
+    @app.exception_handler(NotReady)
+    async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
     @app.post("/predict", response_model=PredictResponse)
     async def predict(body: PredictRequest) -> PredictResponse:
-        engine = components.engine
-        if engine is None:
-            raise HTTPException(503, "model is not loaded yet")
+        engine = components.need("engine")
         texts = [body.text] if body.text is not None else body.texts or []
         results = await engine.apredict(texts)
         for r in results:

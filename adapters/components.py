@@ -29,6 +29,13 @@ def redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15)
 
 
+class NotReady(RuntimeError):
+    """A part the request needs is still loading (the app answers 503)."""
+
+
+COMPONENT_NAMES = {"engine": "model", "kb": "knowledge base", "bot": "bot"}
+
+
 @dataclass
 class Components:
     settings: Settings
@@ -39,6 +46,13 @@ class Components:
     bot: object | None = None
     errors: dict[str, str] = field(default_factory=dict)
     loaded: threading.Event = field(default_factory=threading.Event)
+
+    def need(self, name: str):
+        """The loaded part, or `NotReady` naming what is still missing."""
+        part = getattr(self, name)
+        if part is None:
+            raise NotReady(f"the {COMPONENT_NAMES.get(name, name)} is not loaded yet")
+        return part
 
     def missing(self) -> list[str]:
         missing = []
@@ -124,14 +138,19 @@ class Components:
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
                        hooks=hooks)
 
+    def reload_kb(self):
+        """Reload the knowledge base here and, when it succeeded, tell every other worker."""
+        result = self.need("kb").reload()
+        if result.ok and self.sync is not None:
+            self.sync.announce("reload")
+        return result
+
     def reload_summary(self) -> str:
-        """The admin chat command `/reload`: reload here, tell every worker, summarise."""
-        result = self.kb.reload()
+        """The admin chat command `/reload`, summarised for a chat message."""
+        result = self.reload_kb()
         if not result.ok:
             lines = [str(e) for e in result.errors[:10]]
             return f"Reload rejected, still serving {result.version['version']}:\n" + "\n".join(lines)
-        if self.sync is not None:
-            self.sync.announce("reload")
         return f"Knowledge base reloaded: version {result.version['version']} ({result.version['entries']} entries)."
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -34,16 +34,9 @@ class ChatResponse(BaseModel):
     duplicate: bool = False
 
 
-def _bot(request: Request):
-    bot = request.app.state.components.bot
-    if bot is None:
-        raise HTTPException(503, "the bot is still starting")
-    return bot
-
-
 @router.post("/chat", response_model=ChatResponse)
 async def chat(body: ChatRequest, request: Request) -> ChatResponse:
-    bot = _bot(request)
+    bot = request.app.state.components.need("bot")
     message = InboundMessage(CHANNEL, body.sender, body.sender, body.message, message_id=body.message_id,
                              display_name=body.name)
     metrics.MESSAGES.labels(CHANNEL).inc()
