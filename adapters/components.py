@@ -46,6 +46,7 @@ class Components:
     bot: object | None = None
     errors: dict[str, str] = field(default_factory=dict)
     loaded: threading.Event = field(default_factory=threading.Event)
+    _closed: threading.Event = field(default_factory=threading.Event)
 
     def need(self, name: str):
         """The loaded part, or `NotReady` naming what is still missing."""
@@ -137,6 +138,16 @@ class Components:
                   "telegram": _user_list(self.settings.telegram_admin_users)}
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
                        hooks=hooks)
+        threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
+
+    def _reannounce_loop(self) -> None:
+        """Every process checks; the queue makes sure only one of them re-announces each escalation."""
+        interval = self.settings.reannounce_after
+        while not self._closed.wait(min(30.0, interval / 2)):
+            try:
+                self.bot.reannounce_unclaimed(interval)
+            except redis.RedisError:
+                log.warning("re-announcing escalations skipped: Redis unavailable")
 
     def reload_kb(self):
         """Reload the knowledge base here and, when it succeeded, tell every other worker."""
@@ -154,6 +165,7 @@ class Components:
         return f"Knowledge base reloaded: version {result.version['version']} ({result.version['entries']} entries)."
 
     def close(self) -> None:
+        self._closed.set()
         if self.sync is not None:
             self.sync.stop()
         if self.engine is not None:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     redis_prefix: str = Field(default="frontdesk", validation_alias="FRONTDESK_REDIS_PREFIX")
+    reannounce_after: float = Field(default=300.0, validation_alias="FRONTDESK_REANNOUNCE_SECONDS")
     max_batch: int = Field(default=64, validation_alias="FRONTDESK_MAX_BATCH")
     max_wait_ms: float = Field(default=2.0, validation_alias="FRONTDESK_MAX_WAIT_MS")
 

@@ -204,6 +204,18 @@ class Bot:
         self._send(conversation, record["channel"], Reply(self.templates.say("resolved", agent=agent)))
         return record
 
+    def reannounce_unclaimed(self, older_than: float) -> list[dict]:
+        """Notify staff again about escalations nobody has claimed for `older_than` seconds."""
+        due = self.queue.due_for_reannounce(older_than)
+        for record in due:
+            transcript = self.store.history(record["conversation_id"])
+            for notify in self.hooks.on_escalation:
+                try:
+                    notify({**record, "reannounced": True}, transcript)
+                except Exception:
+                    log.exception("escalation notifier failed")
+        return due
+
     def transcript(self, escalation_id: str) -> list[dict]:
         return self.store.history(self.queue.get(escalation_id)["conversation_id"])
 

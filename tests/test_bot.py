@@ -130,3 +130,18 @@ def test_redis_outage_gets_an_apology_and_loses_nothing(tmp_path, redis_prefix, 
     finally:
         restarted.shutdown()
     assert socket_file
+
+
+def test_unclaimed_escalations_are_announced_again(redis_url, redis_prefix, demo_engine, demo_kb):
+    announced = []
+    hooks = BotHooks(on_escalation=[lambda record, transcript: announced.append(record)])
+    bot, _ = make_bot(redis_url, redis_prefix, demo_engine, demo_kb, hooks=hooks)
+    say(bot, "/human", conversation="waiting")
+    say(bot, "/human", conversation="claimed")
+    claimed_id = next(r["id"] for r in bot.queue.list() if r["conversation_id"] == "rest:claimed")
+    bot.claim(claimed_id, "sam")
+    assert bot.reannounce_unclaimed(older_than=3600) == []  # too recent
+    again = bot.reannounce_unclaimed(older_than=0)
+    assert [r["conversation_id"] for r in again] == ["rest:waiting"]
+    assert announced[-1]["reannounced"] and announced[-1]["conversation_id"] == "rest:waiting"
+    assert bot.reannounce_unclaimed(older_than=60) == []  # just announced: not again yet
