@@ -118,12 +118,13 @@ class Components:
             self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache")
             self.kb.listeners.append(lambda index: metrics.FAQ_VERSION.info({"version": index.version.short}))
             result = self.kb.reload()
-            if not result.ok:
+            if result.ok:
+                metrics.READY.labels("index").set(1)
+            else:
                 self.errors["index"] = f"{len(result.errors)} problem(s) in {source}: " + "; ".join(
                     str(e) for e in result.errors[:5])
                 log.error("knowledge base failed to load: %s", self.errors["index"])
-                return
-        metrics.READY.labels("index").set(1)
+        # Sync even when the first load failed: a fixed source reloaded anywhere then reaches this process too.
         if self.redis is not None and self.sync is None:
             self.sync = ReloadSync(self.kb, self.redis, self.settings.redis_prefix)
             self.sync.start()

@@ -59,6 +59,8 @@ class ReloadSync:
 
     # ------------------------------------------------------------ every process
     def report(self) -> None:
+        if not self.kb.ready:
+            return
         version = self.kb.index.version
         self.redis.hset(self.workers_key, self.worker_id, json.dumps({
             "version": version.short, "hash": version.content_hash, "entries": version.entries,
@@ -80,7 +82,7 @@ class ReloadSync:
         desired = json.loads(raw)
         if desired["seq"] <= self.applied_seq:
             return
-        current = self.kb.index.version.content_hash
+        current = self.kb.index.version.content_hash if self.kb.ready else None
         if desired["hash"] != current:
             status = self.kb.status()
             if desired["action"] == "restore" and (status["previous"] or {}).get("content_hash") == desired["hash"]:
