@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -81,30 +82,44 @@ def test_queries_during_reload_see_old_or_new_never_an_error(embedder, tmp_path)
     old_version = kb.index.version.short
     expected = {old_version: "shipping"}
     stop = threading.Event()
+    reloading = threading.Event()
     seen: list[tuple[str, str]] = []
+    during_reload: list[bool] = []
     errors: list[BaseException] = []
 
     def ask() -> None:
         while not stop.is_set():
             try:
+                started_in_reload = reloading.is_set()
                 d = kb.answer("how much is shipping")
                 seen.append((d.version, d.best.id))
+                during_reload.append(started_in_reload or reloading.is_set())
             except BaseException as exc:  # any error at all fails the test
                 errors.append(exc)
+
+    def wait_for_more_queries(n: int) -> None:
+        target = len(seen) + n
+        deadline = time.monotonic() + 60
+        while len(seen) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     threads = [threading.Thread(target=ask) for _ in range(3)]
     for t in threads:
         t.start()
     for i in range(4):
+        wait_for_more_queries(3)  # queries before, during and after every reload, however slow the machine
         faq_yaml(source, new if i % 2 == 0 else old)
+        reloading.set()
         result = kb.reload()
+        reloading.clear()
         assert result.ok
         expected[kb.index.version.short] = "shipping-v2" if i % 2 == 0 else "shipping"
+    wait_for_more_queries(3)
     stop.set()
     for t in threads:
         t.join()
     assert not errors
-    assert len(seen) > 10
+    assert len(seen) >= 15 and any(during_reload)
     assert {version for version, _ in seen} <= set(expected)
     for version, entry_id in seen:  # never an old version's answer reported under the new version
         assert expected[version] == entry_id
