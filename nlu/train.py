@@ -50,6 +50,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     label_smoothing: float = 0.1
+    balance_sentiment: bool = True  # weight sentiment classes inversely to their frequency (macro-F1)
     dropout: float = 0.1
     head: str = "cosine"
     scale: float = 20.0
@@ -206,6 +207,13 @@ def _init_head_from_prototypes(
             head.weight.copy_(torch.from_numpy(protos))
 
 
+def _balanced_weights(labels: Sequence[int], n_classes: int, device: torch.device) -> torch.Tensor:
+    """n / (k * n_c): rare classes count as much as common ones in the loss."""
+    counts = np.bincount(np.asarray(labels), minlength=n_classes).astype(np.float32)
+    weights = len(labels) / (n_classes * np.clip(counts, 1, None))
+    return torch.tensor(weights, dtype=torch.float32, device=device)
+
+
 def _macro_f1(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     scores = []
     for c in range(n_classes):
@@ -291,7 +299,14 @@ def train_model(
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    loss_fns = {
+        "intent": nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        "sentiment": nn.CrossEntropyLoss(
+            weight=_balanced_weights(sentiments.train_y, len(sentiments.labels), device)
+            if config.balance_sentiment and sentiments.train_y else None,
+            label_smoothing=config.label_smoothing,
+        ),
+    }
     secondary_cycler = _Cycler(n_secondary, secondary_batch, rng)
     lengths = [len(ids) for ids in tasks[primary].train_ids]
     weights = {"intent": 1.0, "sentiment": config.sentiment_weight}
@@ -318,7 +333,7 @@ def train_model(
             for name, idx in parts:
                 logits = out.intent_logits if name == "intent" else out.sentiment_logits
                 gold = torch.tensor([tasks[name].train_y[i] for i in idx], device=device)
-                part_loss = loss_fn(logits[offset : offset + len(idx)].float(), gold)
+                part_loss = loss_fns[name](logits[offset : offset + len(idx)].float(), gold)
                 loss = loss + weights[name] * part_loss
                 offset += len(idx)
             optimizer.zero_grad(set_to_none=True)
