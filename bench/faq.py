@@ -224,7 +224,9 @@ def main() -> None:
                "latency": run_latency, "reload": lambda: run_reload(embedder)}
     for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
         print(f"== {part}", flush=True)
-        results[part] = {**runners[part](), "_run": part_stamp()}
+        outcome = {**runners[part](), "_run": part_stamp()}
+        # Re-read before writing: another run may have finished other parts meanwhile.
+        results = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}), part: outcome}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         write_section("faq", render(results))
