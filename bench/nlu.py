@@ -293,8 +293,10 @@ def main() -> None:
         if part not in runners:
             raise SystemExit(f"unknown part {part!r}; choose from {PARTS}")
         print(f"== {part}", flush=True)
-        results[part] = {**runners[part](), "_run": part_stamp()}
-        print(json.dumps(results[part], default=float), flush=True)
+        outcome = {**runners[part](), "_run": part_stamp()}
+        print(json.dumps(outcome, default=float), flush=True)
+        # Re-read before writing: another run may have finished other parts meanwhile.
+        results = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}), part: outcome}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=float) + "\n")
         write_section("nlu", render(results, config))
