@@ -24,7 +24,7 @@ def _exclusive(lock_path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_demo_model(settings: Settings, console: Console | None = None) -> Path:
+def ensure_demo_model(settings: Settings, console: Console | None = None, config=None) -> Path:
     """Return the demo model directory, training it from the bundled demo data if absent."""
     from nlu.artifacts import REQUIRED_FILES
     from nlu.data import demo_intents_path, demo_sentiment_path, read_labelled_csv
@@ -49,7 +49,7 @@ def ensure_demo_model(settings: Settings, console: Console | None = None) -> Pat
             read_labelled_csv(demo_intents_path(), "intent"),
             read_labelled_csv(demo_sentiment_path(), "sentiment"),
             staging,
-            TrainConfig(epochs=8, augment=True, device=settings.device),
+            config or TrainConfig(epochs=8, augment=True, device=settings.device),
             progress=RichProgress(console, "training demo model"),
         )
         if target.exists():

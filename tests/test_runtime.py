@@ -1,0 +1,30 @@
+"""What `frontdesk run` prepares on a fresh machine: the demo model, trained once, atomically."""
+
+from __future__ import annotations
+
+import threading
+
+from adapters.runtime import ensure_demo_model
+from adapters.settings import Settings
+from nlu.engine import load_predictor
+from nlu.train import TrainConfig
+
+
+def test_demo_model_is_trained_once_even_with_concurrent_starts(tmp_path):
+    settings = Settings(FRONTDESK_HOME=tmp_path, FRONTDESK_DEVICE="cpu")
+    config = TrainConfig(epochs=1, max_steps=2, batch_size=16, device="cpu")
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(ensure_demo_model(settings, config=config)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [settings.demo_model_dir] * 2
+    model_files = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert model_files == [".demo-model.lock", "demo"]  # no half-written staging folder left behind
+    predictor = load_predictor(settings.demo_model_dir, "cpu")
+    assert "order_status" in predictor.bundle.intent_labels and "oos" in predictor.bundle.intent_labels
+    stamp = (settings.demo_model_dir / "model.safetensors").stat().st_mtime
+    assert ensure_demo_model(settings, config=config) == settings.demo_model_dir  # present: not retrained
+    assert (settings.demo_model_dir / "model.safetensors").stat().st_mtime == stamp
