@@ -64,6 +64,7 @@ def train(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate.")] = 8e-5,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Add chat-noise copies.")] = False,
+    balance_sentiment: Annotated[bool, typer.Option("--balance-sentiment", help="Class-weighted loss.")] = False,
     dev_fraction: Annotated[float, typer.Option("--dev-fraction", min=0.0, max=0.5)] = 0.1,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps.")] = None,
 ) -> None:
@@ -83,6 +84,7 @@ def train(
     config = TrainConfig(
         base_model=str(base_model) if base_model else None, epochs=epochs, device=device, seed=seed,
         batch_size=batch_size, lr=lr, augment=augment, dev_fraction=dev_fraction, max_steps=max_steps,
+        balance_sentiment=balance_sentiment,
     )
     try:
         result = fit(intent_rows, sentiment_rows, out, config, progress=RichProgress(err))

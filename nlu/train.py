@@ -50,7 +50,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     label_smoothing: float = 0.1
-    balance_sentiment: bool = True  # weight sentiment classes inversely to their frequency (macro-F1)
+    # Weight sentiment classes inversely to their frequency (for macro-F1 on skewed data). Off by default
+    # until benchmarked: docs/BENCHMARKS.md was measured without it.
+    balance_sentiment: bool = False
     dropout: float = 0.1
     head: str = "cosine"
     scale: float = 20.0
