@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli_errors import fail as _fail
 from adapters.cli_faq import faq_app
 
 app = typer.Typer(help="Frontdesk: a self-hosted customer-service chatbot.", no_args_is_help=True,
@@ -25,12 +26,6 @@ err = Console(stderr=True)
 
 ModelOpt = Annotated[Path, typer.Option("--model", help="Trained model directory.", envvar="FRONTDESK_MODEL_DIR")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # Plain text, never wrapped: error lines carry file:line locations that tools grep for.
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _load_predictor(model: Path, device: str):

@@ -10,12 +10,9 @@ from typing import Annotated
 
 import typer
 
+from adapters.cli_errors import fail as _fail
+
 faq_app = typer.Typer(help="Build, query and reload the FAQ knowledge base.", no_args_is_help=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 @faq_app.command("build")
