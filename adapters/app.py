@@ -1,4 +1,10 @@
-"""The FastAPI application: wires the NLU engine, the knowledge base and (later) the bot to HTTP."""
+"""The FastAPI application: the outermost layer, wiring NLU, knowledge base, bot and channels to HTTP.
+
+Each platform adapter is a module with a `router` (its HTTP routes, always mounted so a
+misconfigured platform answers clearly instead of 404-ing by accident) and
+`async start(components) -> adapter | None` (None when its settings are absent). A started
+adapter is registered in `components.channels` and stopped with the app.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +44,9 @@ class PredictResponse(BaseModel):
     results: list[dict]
 
 
+CHANNEL_MODULES: tuple = ()
+
+
 def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
     settings = settings or load_settings()
     components = components or Components(settings)
@@ -45,15 +54,28 @@ def create_app(settings: Settings | None = None, components: Components | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         components.start()
+        started = []
         try:
+            for module in CHANNEL_MODULES:
+                adapter = await module.start(components)
+                if adapter is not None:
+                    components.channels.add(adapter)
+                    started.append(adapter)
             yield
         finally:
+            for adapter in reversed(started):
+                try:
+                    await adapter.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(adapter).__name__)
             components.close()
 
     app = FastAPI(title="Frontdesk", version="0.1.0", lifespan=lifespan)
     app.state.components = components
     app.include_router(admin.router)
     app.include_router(rest.router)
+    for module in CHANNEL_MODULES:
+        app.include_router(module.router)
 
     @app.middleware("http")
     async def timing_and_admin_gate(request: Request, call_next):

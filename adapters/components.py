@@ -14,6 +14,7 @@ from pathlib import Path
 import redis
 
 from adapters import metrics
+from adapters.channels import ChannelRegistry
 from adapters.settings import Settings
 
 log = logging.getLogger("frontdesk")
@@ -45,6 +46,7 @@ class Components:
     sync: object | None = None
     bot: object | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    channels: ChannelRegistry = field(default_factory=ChannelRegistry)
     loaded: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
 
@@ -134,7 +136,11 @@ class Components:
 
         if self.bot is not None or self.engine is None or self.kb is None or self.redis is None:
             return
-        hooks = BotHooks(on_event=metrics.observe_bot_event, admin_actions={"/reload": self.reload_summary})
+        channels = self.channels
+        hooks = BotHooks(deliver=channels.deliver, on_escalation=[channels.on_escalation],
+                         on_customer_message=[channels.on_customer_message],
+                         on_status_change=[channels.on_status_change],
+                         on_event=metrics.observe_bot_event, admin_actions={"/reload": self.reload_summary})
         admins = {"slack": _user_list(self.settings.slack_admin_users),
                   "telegram": _user_list(self.settings.telegram_admin_users)}
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,

@@ -19,6 +19,7 @@ from bot.dispatch import Dispatcher, Handled
 from bot.escalation import EscalationRules
 from bot.keys import Keys
 from bot.messages import InboundMessage, Reply
+from bot.outbox import Outbox
 from bot.queue import EscalationError, EscalationQueue
 from bot.store import ConversationStore
 from bot.templates import Templates
@@ -37,6 +38,7 @@ class BotHooks:
     deliver: Callable[[str, str, Reply], None] | None = None  # (conversation, channel, reply) -> customer
     on_escalation: list[Callable[[dict, list[dict]], None]] = field(default_factory=list)  # (record, transcript)
     on_customer_message: list[Callable[[dict, str], None]] = field(default_factory=list)  # to the agent
+    on_status_change: list[Callable[[dict], None]] = field(default_factory=list)  # claimed / resolved record
     on_event: Callable[[str, dict], None] | None = None  # metrics: ("fallback"|"escalation"|..., details)
     admin_actions: dict[str, Callable[[], str]] = field(default_factory=dict)  # "/reload" -> summary text
 
@@ -48,6 +50,7 @@ class Bot:
         self.keys = Keys(prefix)
         self.store = ConversationStore(client, self.keys)
         self.queue = EscalationQueue(client, self.keys)
+        self.outbox = Outbox(client, self.keys)
         self.nlu = nlu
         self.kb = kb
         self.templates = templates or Templates.load()
@@ -183,6 +186,7 @@ class Bot:
         self.store.append(conversation, "system", f"claimed by {agent}", by=agent)
         self._send(conversation, record["channel"], Reply(self.templates.say("agent_joined", agent=agent),
                                                           sender="system"))
+        self._status_changed(record)
         return record
 
     def agent_reply(self, escalation_id: str, agent: str, text: str) -> dict:
@@ -202,7 +206,15 @@ class Bot:
         self.store.update(conversation, status="bot", agent=None, escalation_id=None, fallbacks=0)
         self.store.append(conversation, "system", f"resolved by {agent}", by=agent)
         self._send(conversation, record["channel"], Reply(self.templates.say("resolved", agent=agent)))
+        self._status_changed(record)
         return record
+
+    def _status_changed(self, record: dict) -> None:
+        for notify in self.hooks.on_status_change:
+            try:
+                notify(record)
+            except Exception:  # a stale staff notification must not undo the action itself
+                log.exception("status-change notifier failed")
 
     def reannounce_unclaimed(self, older_than: float) -> list[dict]:
         """Notify staff again about escalations nobody has claimed for `older_than` seconds."""
@@ -219,9 +231,14 @@ class Bot:
     def transcript(self, escalation_id: str) -> list[dict]:
         return self.store.history(self.queue.get(escalation_id)["conversation_id"])
 
+    def history(self, channel: str, conversation_id: str, last: int | None = None) -> list[dict]:
+        """A conversation's transcript, for channels that redraw it (the web chat after a page reload)."""
+        return self.store.history(f"{channel}:{conversation_id}", last=last)
+
     def _send(self, conversation: str, channel: str, reply: Reply, record: bool = True) -> None:
         if record:
             self.store.append(conversation, reply.sender, reply.text, agent=reply.agent)
+        self.outbox.publish(conversation, reply)
         if self.hooks.deliver is not None:
             try:
                 self.hooks.deliver(conversation, channel, reply)

@@ -9,6 +9,7 @@
     {p}:seen:{channel}:{id}    platform message id -> our message uid (redelivery de-duplication)
     {p}:result:{uid}           JSON replies of a handled message
     {p}:done:{uid}             wake-up list for whoever waits on that message
+    {p}:outbox:{key}           pub/sub channel: replies pushed to a live connection (see bot.outbox)
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class Keys:
 
     def done(self, uid: str) -> str:
         return f"{self.prefix}:done:{uid}"
+
+    def outbox(self, conversation: str) -> str:
+        return f"{self.prefix}:outbox:{conversation}"
 
     def conversation_parts(self, conversation: str) -> list[str]:
         return [self.conv(conversation, p) for p in ("meta", "history", "sentiment")]

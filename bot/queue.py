@@ -3,6 +3,7 @@
     {p}:esc:{id}        hash: id, conversation_id, channel, user_id, reason, status, agent, created_at, ...
     {p}:esc:all         sorted set of ids by creation time (newest first when listed)
     {p}:esc:open        sorted set of unclaimed ids by the time they were last announced
+    {p}:esc:link:{platform}:{ref}   escalation id for a platform's handle on it (a Slack thread, ...)
 
 Status goes open -> claimed -> resolved. A claim succeeds only on an open escalation, so
 two staff members clicking Claim at once cannot both get it.
@@ -101,6 +102,22 @@ class EscalationQueue:
         pipe.zrem(self._open, escalation_id)
         pipe.execute()
         return self.get(escalation_id)
+
+    def link(self, escalation_id: str, platform: str, ref: str) -> None:
+        """Remember a platform's handle on this escalation (say, the Slack thread staff discuss it in)."""
+        pipe = self.redis.pipeline()
+        pipe.hset(self._key(escalation_id), f"link:{platform}", ref)
+        pipe.set(f"{self.prefix}:esc:link:{platform}:{ref}", escalation_id, ex=30 * 86_400)
+        pipe.execute()
+
+    def find_by_link(self, platform: str, ref: str) -> dict | None:
+        raw = self.redis.get(f"{self.prefix}:esc:link:{platform}:{ref}")
+        if raw is None:
+            return None
+        try:
+            return self.get(raw.decode() if isinstance(raw, bytes) else raw)
+        except EscalationError:
+            return None
 
     def due_for_reannounce(self, older_than: float) -> list[dict]:
         """Open escalations last announced more than `older_than` seconds ago; marks them announced now."""
