@@ -189,27 +189,25 @@ def predict(
 @app.command()
 def shell(
     model: Annotated[Path | None, typer.Option("--model", envvar="FRONTDESK_MODEL_DIR")] = None,
-    device: DeviceOpt = "auto",
+    user: Annotated[str | None, typer.Option("--user", help="Conversation id to continue.")] = None,
 ) -> None:
-    """Chat with the bot in the terminal (Ctrl-D or /quit to leave)."""
-    from adapters.runtime import ensure_demo_model
+    """Chat with the bot in the terminal, through the same core as every channel (Ctrl-D or /quit to leave)."""
+    from adapters.runtime import ensure_demo_model, start_embedded_redis
     from adapters.settings import load_settings
+    from adapters.shell import run_shell
 
     settings = load_settings()
-    model_dir = model or settings.model_dir or ensure_demo_model(settings, err)
-    predictor = _load_predictor(model_dir, device)
-    console.print("[bold]Frontdesk shell[/] - type a message, /quit to leave.")
-    while True:
-        try:
-            text = console.input("[bold cyan]you>[/] ")
-        except (EOFError, KeyboardInterrupt):
-            break
-        if text.strip() in ("/quit", "/exit"):
-            break
-        if not text.strip():
-            continue
-        r = predictor.predict([text])[0]
-        console.print(f"[dim]intent {r.intent} ({r.confidence:.2f}), sentiment {r.sentiment}[/]", highlight=False)
+    settings.model_dir = model or settings.model_dir or ensure_demo_model(settings, err)
+    embedded = None
+    if not settings.redis_url:
+        embedded, settings.redis_url = start_embedded_redis(settings, err)
+    try:
+        run_shell(settings, console, user=user)
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        if embedded is not None:
+            embedded.shutdown()
 
 
 @app.command()
