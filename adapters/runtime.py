@@ -95,6 +95,7 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
     """Prepare shared pieces once in this process, then hand over to uvicorn and its workers."""
     import uvicorn
 
+    from adapters.logs import logging_config
     from nlu.artifacts import ModelLoadError, load_bundle
 
     model_dir = resolve_model_dir(settings, console)
@@ -113,7 +114,7 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
     console.print(f"Serving on http://{host}:{port} with model {model_dir} ({workers} worker(s))")
     try:
         uvicorn.run("adapters.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", access_log=False)
+                    log_config=logging_config(), access_log=False)
     finally:
         if embedded is not None:
             embedded.shutdown()
