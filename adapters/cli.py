@@ -187,6 +187,25 @@ def predict(
 
 
 @app.command()
+def export(
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the exported model to.")],
+    quantize: Annotated[str | None, typer.Option("--quantize", help="int8: dynamic int8 quantization.")] = None,
+) -> None:
+    """ONNX export for CPU serving (onnxruntime); the output directory is itself a servable model."""
+    from nlu.artifacts import ModelLoadError
+    from nlu.export import export_onnx
+
+    try:
+        with console.status("exporting to ONNX" + (" and quantizing to int8" if quantize else "")):
+            path = export_onnx(model, out, quantize)
+    except (ModelLoadError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"Exported {model} to {path / 'model.onnx'}" + (f" ({quantize})" if quantize else "")
+                  + f"; serve it with FRONTDESK_MODEL_DIR={path}")
+
+
+@app.command()
 def shell(
     model: Annotated[Path | None, typer.Option("--model", envvar="FRONTDESK_MODEL_DIR")] = None,
     user: Annotated[str | None, typer.Option("--user", help="Conversation id to continue.")] = None,

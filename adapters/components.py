@@ -103,7 +103,7 @@ class Components:
         try:
             self.engine = load_engine(self.settings.model_dir, self.settings.device,
                                       max_batch=self.settings.max_batch, max_wait_ms=self.settings.max_wait_ms,
-                                      on_batch=metrics.observe_batch)
+                                      on_batch=metrics.observe_batch, backend=self.settings.backend)
             metrics.READY.labels("model").set(1)
         except (ModelLoadError, ValueError) as exc:
             self.errors["model"] = str(exc)
@@ -144,7 +144,7 @@ class Components:
         admins = {"slack": _user_list(self.settings.slack_admin_users),
                   "telegram": _user_list(self.settings.telegram_admin_users)}
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
-                       hooks=hooks)
+                       hooks=hooks, rate_limit=self.settings.rate_limit_pair)
         threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
 
     def _reannounce_loop(self) -> None:

@@ -28,6 +28,7 @@ MESSAGES = Counter("frontdesk_messages_total", "Customer messages handled", ["ch
 INTENTS = Counter("frontdesk_intents_total", "Intents recognised in conversations", ["intent"])
 FALLBACKS = Counter("frontdesk_fallbacks_total", "Messages the bot could not answer", ["channel"])
 ESCALATIONS = Counter("frontdesk_escalations_total", "Conversations escalated to staff", ["reason", "channel"])
+RATE_LIMITED = Counter("frontdesk_rate_limited_total", "Messages refused by the per-customer rate limit", ["channel"])
 REDIS_ERRORS = Counter("frontdesk_redis_errors_total", "Messages that met an unavailable Redis")
 
 
@@ -41,5 +42,7 @@ def observe_bot_event(name: str, details: dict) -> None:
         ESCALATIONS.labels(details["reason"], details["channel"]).inc()
     elif name == "faq":
         FAQ_LOOKUPS.labels(details["outcome"]).inc()
+    elif name == "rate_limited":
+        RATE_LIMITED.labels(details["channel"]).inc()
     elif name == "redis_error":
         REDIS_ERRORS.inc()

@@ -21,11 +21,15 @@ class Settings(BaseSettings):
     faq_encoder: Path | None = Field(default=None, validation_alias="FRONTDESK_FAQ_ENCODER")
     admin_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_ADMIN_TOKEN")
     device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
+    # auto: onnxruntime when the model directory holds an ONNX export and the device is the CPU.
+    backend: str = Field(default="auto", pattern="^(auto|torch|onnx)$", validation_alias="FRONTDESK_BACKEND")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     redis_prefix: str = Field(default="frontdesk", validation_alias="FRONTDESK_REDIS_PREFIX")
     reannounce_after: float = Field(default=300.0, validation_alias="FRONTDESK_REANNOUNCE_SECONDS")
     max_batch: int = Field(default=64, validation_alias="FRONTDESK_MAX_BATCH")
     max_wait_ms: float = Field(default=2.0, validation_alias="FRONTDESK_MAX_WAIT_MS")
+    # Messages per customer per window, "COUNT/SECONDS"; "0/60" switches the limit off.
+    rate_limit: str = Field(default="20/60", pattern=r"^\d+/\d+(\.\d+)?$", validation_alias="FRONTDESK_RATE_LIMIT")
 
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
@@ -47,6 +51,11 @@ class Settings(BaseSettings):
     def empty_is_unset(cls, value):
         """`VAR=` (as compose passes an unset variable) means unset, not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def rate_limit_pair(self) -> tuple[int, float]:
+        count, seconds = self.rate_limit.split("/")
+        return int(count), float(seconds)
 
     @property
     def demo_model_dir(self) -> Path:

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nlu.artifacts import load_bundle
+from nlu.artifacts import ModelLoadError, load_bundle
 from nlu.predictor import NluResult, Predictor, TorchBackend
 from nlu.train import resolve_device
 
@@ -137,18 +137,34 @@ class InferenceEngine:
                 item.future.set_exception(EngineClosed("inference engine is closed"))
 
 
-def load_predictor(model_dir: str | Path, device: str = "auto", max_batch: int = 64) -> Predictor:
-    """Load a model directory once and wrap it for prediction on the chosen device."""
+def load_predictor(model_dir: str | Path, device: str = "auto", max_batch: int = 64,
+                   backend: str = "auto") -> Predictor:
+    """Load a model directory once and wrap it for prediction on the chosen device.
+
+    `backend`: "torch", "onnx", or "auto" = onnxruntime when the directory holds an ONNX
+    export (`frontdesk export`) and the device is the CPU, PyTorch otherwise (CUDA included).
+    """
+    from nlu.export import ONNX_FILE
+
+    if backend not in ("auto", "torch", "onnx"):
+        raise ValueError(f"backend must be auto, torch or onnx (got {backend!r})")
     resolved = str(resolve_device(device))
+    onnx_path = Path(model_dir) / ONNX_FILE
+    if backend == "onnx" and not onnx_path.is_file():
+        raise ModelLoadError(f"{onnx_path} does not exist: run `frontdesk export` first")
     bundle = load_bundle(model_dir, resolved)
+    if backend == "onnx" or (backend == "auto" and resolved == "cpu" and onnx_path.is_file()):
+        from nlu.onnx_backend import OnnxBackend
+
+        return Predictor(bundle, backend=OnnxBackend(bundle, onnx_path, max_batch=max_batch))
     return Predictor(bundle, backend=TorchBackend(bundle, resolved, max_batch=max_batch))
 
 
 def load_engine(
     model_dir: str | Path, device: str = "auto", *, max_batch: int = 64, max_wait_ms: float = 2.0,
-    on_batch: BatchObserver | None = None,
+    on_batch: BatchObserver | None = None, backend: str = "auto",
 ) -> InferenceEngine:
     return InferenceEngine(
-        load_predictor(model_dir, device, max_batch), max_batch=max_batch, max_wait_ms=max_wait_ms,
+        load_predictor(model_dir, device, max_batch, backend), max_batch=max_batch, max_wait_ms=max_wait_ms,
         on_batch=on_batch,
     )

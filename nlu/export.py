@@ -1,0 +1,84 @@
+"""ONNX export of a trained model, optionally int8-quantized, for fast CPU serving with onnxruntime.
+
+The exported directory is a complete model directory (tokenizer, labels, thresholds,
+training examples' embeddings: everything `load_bundle` reads) plus `model.onnx`, so
+`FRONTDESK_MODEL_DIR` can point at it directly and the engine serves it through
+onnxruntime. One graph computes both heads and the pooled embedding, like the PyTorch
+model. Dynamic int8 quantization (weights int8, activations quantized on the fly) needs
+no calibration data and suits a transformer's large matrix multiplications on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from nlu.artifacts import load_bundle
+
+ONNX_FILE = "model.onnx"
+EXPORT_INFO = "onnx_export.json"
+OPSET = 17
+
+
+class _Graph(torch.nn.Module):
+    """The joint model with plain tensor outputs, which is what an ONNX graph can return."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        out = self.model(input_ids, attention_mask)
+        return out.intent_logits.softmax(-1), out.sentiment_logits.softmax(-1), out.embeddings
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None) -> Path:
+    """Write `out_dir`: a copy of the model directory plus `model.onnx` (int8 when `quantize == "int8"`)."""
+    if quantize not in (None, "int8"):
+        raise ValueError(f"--quantize must be int8 (got {quantize!r})")
+    source, out = Path(model_dir), Path(out_dir)
+    bundle = load_bundle(source, "cpu")  # validates the directory first, with a clear error
+    if out.resolve() == source.resolve():
+        raise ValueError("--out must differ from --model: the export is a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name in (ONNX_FILE, EXPORT_INFO):
+            continue
+        target = out / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, target)
+
+    graph = _Graph(bundle.model.cpu().eval())
+    sample = bundle.tokenizer(["where is my order", "hi"], padding=True, return_tensors="pt")
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = Path(scratch) / "fp32.onnx"
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about Python control flow in the HF attention code
+            torch.onnx.export(
+                graph, (sample["input_ids"], sample["attention_mask"]), str(fp32), dynamo=False,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["intent_probs", "sentiment_probs", "embeddings"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                              "intent_probs": {0: "batch"}, "sentiment_probs": {0: "batch"},
+                              "embeddings": {0: "batch"}},
+                opset_version=OPSET, do_constant_folding=True,
+            )
+        if quantize == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            prepared = Path(scratch) / "prepared.onnx"
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # fold and infer shapes first
+            quantize_dynamic(str(prepared), str(out / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True)
+        else:
+            shutil.copy2(fp32, out / ONNX_FILE)
+    (out / EXPORT_INFO).write_text(json.dumps({"source": str(source.resolve()), "quantize": quantize,
+                                               "opset": OPSET, "file": ONNX_FILE}, indent=2) + "\n")
+    return out
