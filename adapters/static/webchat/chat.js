@@ -1,0 +1,181 @@
+// Frontdesk web chat: talks to /web/ws, keeps its session id in localStorage so a reload continues the
+// conversation, redraws the transcript the server sends on every (re)connect, and resends messages that
+// were not answered before the connection dropped (the server de-duplicates them by id).
+// All text from the server or the user goes into the page with textContent, never as HTML.
+(function () {
+  "use strict";
+
+  var SESSION_KEY = "frontdesk.web.session";
+  var SESSION_RE = /^[A-Za-z0-9_-]{16,64}$/;
+  var MAX_BACKOFF_MS = 30000;
+
+  var log = document.getElementById("log");
+  var suggestionsBox = document.getElementById("suggestions");
+  var statusLine = document.getElementById("status");
+  var form = document.getElementById("composer");
+  var input = document.getElementById("message");
+
+  var socket = null;
+  var attempt = 0;
+  var pending = new Map(); // client id -> {text, el, socket}: sent (or queued) but not yet answered
+
+  function randomId(bytes) {
+    // crypto.getRandomValues works on plain http too (randomUUID needs a secure context).
+    var data = new Uint8Array(bytes);
+    crypto.getRandomValues(data);
+    return Array.prototype.map.call(data, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  function loadSession(fresh) {
+    var id = null;
+    try { id = fresh ? null : localStorage.getItem(SESSION_KEY); } catch (e) { id = null; }
+    if (!id || !SESSION_RE.test(id)) {
+      id = randomId(16);
+      try { localStorage.setItem(SESSION_KEY, id); } catch (e) { /* private mode: this tab only */ }
+    }
+    return id;
+  }
+
+  var session = loadSession(false);
+
+  function setStatus(text, offline) {
+    statusLine.textContent = text;
+    statusLine.classList.toggle("offline", Boolean(offline));
+  }
+
+  function who(role, agent) {
+    if (role === "customer") { return "You"; }
+    if (role === "agent") { return (agent || "Support") + " · support team"; }
+    if (role === "bot") { return "Assistant"; }
+    return "";
+  }
+
+  function addMessage(role, text, agent) {
+    var el = document.createElement("div");
+    el.className = "msg msg-" + role;
+    var label = who(role, agent);
+    if (label) {
+      var name = document.createElement("span");
+      name.className = "who";
+      name.textContent = label;
+      el.appendChild(name);
+    }
+    var body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    el.appendChild(body);
+    log.appendChild(el);
+    log.scrollTop = log.scrollHeight;
+    return el;
+  }
+
+  function showSuggestions(items) {
+    suggestionsBox.replaceChildren();
+    (items || []).forEach(function (text) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = text;
+      button.addEventListener("click", function () {
+        send(text);
+        input.focus();
+      });
+      suggestionsBox.appendChild(button);
+    });
+  }
+
+  function redraw(events) {
+    log.replaceChildren();
+    events.forEach(function (event) { addMessage(event.role, event.text, event.agent); });
+    var last = events[events.length - 1];
+    showSuggestions(last && last.role !== "customer" ? last.suggestions : []);
+    pending.forEach(function (item) {
+      item.el = addMessage("customer", item.text, null);
+      item.el.classList.add("pending");
+    });
+  }
+
+  function isOpen() { return socket !== null && socket.readyState === WebSocket.OPEN && socket.ready; }
+
+  function transmit(id, item) {
+    item.socket = socket;
+    socket.send(JSON.stringify({ type: "message", text: item.text, id: id }));
+  }
+
+  function send(text) {
+    if (!text.trim()) { return; }
+    showSuggestions([]);
+    var id = randomId(12);
+    var item = { text: text, el: addMessage("customer", text, null), socket: null };
+    item.el.classList.add("pending");
+    pending.set(id, item);
+    if (isOpen()) { transmit(id, item); }
+  }
+
+  function settle(id) {
+    var item = pending.get(id);
+    if (item) {
+      item.el.classList.remove("pending");
+      pending.delete(id);
+    }
+  }
+
+  function onFrame(frame) {
+    if (frame.type === "history") {
+      if (frame.id) { pending.delete(frame.id); } // that message and its replies are in the history now
+      redraw(frame.events || []);
+      socket.ready = true;
+      setStatus("Connected", false);
+      pending.forEach(function (item, id) { if (item.socket !== socket) { transmit(id, item); } });
+    } else if (frame.type === "reply") {
+      addMessage(frame.sender || "bot", frame.text || "", frame.agent);
+      showSuggestions(frame.suggestions);
+      if (frame.in_reply_to) { settle(frame.in_reply_to); }
+    } else if (frame.type === "ack") {
+      settle(frame.id);
+    } else if (frame.type === "error") {
+      if (frame.id) { settle(frame.id); }
+      addMessage("error", frame.detail || "Something went wrong.", null);
+    }
+  }
+
+  function connect() {
+    var url = new URL("web/ws", window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("session", session);
+    setStatus(attempt ? "Reconnecting…" : "Connecting…", attempt > 0);
+    var ws = new WebSocket(url.toString());
+    socket = ws;
+    ws.ready = false; // true once the history has been drawn: messages go out only after it
+    ws.addEventListener("open", function () { attempt = 0; });
+    ws.addEventListener("message", function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      if (ws === socket) { onFrame(frame); }
+    });
+    ws.addEventListener("close", function (event) {
+      if (ws !== socket) { return; }
+      if (event.code === 1008) { session = loadSession(true); } // the server refused our id: start afresh
+      var delay = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
+      attempt += 1;
+      setStatus("Offline, reconnecting in " + Math.ceil(delay / 1000) + " s", true);
+      window.setTimeout(connect, delay);
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value;
+    if (!text.trim()) { return; }
+    input.value = "";
+    send(text);
+  });
+
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  connect();
+}());

@@ -1,0 +1,230 @@
+"""The web chat channel: a page at `/` that talks to the bot over a WebSocket at `/web/ws`.
+
+The page keeps a random session id in the browser's localStorage; the server uses it as
+conversation id and user id on channel "web", so the conversation survives reloads: each
+new socket first gets the transcript (`{"type": "history"}`) and the page redraws it.
+
+Frames (JSON text):
+  page -> server  `{"type": "message", "text": ..., "id": <client id, for de-duplicating resends>}`
+  server -> page  `{"type": "history", "events": [...]}` on connect (and again after a resend the bot
+                  had already handled, so the page shows the replies it may have missed),
+                  `{"type": "reply", ...Reply.to_dict(), "in_reply_to": id | None}` for answers and for live
+                  pushes (staff messages, "X joined", the hand-back; `in_reply_to` is None for those),
+                  `{"type": "ack", "id": id}` once a message is handled (even when the bot adds nothing,
+                  as while staff hold the conversation), `{"type": "error", "detail": ...}` for a bad frame.
+
+Live pushes come from the bot's outbox (Redis pub/sub), so a staff action in any worker
+reaches the socket held by this one. No `OutputChannel` is needed: `start` returns None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import threading
+from pathlib import Path
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
+
+from adapters import metrics
+from bot.messages import InboundMessage, Reply
+
+log = logging.getLogger("frontdesk")
+
+CHANNEL = "web"
+STATIC = Path(__file__).resolve().parent / "static" / "webchat"
+ASSETS = {"chat.css": "text/css; charset=utf-8", "chat.js": "text/javascript; charset=utf-8"}
+SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_TEXT = 5000  # the same limit as POST /chat
+MAX_FRAME = 6 * MAX_TEXT + 1000  # JSON escapes a character in at most 6 ("\\u0001"); anything bigger is abuse
+HISTORY_LAST = 50
+SHOWN_ROLES = ("customer", "bot", "agent", "system")
+# Closing codes (RFC 6455): 1008 policy violation (bad session id), 1013 try again later (bot still loading).
+CLOSE_POLICY, CLOSE_TRY_LATER = 1008, 1013
+
+router = APIRouter(tags=["web chat"])
+
+
+async def start(components) -> None:
+    """Nothing to start: the routes are always mounted and live delivery goes through the bot's outbox."""
+    return None
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    """The chat page (plain HTML; its CSS and JS are served next to it)."""
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/web/{name}", include_in_schema=False)
+async def asset(name: str) -> Response:
+    """Only the page's own files, by exact name: nothing else on disk is reachable through this route."""
+    if name not in ASSETS:
+        return Response("not found", status_code=404, media_type="text/plain")
+    return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+
+
+def public_history(events: list[dict]) -> list[dict]:
+    """The transcript as the customer saw it: their messages and what was said to them.
+
+    Left out: internal roles ("unanswered") and the bot's own notes to staff, which are
+    "system" events carrying who did it (`by`: "claimed by sam") or the escalation they
+    belong to ("escalated: asked_for_human"); what was said to the customer about those
+    ("Sam has joined") is a separate "system" event without either.
+    """
+    shown = []
+    for event in events:
+        role = event.get("role")
+        if role not in SHOWN_ROLES:
+            continue
+        if role == "system" and ("by" in event or "escalation_id" in event):
+            continue
+        shown.append({"role": role, "text": str(event.get("text", "")), "at": event.get("at"),
+                      "agent": event.get("agent") or (event.get("by") if role == "agent" else None),
+                      "suggestions": list(event.get("suggestions") or [])})
+    return shown
+
+
+def parse_frame(raw: str | None) -> tuple[str, str | None]:
+    """(text, client id) from one page frame; `ValueError` with a message for the page otherwise."""
+    if raw is None:
+        raise ValueError("send JSON text frames, not binary ones")
+    if len(raw) > MAX_FRAME:
+        raise ValueError(f"frame too large (a message may have at most {MAX_TEXT} characters)")
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        raise ValueError("frame is not valid JSON") from None
+    if not isinstance(frame, dict) or frame.get("type") != "message":
+        raise ValueError('expected {"type": "message", "text": ..., "id": ...}')
+    text, client_id = frame.get("text"), frame.get("id")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('"text" must be a non-empty string')
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"message too long ({len(text)} characters, at most {MAX_TEXT})")
+    if client_id is not None and (not isinstance(client_id, str) or not MESSAGE_ID_RE.fullmatch(client_id)):
+        raise ValueError('"id" must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"')
+    return text, client_id
+
+
+class Connection:
+    """One open page: a single writer task owns the socket, everything else queues frames for it."""
+
+    def __init__(self, websocket: WebSocket, bot, session: str):
+        self.ws = websocket
+        self.bot = bot
+        self.session = session
+        self.loop = asyncio.get_running_loop()
+        self.out: asyncio.Queue[dict | None] = asyncio.Queue()
+        self.stop = threading.Event()
+        self.history_sent = False
+        self.early: list[Reply] = []  # pushes that arrived before the first history went out
+
+    # -------------------------------------------------------------- outbox (another thread)
+    def _on_push(self, reply: Reply) -> None:
+        self.loop.call_soon_threadsafe(self._push, reply)
+
+    def _push(self, reply: Reply) -> None:
+        if self.history_sent:
+            self.out.put_nowait({"type": "reply", **reply.to_dict(), "in_reply_to": None})
+        else:
+            self.early.append(reply)
+
+    def _listen(self) -> None:
+        try:
+            self.bot.outbox.listen(f"{CHANNEL}:{self.session}", self._on_push, self.stop)
+        except Exception:  # a broken listener must not take the socket down; reloads still show everything
+            log.exception("web chat outbox listener failed")
+
+    # -------------------------------------------------------------- the socket (event loop)
+    async def _writer(self) -> None:
+        while (frame := await self.out.get()) is not None:
+            await self.ws.send_json(frame)
+
+    async def _send_history(self, covers: str | None = None) -> None:
+        """The transcript; `covers` names a resent message whose replies it now includes."""
+        events = public_history(await run_in_threadpool(self.bot.history, CHANNEL, self.session, HISTORY_LAST))
+        self.out.put_nowait({"type": "history", "events": events, "id": covers})
+        if not self.history_sent:
+            self.history_sent = True
+            # Subscribed before reading, so nothing is lost; skip what the history already shows.
+            tail = {(e["role"], e["text"]) for e in events[-10:]}
+            for reply in self.early:
+                if (reply.sender, reply.text) not in tail:
+                    self._push(reply)
+            self.early.clear()
+
+    async def _handle(self, raw: str | None) -> None:
+        try:
+            text, client_id = parse_frame(raw)
+        except ValueError as exc:
+            self.out.put_nowait({"type": "error", "detail": str(exc), "id": None})
+            return
+        # Namespaced by session: a page must never get another session's replies by guessing its ids.
+        message_id = f"{self.session}:{client_id}" if client_id else None
+        message = InboundMessage(CHANNEL, self.session, self.session, text, message_id=message_id)
+        metrics.MESSAGES.labels(CHANNEL).inc()
+        try:
+            handled = await run_in_threadpool(self.bot.handle, message)
+        except Exception as exc:  # e.g. HandlingTimeout: it is still queued and will land in the transcript
+            log.warning("web chat message not handled in time (%s)", type(exc).__name__)
+            self.out.put_nowait({"type": "error", "id": client_id,
+                                 "detail": "Sorry, that is taking longer than usual. Your message is kept; "
+                                           "the answer will appear here."})
+            return
+        if handled.duplicate:
+            # A resend after a reconnect: the replies are in the transcript now; redraw rather than repeat.
+            await self._send_history(covers=client_id)
+        else:
+            for reply in handled.replies:
+                self.out.put_nowait({"type": "reply", **reply.to_dict(), "in_reply_to": client_id})
+        self.out.put_nowait({"type": "ack", "id": client_id})
+
+    async def serve(self) -> None:
+        listener = threading.Thread(target=self._listen, name=f"web-outbox-{self.session[:8]}", daemon=True)
+        listener.start()
+        writer = asyncio.create_task(self._writer())
+        try:
+            await self._send_history()
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                await self._handle(message.get("text"))
+                if writer.done():  # the page went away while we were answering
+                    break
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the page closed or reloaded; nothing to tell anyone
+        except Exception:  # Redis gone mid-conversation, ...: drop this socket, the page reconnects
+            log.exception("web chat connection failed")
+            with contextlib.suppress(Exception):
+                await self.ws.close(CLOSE_TRY_LATER)
+        finally:
+            self.stop.set()
+            self.out.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await writer
+
+
+@router.websocket("/web/ws")
+async def chat_socket(websocket: WebSocket, session: str = "") -> None:
+    """One page's live connection: history first, then its messages answered and staff messages pushed."""
+    await websocket.accept()
+    if not SESSION_RE.fullmatch(session):
+        await websocket.send_json({"type": "error", "detail": "session must be 16-64 characters of A-Z, a-z, "
+                                                              '0-9, "_" or "-"'})
+        await websocket.close(CLOSE_POLICY)
+        return
+    bot = websocket.app.state.components.bot
+    if bot is None:
+        await websocket.send_json({"type": "error", "detail": "the assistant is still starting; reconnecting"})
+        await websocket.close(CLOSE_TRY_LATER)
+        return
+    await Connection(websocket, bot, session).serve()

@@ -1,0 +1,187 @@
+"""The web chat at `/`, in a real browser (Debian's chromium through Playwright) against the real app.
+
+The app runs in a real uvicorn server on 127.0.0.1 with the demo model, the demo FAQ and
+a real Redis; the page talks to it over its WebSocket exactly as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from adapters.app import create_app
+from adapters.settings import Settings
+from tests.serverutil import free_port
+
+TOKEN = "webchat-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CHROMIUM = shutil.which("chromium")
+TIMEOUT_MS = 30_000  # the first answers wait on model warm-up on a shared 2-core machine
+
+
+@pytest.fixture(scope="module")
+def base_url(demo_model, redis_server, tmp_path_factory):
+    settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
+                        FRONTDESK_REDIS_PREFIX=f"webchat-{uuid.uuid4().hex[:8]}", FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu",
+                        FRONTDESK_KB=Path(__file__).resolve().parent.parent / "knowledge" / "demo")
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and app.state.components.bot is not None:
+                break
+        except httpx.HTTPError:
+            pass
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.2)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium, or `make browser`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    """A fresh browser profile per test: its own localStorage, so its own chat session."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def open_chat(page, base_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{base_url}/")
+    expect(page.locator("#status")).to_have_text("Connected")
+
+
+def say(page, text: str) -> None:
+    page.get_by_label("Your message").fill(text)
+    page.get_by_label("Your message").press("Enter")
+
+
+def test_chat_reply_suggestion_click_and_reload_keeps_the_conversation(page, base_url):
+    from playwright.sync_api import expect
+
+    open_chat(page, base_url)
+    log = page.get_by_role("log")
+    say(page, "hello")
+    expect(log.locator(".msg-bot").last).to_contain_text("Larkspur Home assistant")
+    expect(log.locator(".msg-customer .text")).to_have_text(["hello"])
+
+    say(page, "tax")  # too vague for one FAQ answer: the bot offers the closest questions as buttons
+    button = page.get_by_role("group", name="Suggested replies").get_by_role("button", name="Do you charge sales tax?")
+    expect(button).to_be_visible()
+    button.click()
+    expect(log.locator(".msg-customer").last).to_contain_text("Do you charge sales tax?")
+    expect(log.locator(".msg-bot").last).to_contain_text("sales tax is calculated at checkout")
+    expect(page.locator("#suggestions button")).to_have_count(0)
+
+    hostile = '<img src=x onerror="window.pwned=1"><b>bold</b>'
+    say(page, hostile)  # shown as the characters typed, never as markup
+    expect(log.locator(".msg-customer .text").last).to_have_text(hostile)
+    expect(log.locator(".msg-bot")).to_have_count(4)
+    expect(log.locator(".msg-customer.pending")).to_have_count(0)
+    session = page.evaluate("localStorage.getItem('frontdesk.web.session')")
+
+    page.reload()
+    expect(page.locator("#status")).to_have_text("Connected")
+    expect(log.locator(".msg-customer .text")).to_have_text(["hello", "tax", "Do you charge sales tax?", hostile])
+    expect(log.locator(".msg-bot")).to_have_count(4)
+    expect(log.locator(".msg-bot").nth(1)).to_contain_text("Which one fits?")
+    assert page.evaluate("localStorage.getItem('frontdesk.web.session')") == session
+    assert log.locator("img, b").count() == 0 and page.evaluate("window.pwned") is None
+
+
+def test_staff_messages_appear_live_without_a_reload(page, base_url):
+    from playwright.sync_api import expect
+
+    open_chat(page, base_url)
+    log = page.get_by_role("log")
+    page.evaluate("window.sameDocument = true")  # gone if anything reloads the page
+    say(page, "/human")
+    expect(log.locator(".msg-bot").last).to_contain_text("asked a colleague")
+    session = page.evaluate("localStorage.getItem('frontdesk.web.session')")
+    queue = httpx.get(f"{base_url}/admin/escalations", headers=AUTH).json()
+    escalation = next(r["id"] for r in queue if r["channel"] == "web" and r["user_id"] == session)
+
+    sent = httpx.post(f"{base_url}/admin/escalations/{escalation}/reply", headers=AUTH,
+                      json={"agent": "Sam", "text": "Hi, Sam here. <script>window.pwned=1</script>"})
+    assert sent.status_code == 200, sent.text
+    expect(log.locator(".msg-system").last).to_contain_text("Sam from our support team has joined")
+    agent = log.locator(".msg-agent").last
+    expect(agent.locator(".who")).to_have_text("Sam · support team")
+    expect(agent.locator(".text")).to_have_text("Hi, Sam here. <script>window.pwned=1</script>")
+
+    say(page, "thanks Sam, my parcel is late")  # staff hold the conversation: handled, no bot reply
+    expect(log.locator(".msg-customer .text").last).to_have_text("thanks Sam, my parcel is late")
+    expect(log.locator(".msg-customer.pending")).to_have_count(0)  # the server acknowledged it
+    resolved = httpx.post(f"{base_url}/admin/escalations/{escalation}/resolve", headers=AUTH, json={"agent": "Sam"})
+    assert resolved.status_code == 200, resolved.text
+    expect(log.locator(".msg-bot").last).to_contain_text("Sam has handed you back to me")
+    assert log.locator(".msg-bot").count() == 2  # the "asked a colleague" reply and the hand-back
+    assert page.evaluate("window.sameDocument") is True and page.evaluate("window.pwned") is None
+
+    page.reload()  # the internal notes ("claimed by Sam") stay out of the redrawn transcript
+    expect(log.locator(".msg-agent .text")).to_have_text(["Hi, Sam here. <script>window.pwned=1</script>"])
+    expect(log.locator(".msg-system")).to_have_count(1)
+
+
+def test_bad_frames_get_an_error_frame_and_the_socket_stays_usable(base_url):
+    from websockets.sync.client import connect
+
+    ws_url = base_url.replace("http://", "ws://") + "/web/ws"
+    with connect(f"{ws_url}?session=short") as bad:
+        assert "session" in json.loads(bad.recv(timeout=10))["detail"]
+        with pytest.raises(Exception, match="1008"):
+            bad.recv(timeout=10)
+
+    session = uuid.uuid4().hex
+    with connect(f"{ws_url}?session={session}") as ws:
+        assert json.loads(ws.recv(timeout=10)) == {"type": "history", "events": [], "id": None}
+        for frame, complaint in [("not json", "JSON"), (json.dumps({"type": "typing"}), "expected"),
+                                 (json.dumps({"type": "message", "text": "   "}), "non-empty"),
+                                 (json.dumps({"type": "message", "text": "a" * 5001}), "too long"),
+                                 (json.dumps({"type": "message", "text": "hi", "id": "no spaces"}), '"id"'),
+                                 (b"\x00binary", "binary"), ("x" * 40_000, "too large")]:
+            ws.send(frame)
+            answer = json.loads(ws.recv(timeout=10))
+            assert answer["type"] == "error" and complaint in answer["detail"], (frame[:20], answer)
+
+        ws.send(json.dumps({"type": "message", "text": "hello", "id": "m-1"}))
+        reply = json.loads(ws.recv(timeout=30))
+        assert reply["type"] == "reply" and reply["in_reply_to"] == "m-1" and "Larkspur" in reply["text"]
+        assert json.loads(ws.recv(timeout=10)) == {"type": "ack", "id": "m-1"}
+        ws.send(json.dumps({"type": "message", "text": "hello", "id": "m-1"}))  # a resend after a lost answer
+        redraw = json.loads(ws.recv(timeout=30))
+        assert redraw["type"] == "history" and redraw["id"] == "m-1"
+        assert [e["role"] for e in redraw["events"]] == ["customer", "bot"]
+        assert json.loads(ws.recv(timeout=10)) == {"type": "ack", "id": "m-1"}
