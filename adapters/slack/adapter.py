@@ -1,0 +1,369 @@
+"""The Slack adapter: slack-bolt's AsyncApp in, slack_sdk's WebClient out, one bot core behind both.
+
+Inbound, bolt verifies each request (signing secret, 5-minute replay window), answers
+Slack within its 3 seconds (events are acknowledged before any listener runs; actions
+and commands call `ack()` first), and runs the work afterwards on the event loop, with
+the blocking `Bot.handle` in a worker thread. Retries are answered once because every
+message carries `channel:ts` as its `message_id`, which the core de-duplicates even
+while the first delivery is still being handled.
+
+Outbound, every post goes through the synchronous `WebClient`: `send` and the staff
+notifier methods are called from worker threads by the core (a staff reply arriving on
+another channel, a claim), and the async listeners call the same methods via
+`asyncio.to_thread`, so there is one code path per kind of post.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from slack_bolt import BoltResponse
+from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackClientError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters import metrics
+from adapters.components import Components
+from adapters.slack import format as fmt
+from bot.messages import InboundMessage, Reply
+from bot.queue import EscalationError
+
+log = logging.getLogger("frontdesk.slack")
+
+CHANNEL = "slack"
+MAX_BODY = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd before parsing it
+USER_CACHE = 2000
+# Message subtypes a person produces by writing; edits, joins, bot posts and the like are not messages to answer.
+PERSON_SUBTYPES = (None, "thread_broadcast", "file_share")
+
+
+def _api_error(exc: Exception) -> str:
+    """A loggable reason for a failed Web API call; never the request (which carries the token)."""
+    response = getattr(exc, "response", None)
+    if response is not None and hasattr(response, "get"):
+        return str(response.get("error") or type(exc).__name__)
+    return type(exc).__name__
+
+
+class SlackAdapter:
+    """`OutputChannel` and `StaffNotifier` for Slack, plus the bolt app that receives Slack's requests."""
+
+    name = CHANNEL
+
+    def __init__(self, components: Components) -> None:
+        settings = components.settings
+        assert settings.slack_bot_token is not None
+        token = settings.slack_bot_token.get_secret_value()
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        self.components = components
+        self.support_channel = settings.slack_support_channel
+        self.web = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+        # Bolt verifies with `secret`; without one (Socket Mode only) it has no HTTP handler at all, see `http`.
+        self.app = AsyncApp(client=AsyncWebClient(token=token, base_url=settings.slack_api_url),
+                            signing_secret=secret, name="frontdesk", logger=logging.getLogger("frontdesk.slack.bolt"),
+                            process_before_response=False)
+        self.http = bool(secret)
+        self._verifier = SignatureVerifier(secret) if secret else None
+        self.socket = None  # the Socket Mode handler, when SLACK_APP_TOKEN is set (see `connect`)
+        self._app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        self._names: dict[str, str] = {}
+        self._register()
+
+    # ------------------------------------------------------------------ life cycle
+    async def connect(self) -> None:
+        """Check the token once (so a wrong one shows up in the log at start) and open Socket Mode if set."""
+        try:
+            identity = await self.app.client.auth_test()
+            log.info("Slack: connected as %s in team %s", identity.get("user"), identity.get("team"))
+        except SlackClientError as exc:  # bolt retries auth.test per request; keep serving the other channels
+            log.error("Slack: auth.test failed (%s); check SLACK_BOT_TOKEN", _api_error(exc))
+        if self._app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self.socket = AsyncSocketModeHandler(self.app, self._app_token)
+            try:
+                await self.socket.connect_async()
+                log.info("Slack: Socket Mode connected")
+            except Exception as exc:
+                log.error("Slack: Socket Mode connection failed (%s); check SLACK_APP_TOKEN", _api_error(exc))
+
+    async def stop(self) -> None:
+        if self.socket is not None:
+            await self.socket.close_async()
+
+    # ------------------------------------------------------------------ HTTP (Events API, interactivity, commands)
+    async def handle_http(self, request: Request) -> Response:
+        """One Slack request through bolt; 401 for anything not signed by Slack, 400 for a body bolt cannot read."""
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"detail": "request body too large"}, status_code=413)
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        if not timestamp.isdigit():  # bolt's verifier would raise on int("junk") instead of refusing
+            return JSONResponse({"detail": "invalid Slack signature"}, status_code=401)
+        try:
+            bolt_request = to_async_bolt_request(request, body)
+            if not isinstance(bolt_request.body, dict):
+                raise ValueError("body is not an object")
+        except Exception:
+            # Unreadable: say so only to a sender who signed it; anyone else learns nothing but 401.
+            signed = self._verifier is not None and self._verifier.is_valid(
+                body, timestamp, request.headers.get("x-slack-signature", ""))
+            if not signed:
+                return JSONResponse({"detail": "invalid Slack signature"}, status_code=401)
+            return JSONResponse({"detail": "malformed Slack request body"}, status_code=400)
+        if request.headers.get("x-slack-retry-num"):
+            log.info("Slack: retry %s (%s)", request.headers.get("x-slack-retry-num"),
+                     request.headers.get("x-slack-retry-reason", "?"))
+        try:
+            return to_starlette_response(await self.app.async_dispatch(bolt_request))
+        except Exception:  # a signed but unexpected payload shape must not become a 500
+            log.exception("Slack: could not dispatch a request")
+            return JSONResponse({"detail": "unexpected Slack request"}, status_code=400)
+
+    # ------------------------------------------------------------------ bolt listeners
+    def _register(self) -> None:
+        app = self.app
+
+        @app.middleware
+        async def bot_loaded(next):  # bolt passes arguments by name; `next` continues the chain
+            """After signature checks: until the bot is loaded, 503 so Slack delivers the event again later."""
+            if self.components.bot is None:
+                return BoltResponse(status=503, body="the bot is still loading")
+            await next()
+
+        @app.event("app_mention")
+        async def mention(event: dict, context) -> None:
+            await self._on_mention(event, context.bot_user_id)
+
+        @app.event("message")
+        async def message(event: dict, context) -> None:
+            await self._on_message(event, context.bot_user_id)
+
+        @app.event(re.compile(".*"))
+        async def other_event() -> None:
+            """Acknowledged and ignored, so Slack does not retry events we have no use for."""
+
+        @app.action(re.compile(f"^{fmt.CLAIM_ACTION}"))
+        async def claim(ack, body: dict, action: dict, respond) -> None:
+            await ack()
+            await self._staff_action("claim", body, action, respond)
+
+        @app.action(re.compile(f"^{fmt.RESOLVE_ACTION}"))
+        async def resolve(ack, body: dict, action: dict, respond) -> None:
+            await ack()
+            await self._staff_action("resolve", body, action, respond)
+
+        @app.action(re.compile(f"^{fmt.SUGGEST_ACTION}_"))
+        async def suggestion(ack, body: dict, action: dict, respond) -> None:
+            await ack()
+            await self._on_suggestion(body, action, respond)
+
+        @app.command(re.compile("^/"))
+        async def command(ack, command: dict, respond) -> None:
+            await ack()
+            await self._on_command(command, respond)
+
+    # ------------------------------------------------------------------ customers
+    async def _on_message(self, event: dict, bot_user_id: str | None) -> None:
+        if not self._from_a_person(event, bot_user_id):
+            return
+        if event.get("channel_type") == "im":
+            await self._customer_message(event["channel"], event, fmt.unescape(event.get("text", "")))
+            return
+        thread_ts = event.get("thread_ts")
+        if thread_ts and thread_ts != event.get("ts"):
+            await self._staff_reply(event, thread_ts)
+        # Other channel messages: mentions arrive (again) as app_mention, everything else is not for us.
+
+    async def _on_mention(self, event: dict, bot_user_id: str | None) -> None:
+        if not self._from_a_person(event, bot_user_id):
+            return
+        channel = event.get("channel", "")
+        thread_ts = event.get("thread_ts") or event.get("ts", "")
+        bot = self.components.need("bot")
+        if event.get("thread_ts") and await asyncio.to_thread(bot.queue.find_by_link, CHANNEL,
+                                                              f"{channel}:{thread_ts}"):
+            return  # staff mentioning the bot in an escalation thread: the message event carries the reply
+        mention = re.compile(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>" if bot_user_id else r"^\s*<@[^>]+>")
+        text = fmt.unescape(mention.sub("", event.get("text", "")).strip())
+        await self._customer_message(f"{channel}:{thread_ts}", event, text)
+
+    @staticmethod
+    def _from_a_person(event: dict, bot_user_id: str | None) -> bool:
+        return (event.get("subtype") in PERSON_SUBTYPES and not event.get("bot_id") and bool(event.get("user"))
+                and event.get("user") != bot_user_id and bool(event.get("channel")) and bool(event.get("ts")))
+
+    async def _customer_message(self, conversation_id: str, event: dict, text: str) -> None:
+        if not text.strip():
+            return  # a file without words: nothing to answer
+        user = event["user"]
+        message = InboundMessage(CHANNEL, conversation_id, user, text, message_id=f"{event['channel']}:{event['ts']}",
+                                 display_name=await asyncio.to_thread(self.user_name, user))
+        await self._handle_and_send(message, conversation_id)
+
+    async def _handle_and_send(self, message: InboundMessage, conversation_id: str) -> None:
+        bot = self.components.need("bot")
+        try:
+            handled = await asyncio.to_thread(bot.handle, message)
+        except Exception:
+            log.exception("Slack: handling a message failed")
+            return
+        if handled.duplicate:
+            log.info("Slack: message %s delivered again; already answered", message.message_id)
+            return
+        metrics.MESSAGES.labels(CHANNEL).inc()
+        for reply in handled.replies:
+            try:
+                await asyncio.to_thread(self.send, conversation_id, reply)
+            except (SlackClientError, OSError) as exc:
+                log.warning("Slack: posting a reply failed (%s)", _api_error(exc))
+
+    async def _on_suggestion(self, body: dict, action: dict, respond) -> None:
+        """A suggestion button: its text becomes the customer's next message, in the conversation it was shown in."""
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        user = (body.get("user") or {}).get("id")
+        choice = str(action.get("value", ""))
+        posted = body.get("message") or {}
+        if not channel or not user or not choice:
+            return
+        thread_ts = posted.get("thread_ts") or (body.get("container") or {}).get("thread_ts")
+        conversation_id = channel if channel.startswith("D") or not thread_ts else f"{channel}:{thread_ts}"
+        await respond(replace_original=True, text=posted.get("text") or choice,
+                      blocks=fmt.chosen_suggestion_blocks(posted.get("text", ""), choice))
+        message = InboundMessage(CHANNEL, conversation_id, user, choice,
+                                 message_id=f"action:{channel}:{action.get('action_ts', time.time())}",
+                                 display_name=await asyncio.to_thread(self.user_name, user))
+        await self._handle_and_send(message, conversation_id)
+
+    # ------------------------------------------------------------------ staff
+    async def _staff_action(self, kind: str, body: dict, action: dict, respond) -> None:
+        escalation_id = str(action.get("value", ""))
+        user = body.get("user") or {}
+        agent = await asyncio.to_thread(self.user_name, user.get("id", ""), user.get("name") or user.get("username"))
+        bot = self.components.need("bot")
+        try:
+            await asyncio.to_thread(bot.claim if kind == "claim" else bot.resolve, escalation_id, agent)
+        except EscalationError as exc:
+            await respond(text=f"Could not {kind} that: {fmt.escape(str(exc))}.", response_type="ephemeral",
+                          replace_original=False)
+
+    async def _staff_reply(self, event: dict, thread_ts: str) -> None:
+        bot = self.components.need("bot")
+        record = await asyncio.to_thread(bot.queue.find_by_link, CHANNEL, f"{event['channel']}:{thread_ts}")
+        if record is None:
+            return  # a thread that is not an escalation
+        text = fmt.unescape(event.get("text", "")).strip()
+        if not text:
+            return
+        agent = await asyncio.to_thread(self.user_name, event["user"])
+        try:
+            await asyncio.to_thread(bot.agent_reply, record["id"], agent, text)
+        except EscalationError as exc:
+            await asyncio.to_thread(self._tell_staff, event["channel"], event["user"], thread_ts,
+                                    f"Not sent to the customer: {fmt.escape(str(exc))}.")
+
+    def _tell_staff(self, channel: str, user: str, thread_ts: str, text: str) -> None:
+        try:
+            self.web.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=text)
+        except (SlackClientError, OSError) as exc:
+            log.warning("Slack: ephemeral notice failed (%s)", _api_error(exc))
+
+    async def _on_command(self, command: dict, respond) -> None:
+        """`/frontdesk reload|queue`: the core's admin commands, so the allow-list is checked in one place."""
+        words = str(command.get("text", "")).split()
+        action = words[0].lower() if words else ""
+        name = fmt.escape(str(command.get("command", "/frontdesk")))
+        if action not in ("reload", "queue"):
+            await respond(text=f"Usage: `{name} reload` reloads the FAQ, `{name} queue` lists open escalations.",
+                          response_type="ephemeral")
+            return
+        user = str(command.get("user_id", ""))
+        trigger = command.get("trigger_id")
+        message = InboundMessage(CHANNEL, f"command:{user}", user, f"/{action}",
+                                 message_id=f"command:{trigger}" if trigger else None,
+                                 display_name=command.get("user_name"))
+        bot = self.components.need("bot")
+        handled = await asyncio.to_thread(bot.handle, message)
+        if handled.duplicate:
+            return
+        text = "\n".join(fmt.escape(r.text) for r in handled.replies) or "Done."
+        for piece in fmt.split_text(text):
+            await respond(text=piece, response_type="ephemeral")
+
+    # ------------------------------------------------------------------ people
+    def user_name(self, user_id: str, fallback: str | None = None) -> str:
+        """A person's display name (users.info, cached); their id when Slack will not say."""
+        if not user_id:
+            return fallback or "someone"
+        if user_id in self._names:
+            return self._names[user_id]
+        try:
+            user = self.web.users_info(user=user_id)["user"]
+            profile = user.get("profile") or {}
+            name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
+        except (SlackClientError, OSError, KeyError, TypeError) as exc:
+            log.info("Slack: users.info for %s failed (%s)", user_id, _api_error(exc))
+            return fallback or user_id
+        if len(self._names) >= USER_CACHE:
+            self._names.clear()  # names rarely change; a crude bound is enough to keep memory flat
+        self._names[user_id] = name or fallback or user_id
+        return self._names[user_id]
+
+    # ------------------------------------------------------------------ OutputChannel
+    def send(self, conversation_id: str, reply: Reply) -> None:
+        """Post `reply` into a DM (`D…`) or a channel thread (`C…:ts`), split within Slack's limits."""
+        channel, _, thread_ts = conversation_id.partition(":")
+        for message in fmt.reply_messages(reply):
+            self.web.chat_postMessage(channel=channel, thread_ts=thread_ts or None, **message)
+
+    # ------------------------------------------------------------------ StaffNotifier
+    def _link(self, record: dict) -> tuple[str, str] | None:
+        channel, _, ts = str(record.get(f"link:{CHANNEL}", "")).partition(":")
+        return (channel, ts) if channel and ts else None
+
+    def on_escalation(self, record: dict, transcript: list[dict]) -> None:
+        """Post the escalation (or, when re-announced, a reminder in its thread) to the support channel."""
+        if not self.support_channel:
+            return
+        try:
+            link = self._link(record)
+            if record.get("reannounced") and link:
+                minutes = (time.time() - float(record.get("created_at", time.time()))) / 60
+                self.web.chat_postMessage(channel=link[0], thread_ts=link[1], reply_broadcast=True,
+                                          text=fmt.reminder_text(record, minutes))
+                return
+            posted = self.web.chat_postMessage(channel=self.support_channel,
+                                               **fmt.escalation_message(record, transcript))
+            self.components.need("bot").queue.link(record["id"], CHANNEL, f"{posted['channel']}:{posted['ts']}")
+        except (SlackClientError, OSError) as exc:
+            log.warning("Slack: posting escalation %s failed (%s)", record.get("id"), _api_error(exc))
+
+    def on_customer_message(self, record: dict, text: str) -> None:
+        """The customer wrote while staff hold the conversation: show it in the escalation's thread."""
+        link = self._link(record)
+        if link is None:
+            return
+        try:
+            for piece in fmt.split_text(fmt.customer_relay_text(text)):
+                self.web.chat_postMessage(channel=link[0], thread_ts=link[1], text=piece)
+        except (SlackClientError, OSError) as exc:
+            log.warning("Slack: relaying a customer message failed (%s)", _api_error(exc))
+
+    def on_status_change(self, record: dict) -> None:
+        """Redraw the escalation post: who claimed or resolved it, and only the buttons that still apply."""
+        link = self._link(record)
+        if link is None:
+            return
+        try:
+            transcript = self.components.need("bot").transcript(record["id"])
+            self.web.chat_update(channel=link[0], ts=link[1], **fmt.escalation_message(record, transcript))
+        except (SlackClientError, OSError, EscalationError) as exc:
+            log.warning("Slack: updating escalation %s failed (%s)", record.get("id"), _api_error(exc))

@@ -1,0 +1,173 @@
+"""Slack text and Block Kit: mrkdwn escaping, splitting within Slack's limits, the messages Frontdesk posts.
+
+Pure functions (no I/O), so the adapter stays about events and API calls and these rules
+can be checked on their own. Slack treats `&`, `<` and `>` as control characters in
+mrkdwn (`<!channel>` pings everyone, `<http://x|y>` is a link), so every piece of text a
+customer or staff member wrote is escaped before it is shown; Slack sends incoming text
+escaped the same way, so it is unescaped once on the way in.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.messages import Reply
+
+SECTION_LIMIT = 3000  # characters of text in one section block (and our cap per message)
+BUTTON_LABEL_LIMIT = 75  # plain_text of a button
+BUTTON_VALUE_LIMIT = 2000
+MAX_BUTTONS = 25  # elements in one actions block
+TRANSCRIPT_EVENTS = 15
+TRANSCRIPT_LINE_LIMIT = 500
+FALLBACK_TEXT_LIMIT = 300  # the notification text next to blocks
+
+CLAIM_ACTION = "frontdesk_claim"
+RESOLVE_ACTION = "frontdesk_resolve"
+SUGGEST_ACTION = "frontdesk_suggest"
+
+REASONS = {
+    "asked_for_human": "Asked for a person",
+    "negative_message": "Very negative message",
+    "negative_trend": "Several negative messages",
+    "repeated_fallbacks": "The bot could not answer, repeatedly",
+}
+ROLES = {"customer": "Customer", "bot": "Bot", "system": "System", "unanswered": None}
+
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
+
+
+def escape(text: str) -> str:
+    """User text made inert for mrkdwn: `&` first, so the entities added for `<` and `>` survive."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str) -> str:
+    """Text as the person typed it, from Slack's escaped event text (`&amp;` last, so `&amp;lt;` stays `&lt;`)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
+    """Pieces of at most `limit` characters, cut at a paragraph, else a line, else a space, else anywhere.
+
+    Expects escaped text: a hard cut never falls inside an entity such as `&amp;`.
+    """
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for separator in ("\n\n", "\n", " "):
+            cut = window.rfind(separator)
+            if cut > limit // 4:  # a cut near the start would leave a tiny piece; try a finer separator
+                break
+        if cut <= limit // 4:
+            cut = limit
+            tail = _ENTITY_TAIL.search(window)
+            if tail:
+                cut = tail.start() or limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces or [""]
+
+
+def _section(mrkdwn: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict:
+    label = text if len(text) <= BUTTON_LABEL_LIMIT else text[:BUTTON_LABEL_LIMIT - 1] + "…"
+    button = {"type": "button", "text": {"type": "plain_text", "text": label, "emoji": True},
+              "action_id": action_id, "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def reply_messages(reply: Reply) -> list[dict]:
+    """`chat.postMessage` arguments (text, and blocks where there are buttons) for one reply, in order."""
+    body = escape(reply.text)
+    if reply.sender == "agent" and reply.agent:
+        body = f"*{escape(reply.agent)}* (support team): {body}"
+    messages: list[dict] = [{"text": piece} for piece in split_text(body)]
+    suggestions = [s for s in reply.suggestions if s.strip()][:MAX_BUTTONS]
+    if suggestions:
+        last = messages[-1]
+        # The button's value is what the customer "says" when clicking it.
+        buttons = [_button(s, f"{SUGGEST_ACTION}_{i}", s[:BUTTON_VALUE_LIMIT]) for i, s in enumerate(suggestions)]
+        last["blocks"] = [_section(last["text"] or " "), {"type": "actions", "elements": buttons}]
+    return messages
+
+
+def chosen_suggestion_blocks(message_text: str, choice: str) -> list[dict]:
+    """The suggestion message after a click: the buttons replaced by what was picked."""
+    return [_section(message_text or " "),
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"You picked: {escape(choice)}"}]}]
+
+
+def _transcript_lines(transcript: list[dict]) -> str:
+    lines: list[str] = []
+    for event in transcript[-TRANSCRIPT_EVENTS:]:
+        role = event.get("role", "")
+        if role == "agent":
+            label = escape(str(event.get("by") or event.get("agent") or "Agent"))
+        else:
+            label = ROLES.get(role, escape(role.title()))
+        if label is None:
+            continue  # an "unanswered" marker duplicates the customer's line just above it
+        text = str(event.get("text", ""))
+        if len(text) > TRANSCRIPT_LINE_LIMIT:
+            text = text[:TRANSCRIPT_LINE_LIMIT] + "…"
+        lines.append(f"*{label}:* {escape(text)}".replace("\n", "\n      "))
+    # Keep the newest lines when the section would overflow: they matter most to whoever picks it up.
+    budget = SECTION_LIMIT - 100
+    kept: list[str] = []
+    for line in reversed(lines):
+        if sum(len(k) + 1 for k in kept) + len(line) > budget:
+            kept.append("_… earlier messages omitted_")
+            break
+        kept.append(line)
+    return "\n".join(reversed(kept)) or "_(no messages)_"
+
+
+def escalation_message(record: dict, transcript: list[dict]) -> dict:
+    """`chat.postMessage`/`chat.update` arguments for an escalation post, drawn for its current status."""
+    escalation_id = record["id"]
+    status = record.get("status", "open")
+    reason = REASONS.get(record.get("reason", ""), escape(str(record.get("reason", "escalated"))))
+    customer = escape(str(record.get("user_id", "?")))
+    channel = escape(str(record.get("channel", "?")))
+    if status == "claimed":
+        state = f"Claimed by {escape(str(record.get('agent', '?')))}"
+    elif status == "resolved":
+        state = f"Resolved by {escape(str(record.get('resolved_by') or record.get('agent') or '?'))}"
+    else:
+        state = "Waiting for someone to claim it"
+    fields = [f"*Reason*\n{reason}", f"*Customer*\n{customer}", f"*Channel*\n{channel}", f"*Status*\n{state}"]
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Escalation {escalation_id}"[:150]}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        _section(f"*Transcript (last {TRANSCRIPT_EVENTS} events)*\n{_transcript_lines(transcript)}"),
+    ]
+    buttons = []
+    if status == "open":
+        buttons.append(_button("Claim", f"{CLAIM_ACTION}:{escalation_id}", escalation_id, "primary"))
+    if status in ("open", "claimed"):
+        buttons.append(_button("Resolve", f"{RESOLVE_ACTION}:{escalation_id}", escalation_id))
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"escalation:{escalation_id}", "elements": buttons})
+    hint = ("Reply in this thread to answer the customer." if status != "resolved"
+            else "Resolved: the bot has the conversation again.")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]})
+    text = f"Escalation {escalation_id}: {reason} ({channel} customer {customer}). {state}."
+    return {"text": text[:FALLBACK_TEXT_LIMIT], "blocks": blocks}
+
+
+def reminder_text(record: dict, minutes: float) -> str:
+    return f":bell: Still unclaimed after {minutes:.0f} min: escalation {escape(record['id'])} needs someone."
+
+
+def customer_relay_text(text: str) -> str:
+    """A customer's new message, as posted into the escalation thread."""
+    return f"*Customer:* {escape(text)}"
