@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+import redis
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -68,6 +69,16 @@ async def faq_status(request: Request):
         status["worker"] = components.sync.worker_id
         status["workers"] = await run_in_threadpool(components.sync.workers)
     return status
+
+
+@router.get("/stats")
+async def stats(request: Request, days: Annotated[int, Query(ge=1, le=35)] = 1) -> dict:
+    """Conversation numbers of the last `days` UTC days (see `bot.stats.BotStats.summary`)."""
+    bot = request.app.state.components.need("bot")
+    try:
+        return await run_in_threadpool(bot.stats.summary, days)
+    except redis.RedisError:
+        raise HTTPException(503, "statistics unavailable: Redis is not answering") from None
 
 
 class AgentBody(BaseModel):

@@ -21,6 +21,7 @@ from bot.keys import Keys
 from bot.messages import InboundMessage, Reply
 from bot.outbox import Outbox
 from bot.queue import EscalationError, EscalationQueue
+from bot.stats import BotStats
 from bot.store import ConversationStore
 from bot.templates import Templates
 
@@ -51,6 +52,7 @@ class Bot:
         self.store = ConversationStore(client, self.keys)
         self.queue = EscalationQueue(client, self.keys)
         self.outbox = Outbox(client, self.keys)
+        self.stats = BotStats(client, self.keys)  # the console's numbers; never fails a message
         self.nlu = nlu
         self.kb = kb
         self.templates = templates or Templates.load()
@@ -73,6 +75,7 @@ class Bot:
         conversation = message.conversation_key
         meta = self.store.start(conversation, message.channel, message.user_id, message.display_name)
         self.store.append(conversation, "customer", message.text, user_id=message.user_id)
+        self.stats.message(conversation)
         command = message.text.strip().split(maxsplit=1)[0].lower() if message.text.strip() else ""
         if command in ADMIN_COMMANDS:
             return self._record(conversation, [self._admin_command(message, command)])
@@ -97,6 +100,7 @@ class Bot:
         negative = float(result.sentiment_scores.get("negative", 0.0))
         trail = self.store.push_sentiment(conversation, negative)
         self._event("intent", {"intent": intent, "channel": message.channel})
+        self.stats.intent(intent)
         fallbacks = int(meta.get("fallbacks", 0))
         reason = self.rules.reason(negative=negative, trail=trail, intent=intent, fallbacks=fallbacks)
         if reason:
@@ -112,6 +116,7 @@ class Bot:
         if decision is not None and decision.kind == "answer":
             self.store.update(conversation, fallbacks=0)
             self._event("faq", {"outcome": "answer"})
+            self.stats.faq_answer()
             return [Reply(decision.best.entry.answer)]
         if decision is not None and decision.kind == "suggest":
             self.store.update(conversation, fallbacks=0)
@@ -125,6 +130,7 @@ class Bot:
         self.store.update(conversation, fallbacks=fallbacks)
         self._event("fallback", {"text_length": len(message.text), "channel": message.channel})
         self.store.append(conversation, "unanswered", message.text)
+        self.stats.fallback(message.text)  # the text goes to stats, never to the event hook (metrics, logs)
         if fallbacks >= self.rules.max_fallbacks:
             return self._escalate(message, "repeated_fallbacks")
         if fallbacks >= 2:  # two in a row: offer a person rather than a third guess
@@ -138,6 +144,7 @@ class Bot:
         self.store.update(conversation, status="escalated", escalation_id=record["id"], fallbacks=0)
         self.store.append(conversation, "system", f"escalated: {reason}", escalation_id=record["id"])
         self._event("escalation", {"reason": reason, "channel": message.channel})
+        self.stats.escalation(conversation)
         reply = Reply(self.templates.escalated(reason))
         transcript = self.store.history(conversation)
         for notify in self.hooks.on_escalation:

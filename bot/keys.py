@@ -10,6 +10,11 @@
     {p}:result:{uid}           JSON replies of a handled message
     {p}:done:{uid}             wake-up list for whoever waits on that message
     {p}:outbox:{key}           pub/sub channel: replies pushed to a live connection (see bot.outbox)
+    {p}:stats:{day}:counts     hash: messages, escalations, fallbacks, faq_answers that UTC day (see bot.stats)
+    {p}:stats:{day}:conversations  set of conversations with a customer message that day
+    {p}:stats:{day}:escalated  set of conversations escalated that day
+    {p}:stats:{day}:intents    sorted set: intent -> messages
+    {p}:stats:{day}:unanswered sorted set: normalised question that fell back -> times (capped)
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ class Keys:
 
     def outbox(self, conversation: str) -> str:
         return f"{self.prefix}:outbox:{conversation}"
+
+    def stats(self, day: str, part: str) -> str:
+        """A daily statistics key; `day` is the UTC date, YYYY-MM-DD."""
+        return f"{self.prefix}:stats:{day}:{part}"
 
     def conversation_parts(self, conversation: str) -> list[str]:
         return [self.conv(conversation, p) for p in ("meta", "history", "sentiment")]

@@ -1,0 +1,166 @@
+"""Conversation statistics per UTC day, in Redis, for the staff console's numbers.
+
+What the bot records as it handles messages (keys in `bot.keys`):
+
+    counts       hash: messages, escalations, fallbacks, faq_answers
+    conversations  set of conversation keys that had a customer message that day
+    escalated    set of conversation keys escalated that day
+    intents      sorted set: intent -> messages classified as it
+    unanswered   sorted set: normalised customer text that fell back -> times (capped at `unanswered_cap`)
+
+Sets rather than counters for conversations, so a conversation counts once a day however
+many messages it has, and "contained" (answered without escalation) is exact:
+conversations minus escalated conversations. Every key expires after `ttl` seconds, so the
+numbers need no clean-up job.
+
+Statistics are a side line: a Redis error while recording is logged and swallowed so that
+it never costs a customer their reply (`summary` does raise; the admin route answers 503).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import redis
+
+from bot.keys import Keys
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_NUMBER = re.compile(r"\d[\d \-]{2,}\d")  # order, phone and card numbers: 4+ digits, maybe spaced
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_question(text: str, cap: int = 200) -> str:
+    """The form unanswered questions are counted in: lower case, one space, numbers and e-mails masked.
+
+    Masking makes "where is order 48213" and "where is order 51002" one question, and keeps
+    card numbers and addresses out of a list many staff see.
+    """
+    text = _EMAIL.sub("<email>", text)
+    text = _NUMBER.sub("<number>", text)
+    text = _SPACE.sub(" ", text).strip().lower().strip(" ?!.,;:")
+    return text[:cap]
+
+
+class BotStats:
+    def __init__(self, client: redis.Redis, keys: Keys, *, ttl: int = 35 * DAY, unanswered_cap: int = 500,
+                 text_cap: int = 200, clock: Callable[[], float] = time.time):
+        self.redis = client
+        self.keys = keys
+        self.ttl = ttl
+        self.unanswered_cap = unanswered_cap
+        self.text_cap = text_cap
+        self.clock = clock  # injectable so tests can record on other days
+
+    def day(self, offset: int = 0) -> str:
+        """The UTC date `offset` days ago, as the key part (YYYY-MM-DD)."""
+        return time.strftime("%Y-%m-%d", time.gmtime(self.clock() - offset * DAY))
+
+    # ------------------------------------------------------------------ recording (never raises)
+    def message(self, conversation: str) -> None:
+        """A customer message arrived in `conversation`."""
+        day = self.day()
+        self._write(lambda pipe: (pipe.hincrby(self.keys.stats(day, "counts"), "messages", 1),
+                                  pipe.sadd(self.keys.stats(day, "conversations"), conversation)),
+                    day, "counts", "conversations")
+
+    def intent(self, intent: str) -> None:
+        day = self.day()
+        self._write(lambda pipe: pipe.zincrby(self.keys.stats(day, "intents"), 1, intent), day, "intents")
+
+    def faq_answer(self) -> None:
+        day = self.day()
+        self._write(lambda pipe: pipe.hincrby(self.keys.stats(day, "counts"), "faq_answers", 1), day, "counts")
+
+    def fallback(self, text: str) -> None:
+        """Nothing fitted `text`: count it, and count the question among the day's unanswered ones."""
+        day = self.day()
+        question = normalise_question(text, self.text_cap)
+        unanswered = self.keys.stats(day, "unanswered")
+
+        def write(pipe) -> None:
+            pipe.hincrby(self.keys.stats(day, "counts"), "fallbacks", 1)
+            if question:
+                pipe.zincrby(unanswered, 1, question)
+                # Keep the `unanswered_cap` most frequent; a no-op until the set is over the cap.
+                pipe.zremrangebyrank(unanswered, 0, -(self.unanswered_cap + 1))
+
+        self._write(write, day, "counts", "unanswered")
+
+    def escalation(self, conversation: str) -> None:
+        day = self.day()
+        self._write(lambda pipe: (pipe.hincrby(self.keys.stats(day, "counts"), "escalations", 1),
+                                  pipe.sadd(self.keys.stats(day, "escalated"), conversation)),
+                    day, "counts", "escalated")
+
+    def _write(self, commands: Callable[[redis.client.Pipeline], object], day: str, *parts: str) -> None:
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            commands(pipe)
+            for part in parts:
+                pipe.expire(self.keys.stats(day, part), self.ttl)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("conversation statistics not recorded: Redis unavailable (%s)", type(exc).__name__)
+
+    # ------------------------------------------------------------------ reading
+    def summary(self, days: int = 1, top: int = 10) -> dict:
+        """The numbers of the last `days` UTC days (today included), for the console.
+
+        Over several days a conversation active on two of them counts on both: the rates
+        are per conversation-day, which keeps them exact without storing a union.
+        """
+        if days < 1:
+            raise ValueError("days must be at least 1")
+        dates = [self.day(offset) for offset in range(days)]
+        pipe = self.redis.pipeline(transaction=False)
+        for day in dates:
+            pipe.hgetall(self.keys.stats(day, "counts"))
+            pipe.scard(self.keys.stats(day, "conversations"))
+            pipe.scard(self.keys.stats(day, "escalated"))
+            pipe.zrange(self.keys.stats(day, "intents"), 0, -1, withscores=True)
+            pipe.zrange(self.keys.stats(day, "unanswered"), 0, -1, withscores=True)
+        results = pipe.execute()
+        counts: Counter[str] = Counter()
+        intents: Counter[str] = Counter()
+        unanswered: Counter[str] = Counter()
+        conversations = escalated = 0
+        for i in range(len(dates)):
+            day_counts, day_conversations, day_escalated, day_intents, day_unanswered = results[i * 5:i * 5 + 5]
+            counts.update({_text(k): int(v) for k, v in day_counts.items()})
+            conversations += day_conversations
+            escalated += day_escalated
+            intents.update({_text(k): int(v) for k, v in day_intents})
+            unanswered.update({_text(k): int(v) for k, v in day_unanswered})
+        escalation_rate = escalated / conversations if conversations else None
+        return {
+            "days": days,
+            "since": dates[-1],
+            "messages_today": counts["messages"],
+            "conversations_today": conversations,
+            "contained_conversations": conversations - escalated,
+            "escalated_conversations": escalated,
+            "escalations": counts["escalations"],
+            "fallbacks": counts["fallbacks"],
+            "faq_answers": counts["faq_answers"],
+            "containment_rate": None if escalation_rate is None else round(1 - escalation_rate, 4),
+            "escalation_rate": None if escalation_rate is None else round(escalation_rate, 4),
+            "top_intents": _top(intents, top),
+            "top_unanswered": _top(unanswered, top),
+        }
+
+
+def _top(counter: Counter[str], n: int) -> list[tuple[str, int]]:
+    """Most common first; ties in alphabetical order so the list is stable between polls."""
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:n]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
