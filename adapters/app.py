@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, model_validator
 
-from adapters import admin, console, metrics, rest, slack, web
+from adapters import admin, console, metrics, rest, slack, telegram, web
 from adapters.components import Components, NotReady
 from adapters.settings import Settings, load_settings
 
@@ -44,7 +44,7 @@ class PredictResponse(BaseModel):
     results: list[dict]
 
 
-CHANNEL_MODULES: tuple = (web, console, slack)
+CHANNEL_MODULES: tuple = (web, console, slack, telegram)
 
 
 def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
