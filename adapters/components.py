@@ -144,7 +144,7 @@ class Components:
         admins = {"slack": _user_list(self.settings.slack_admin_users),
                   "telegram": _user_list(self.settings.telegram_admin_users)}
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
-                       hooks=hooks, rate_limit=self.settings.rate_limit_pair)
+                       hooks=hooks, rate_limit=self.settings.rate_limit_pair, lease_ms=self.settings.lease_ms)
         threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
 
     def _reannounce_loop(self) -> None:

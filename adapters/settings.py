@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     reannounce_after: float = Field(default=300.0, validation_alias="FRONTDESK_REANNOUNCE_SECONDS")
     max_batch: int = Field(default=64, validation_alias="FRONTDESK_MAX_BATCH")
     max_wait_ms: float = Field(default=2.0, validation_alias="FRONTDESK_MAX_WAIT_MS")
+    # How long a worker may hold a conversation without progress before another takes over (crash recovery).
+    lease_ms: int = Field(default=15_000, ge=1000, validation_alias="FRONTDESK_LEASE_MS")
     # Messages per customer per window, "COUNT/SECONDS"; "0/60" switches the limit off.
     rate_limit: str = Field(default="20/60", pattern=r"^\d+/\d+(\.\d+)?$", validation_alias="FRONTDESK_RATE_LIMIT")
 

@@ -10,6 +10,7 @@ the methods at the bottom; every step lands in the transcript with who did it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from bot.keys import Keys
 from bot.messages import InboundMessage, Reply
 from bot.outbox import Outbox
 from bot.queue import EscalationError, EscalationQueue
+from bot.ratelimit import RateLimiter
 from bot.stats import BotStats
 from bot.store import ConversationStore
 from bot.templates import Templates
@@ -47,11 +49,12 @@ class BotHooks:
 class Bot:
     def __init__(self, client: redis.Redis, nlu, kb, *, prefix: str = "frontdesk", templates: Templates | None = None,
                  rules: EscalationRules | None = None, admins: dict[str, set[str]] | None = None,
-                 hooks: BotHooks | None = None):
+                 hooks: BotHooks | None = None, rate_limit: tuple[int, float] = (20, 60.0), lease_ms: int = 15_000):
         self.keys = Keys(prefix)
         self.store = ConversationStore(client, self.keys)
         self.queue = EscalationQueue(client, self.keys)
         self.outbox = Outbox(client, self.keys)
+        self.rate_limiter = RateLimiter(client, self.keys, limit=rate_limit[0], window=rate_limit[1])
         self.stats = BotStats(client, self.keys)  # the console's numbers; never fails a message
         self.nlu = nlu
         self.kb = kb
@@ -59,13 +62,19 @@ class Bot:
         self.rules = rules or EscalationRules()
         self.admins = admins or {}
         self.hooks = hooks or BotHooks()
-        self.dispatcher = Dispatcher(client, self.keys, self._process)
+        self.dispatcher = Dispatcher(client, self.keys, self._process, lease_ms=lease_ms)
 
     # ------------------------------------------------------------------ customers
     def handle(self, message: InboundMessage) -> Handled:
         """Replies for one inbound message; a redelivered platform message is answered once only."""
+        started = time.perf_counter()
         try:
-            return self.dispatcher.handle(message)
+            handled = self.dispatcher.handle(message)
+            # Ids and counts only: message text is personal data and never logged.
+            log.info("message handled", extra={"conversation": message.conversation_key, "channel": message.channel,
+                                               "replies": len(handled.replies), "duplicate": handled.duplicate,
+                                               "ms": round((time.perf_counter() - started) * 1000, 1)})
+            return handled
         except redis.RedisError as exc:
             log.warning("redis unavailable while handling a message (%s)", type(exc).__name__)
             self._event("redis_error", {})
@@ -73,9 +82,15 @@ class Bot:
 
     def _process(self, message: InboundMessage) -> list[Reply]:
         conversation = message.conversation_key
+        if self.store.rewind(conversation, message.uid):
+            log.warning("re-handling a message whose first attempt died", extra={"conversation": conversation})
         meta = self.store.start(conversation, message.channel, message.user_id, message.display_name)
-        self.store.append(conversation, "customer", message.text, user_id=message.user_id)
+        self.store.append(conversation, "customer", message.text, user_id=message.user_id, uid=message.uid or None)
         self.stats.message(conversation)
+        if not self.rate_limiter.allow(message.channel, message.user_id):
+            # Kept in the transcript for staff, but no model time spent and no escalation rules run.
+            self._event("rate_limited", {"channel": message.channel})
+            return self._record(conversation, [Reply(self.templates.say("rate_limited"), sender="system")])
         command = message.text.strip().split(maxsplit=1)[0].lower() if message.text.strip() else ""
         if command in ADMIN_COMMANDS:
             return self._record(conversation, [self._admin_command(message, command)])

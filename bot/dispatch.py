@@ -8,7 +8,8 @@ at two workers at once are still handled one after the other, in the order they 
 
 A message moves from the inbox to a one-item `processing` list while it is handled; if
 its worker dies, the lease runs out and the next lease holder handles it again before
-anything newer. A platform message id seen before (a Slack retry, a Telegram redelivery)
+anything newer (the handler gets the same `uid` again, so it can undo a half-done first
+attempt; see `ConversationStore.rewind`). A platform message id seen before (a Slack retry, a Telegram redelivery)
 is not handled again: the caller gets the first delivery's replies, marked duplicate.
 """
 
@@ -57,8 +58,12 @@ class Dispatcher:
         self.dedup_ttl = dedup_ttl
         self.wait_timeout = wait_timeout
         self._release = client.register_script(_RELEASE)
+        # Leases this process could not give back because Redis was down; returned once it answers again,
+        # so a Redis restart (which keeps the lock keys when it persists) does not stall those conversations.
+        self._unreleased: set[tuple[str, str]] = set()
 
     def handle(self, message: InboundMessage) -> Handled:
+        self._release_leftovers()
         uid = uuid.uuid4().hex
         if message.message_id:
             seen_key = self.keys.seen(message.channel, message.message_id)
@@ -99,7 +104,7 @@ class Dispatcher:
                 item = json.loads(raw)
                 if self.redis.get(self.keys.result(item["uid"])) is None:
                     try:
-                        replies = self.handler(InboundMessage.from_dict(item["message"]))
+                        replies = self.handler(InboundMessage.from_dict({**item["message"], "uid": item["uid"]}))
                     except redis.RedisError:
                         raise  # the message stays in `processing` and is handled again
                     except Exception:  # a bug must not wedge the conversation behind one message
@@ -116,4 +121,13 @@ class Dispatcher:
                 else:
                     self.redis.lpop(processing)
         finally:
+            try:
+                self._release(keys=[lock], args=[token])
+            except redis.RedisError:
+                self._unreleased.add((lock, token))
+                raise
+
+    def _release_leftovers(self) -> None:
+        for lock, token in list(self._unreleased):
             self._release(keys=[lock], args=[token])
+            self._unreleased.discard((lock, token))

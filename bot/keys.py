@@ -10,6 +10,7 @@
     {p}:result:{uid}           JSON replies of a handled message
     {p}:done:{uid}             wake-up list for whoever waits on that message
     {p}:outbox:{key}           pub/sub channel: replies pushed to a live connection (see bot.outbox)
+    {p}:rate:{channel}:{user}:{slot}   messages counted in one rate-limit window (see bot.ratelimit)
     {p}:stats:{day}:counts     hash: messages, escalations, fallbacks, faq_answers that UTC day (see bot.stats)
     {p}:stats:{day}:conversations  set of conversations with a customer message that day
     {p}:stats:{day}:escalated  set of conversations escalated that day
@@ -37,6 +38,9 @@ class Keys:
 
     def done(self, uid: str) -> str:
         return f"{self.prefix}:done:{uid}"
+
+    def rate(self, channel: str, user_id: str, slot: int) -> str:
+        return f"{self.prefix}:rate:{channel}:{user_id}:{slot}"
 
     def outbox(self, conversation: str) -> str:
         return f"{self.prefix}:outbox:{conversation}"

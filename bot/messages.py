@@ -22,6 +22,7 @@ class InboundMessage:
     message_id: str | None = None  # the platform's id, for de-duplicating redeliveries
     display_name: str | None = None
     timestamp: float = field(default_factory=time.time)
+    uid: str = ""  # our id for this delivery, set by the dispatcher; makes a re-run after a crash idempotent
 
     @property
     def conversation_key(self) -> str:

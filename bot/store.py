@@ -62,6 +62,23 @@ class ConversationStore:
         pipe.execute()
         return event
 
+    def rewind(self, conversation: str, uid: str, look_back: int = 50) -> int:
+        """Drop what a crashed first attempt at message `uid` left in the transcript; return how many events.
+
+        Messages of one conversation are handled one at a time, so everything from that
+        message's customer event onwards belongs to the attempt that died.
+        """
+        if not uid:
+            return 0
+        key = self.keys.conv(conversation, "history")
+        tail = self.redis.lrange(key, -look_back, -1)
+        for offset, raw in enumerate(tail):
+            if json.loads(raw).get("uid") == uid:
+                dropped = len(tail) - offset
+                self.redis.ltrim(key, 0, -dropped - 1)
+                return dropped
+        return 0
+
     def history(self, conversation: str, last: int | None = None) -> list[dict]:
         start = -last if last else 0
         return [json.loads(e) for e in self.redis.lrange(self.keys.conv(conversation, "history"), start, -1)]
