@@ -80,6 +80,24 @@ class Bot:
             self._event("redis_error", {})
             return Handled([Reply(self.templates.say("unavailable"), sender="system")])
 
+    def claim_delivery(self, handled: Handled) -> bool:
+        """For push channels (Slack, Telegram): send `handled.replies` only when this returns True.
+
+        A platform redelivers a message when it is not sure we answered; this tells a
+        redelivery whose answer never went out (a crash between answering and sending)
+        from one that was answered. Call `finish_delivery` afterwards.
+        """
+        try:
+            return self.dispatcher.claim_delivery(handled)
+        except redis.RedisError:
+            return not handled.duplicate
+
+    def finish_delivery(self, handled: Handled, sent: bool) -> None:
+        try:
+            self.dispatcher.finish_delivery(handled, sent)
+        except redis.RedisError:
+            log.warning("delivery of a handled message not recorded: Redis unavailable")
+
     def _process(self, message: InboundMessage) -> list[Reply]:
         conversation = message.conversation_key
         if self.store.rewind(conversation, message.uid):

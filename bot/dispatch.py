@@ -127,6 +127,30 @@ class Dispatcher:
                 self._unreleased.add((lock, token))
                 raise
 
+    def claim_delivery(self, handled: Handled, hold_seconds: int = 60) -> bool:
+        """Whether this caller should send `handled.replies` to the platform now.
+
+        True for a first delivery; for a redelivery only when no earlier attempt sent the
+        replies (its process died between answering and sending, or sending failed) and
+        nobody else is sending them right now. Pair with `finish_delivery`.
+        """
+        if not handled.uid:
+            return not handled.duplicate
+        if self.redis.exists(self.keys.delivery(handled.uid, "sent")):
+            return False
+        return bool(self.redis.set(self.keys.delivery(handled.uid, "claim"), "1", nx=True, ex=hold_seconds))
+
+    def finish_delivery(self, handled: Handled, sent: bool) -> None:
+        """Record that the replies reached the platform (or, `sent=False`, free them for a redelivery)."""
+        if not handled.uid:
+            return
+        if sent:
+            # The claim stays until it expires: a redelivery between someone's "sent?" check and their
+            # claim attempt then still finds it taken.
+            self.redis.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.dedup_ttl)
+        else:
+            self.redis.delete(self.keys.delivery(handled.uid, "claim"))
+
     def _release_leftovers(self) -> None:
         for lock, token in list(self._unreleased):
             self._release(keys=[lock], args=[token])

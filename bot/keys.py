@@ -9,6 +9,8 @@
     {p}:seen:{channel}:{id}    platform message id -> our message uid (redelivery de-duplication)
     {p}:result:{uid}           JSON replies of a handled message
     {p}:done:{uid}             wake-up list for whoever waits on that message
+    {p}:delivery:{uid}:claim   who is sending a handled message's replies to the platform (short-lived)
+    {p}:delivery:{uid}:sent    set once they reached it, so a platform's redelivery is not answered twice
     {p}:outbox:{key}           pub/sub channel: replies pushed to a live connection (see bot.outbox)
     {p}:rate:{channel}:{user}:{slot}   messages counted in one rate-limit window (see bot.ratelimit)
     {p}:stats:{day}:counts     hash: messages, escalations, fallbacks, faq_answers that UTC day (see bot.stats)
@@ -41,6 +43,9 @@ class Keys:
 
     def rate(self, channel: str, user_id: str, slot: int) -> str:
         return f"{self.prefix}:rate:{channel}:{user_id}:{slot}"
+
+    def delivery(self, uid: str, part: str) -> str:
+        return f"{self.prefix}:delivery:{uid}:{part}"
 
     def outbox(self, conversation: str) -> str:
         return f"{self.prefix}:outbox:{conversation}"

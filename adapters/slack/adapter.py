@@ -16,6 +16,8 @@ another channel, a claim), and the async listeners call the same methods via
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import time
@@ -114,8 +116,7 @@ class SlackAdapter:
                 raise ValueError("body is not an object")
         except Exception:
             # Unreadable: say so only to a sender who signed it; anyone else learns nothing but 401.
-            signed = self._verifier is not None and self._verifier.is_valid(
-                body, timestamp, request.headers.get("x-slack-signature", ""))
+            signed = self._signed(body, timestamp, request.headers.get("x-slack-signature", ""))
             if not signed:
                 return JSONResponse({"detail": "invalid Slack signature"}, status_code=401)
             return JSONResponse({"detail": "malformed Slack request body"}, status_code=400)
@@ -123,10 +124,27 @@ class SlackAdapter:
             log.info("Slack: retry %s (%s)", request.headers.get("x-slack-retry-num"),
                      request.headers.get("x-slack-retry-reason", "?"))
         try:
-            return to_starlette_response(await self.app.async_dispatch(bolt_request))
+            response = await self.app.async_dispatch(bolt_request)
         except Exception:  # a signed but unexpected payload shape must not become a 500
             log.exception("Slack: could not dispatch a request")
             return JSONResponse({"detail": "unexpected Slack request"}, status_code=400)
+        if response.status == 500:
+            # Bolt's own answer when its matchers choke on a signed payload of an unexpected shape (an event
+            # "type" that is an object, ...); it has logged why. Slack would only retry a 5xx, to the same end.
+            return JSONResponse({"detail": "unexpected Slack request"}, status_code=400)
+        return to_starlette_response(response)
+
+    def _signed(self, body: bytes, timestamp: str, signature: str) -> bool:
+        """Slack's v0 signature check over the raw bytes, for bodies bolt cannot read.
+
+        slack_sdk's `SignatureVerifier` decodes the body as UTF-8 first and raises on anything
+        else, which made a body of invalid UTF-8 a 500 instead of a refusal.
+        """
+        if self._verifier is None or abs(time.time() - int(timestamp)) > 60 * 5:
+            return False
+        base = b"v0:" + timestamp.encode() + b":" + body
+        expected = "v0=" + hmac.new(self._verifier.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
 
     # ------------------------------------------------------------------ bolt listeners
     def _register(self) -> None:
@@ -216,15 +234,19 @@ class SlackAdapter:
         except Exception:
             log.exception("Slack: handling a message failed")
             return
-        if handled.duplicate:
+        if not await asyncio.to_thread(bot.claim_delivery, handled):
             log.info("Slack: message %s delivered again; already answered", message.message_id)
             return
         metrics.MESSAGES.labels(CHANNEL).inc()
+        sent = True
         for reply in handled.replies:
             try:
                 await asyncio.to_thread(self.send, conversation_id, reply)
             except (SlackClientError, OSError) as exc:
+                sent = False  # Slack's retry of this event (or a later one) may still deliver the answer
                 log.warning("Slack: posting a reply failed (%s)", _api_error(exc))
+                break
+        await asyncio.to_thread(bot.finish_delivery, handled, sent)
 
     async def _on_suggestion(self, body: dict, action: dict, respond) -> None:
         """A suggestion button: its text becomes the customer's next message, in the conversation it was shown in."""

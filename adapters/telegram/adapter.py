@@ -14,7 +14,6 @@ import contextlib
 import datetime as dtm
 import logging
 import warnings
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
@@ -66,7 +65,6 @@ class TelegramAdapter:
         self._me: User | None = None
         # Message ids this process took on but did not finish answering, and those it is answering now
         # (only touched on the event loop, so no lock).
-        self._unsent: OrderedDict[str, None] = OrderedDict()
         self._in_flight: set[str] = set()
         self.background: list[asyncio.Task] = []  # webhook registration: cancelled on stop
         self.sending: list[asyncio.Task] = []  # staff messages sent from the loop's own thread: awaited on stop
@@ -195,19 +193,19 @@ class TelegramAdapter:
                                  display_name=user.first_name)
         if message_id in self._in_flight:
             return  # Telegram retrying a webhook call still being answered: that one sends the reply
-        owed = message_id in self._unsent  # an earlier attempt here got the answer but could not send it
-        # Marked before the core sees it: if the core times out or sending fails, the redelivery still sends.
-        self._unsent[message_id] = None
-        self._unsent.move_to_end(message_id)
-        while len(self._unsent) > 10_000:
-            self._unsent.popitem(last=False)
         self._in_flight.add(message_id)
         try:
             metrics.MESSAGES.labels(CHANNEL).inc()
             handled = await asyncio.to_thread(bot.handle, inbound)
-            if owed or not handled.duplicate:  # a duplicate not owed was answered when it first came
-                await self.deliver(chat_id, handled.replies, reply_to)
-            self._unsent.pop(message_id, None)
+            # The core says whether the answer still has to go out: a redelivery after a crash or a failed
+            # send (in this process or another) is sent once; one that was already answered is not.
+            if await asyncio.to_thread(bot.claim_delivery, handled):
+                sent = False
+                try:
+                    await self.deliver(chat_id, handled.replies, reply_to)
+                    sent = True
+                finally:
+                    await asyncio.to_thread(bot.finish_delivery, handled, sent)
         finally:
             self._in_flight.discard(message_id)
 
