@@ -206,6 +206,21 @@ def export(
 
 
 @app.command()
+def ensemble(
+    models: Annotated[list[Path], typer.Option("--model", help="A member model directory (give two or more).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the ensemble to.")],
+) -> None:
+    """Average several fine-tuned models of the same labels; serve the result like any model directory."""
+    from nlu.ensemble import write_ensemble
+
+    try:
+        path = write_ensemble(models, out)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"Ensemble of {len(models)} models written to {path}; serve it with FRONTDESK_MODEL_DIR={path}")
+
+
+@app.command()
 def shell(
     model: Annotated[Path | None, typer.Option("--model", envvar="FRONTDESK_MODEL_DIR")] = None,
     user: Annotated[str | None, typer.Option("--user", help="Conversation id to continue.")] = None,

@@ -97,10 +97,12 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
 
     from adapters.logs import logging_config
     from nlu.artifacts import ModelLoadError, load_bundle
+    from nlu.ensemble import is_ensemble, member_dirs
 
     model_dir = resolve_model_dir(settings, console)
     try:
-        load_bundle(model_dir)  # fail fast with a clear message instead of N crashing workers
+        for directory in member_dirs(model_dir) if is_ensemble(model_dir) else [model_dir]:
+            load_bundle(directory)  # fail fast with a clear message instead of N crashing workers
     except ModelLoadError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(2) from None

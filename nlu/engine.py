@@ -149,6 +149,14 @@ def load_predictor(model_dir: str | Path, device: str = "auto", max_batch: int =
     if backend not in ("auto", "torch", "onnx"):
         raise ValueError(f"backend must be auto, torch or onnx (got {backend!r})")
     resolved = str(resolve_device(device))
+    from nlu.ensemble import EnsembleBackend, is_ensemble, member_dirs
+
+    if is_ensemble(model_dir):
+        members = [load_predictor(m, device, max_batch, backend) for m in member_dirs(model_dir)]
+        labels = {(tuple(m.bundle.intent_labels), tuple(m.bundle.sentiment_labels)) for m in members}
+        if len(labels) != 1:
+            raise ModelLoadError(f"ensemble {model_dir}: members have different labels")
+        return Predictor(members[0].bundle, backend=EnsembleBackend([m.backend for m in members]))
     onnx_path = Path(model_dir) / ONNX_FILE
     if backend == "onnx" and not onnx_path.is_file():
         raise ModelLoadError(f"{onnx_path} does not exist: run `frontdesk export` first")
