@@ -7,23 +7,17 @@ a real Redis; the page talks to it over its WebSocket exactly as in production.
 from __future__ import annotations
 
 import json
-import shutil
-import threading
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from adapters.app import create_app
 from adapters.settings import Settings
-from tests.serverutil import free_port
+from tests.liveserver import chromium, live_app
 
 TOKEN = "webchat-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CHROMIUM = shutil.which("chromium")
 TIMEOUT_MS = 30_000  # the first answers wait on model warm-up on a shared 2-core machine
 
 
@@ -33,37 +27,14 @@ def base_url(demo_model, redis_server, tmp_path_factory):
                         FRONTDESK_REDIS_PREFIX=f"webchat-{uuid.uuid4().hex[:8]}", FRONTDESK_ADMIN_TOKEN=TOKEN,
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu",
                         FRONTDESK_KB=Path(__file__).resolve().parent.parent / "knowledge" / "demo")
-    app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and app.state.components.bot is not None:
-                break
-        except httpx.HTTPError:
-            pass
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not become ready"
-        time.sleep(0.2)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=30)
+    with live_app(settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium, or `make browser`)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture()
