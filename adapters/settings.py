@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+    # Only the documented names (FRONTDESK_HOME, ...): matching field names too would read $HOME as `home`.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=False)
 
     # Where `run` keeps what it builds (the demo model, indexes, the embedded Redis file).
     home: Path = Field(default=Path(".frontdesk"), validation_alias="FRONTDESK_HOME")
