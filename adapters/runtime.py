@@ -113,7 +113,9 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
         embedded, os.environ["REDIS_URL"] = start_embedded_redis(settings, console)
     if demo_defaults:
         os.environ["FRONTDESK_ADMIN_TOKEN"] = ensure_admin_token(settings, console)
-    console.print(f"Serving on http://{host}:{port} with model {model_dir} ({workers} worker(s))")
+        os.environ.setdefault("FRONTDESK_LOG_FORMAT", "text")  # someone is watching this terminal
+    console.print(f"Serving on http://{host}:{port} with model {model_dir} ({workers} worker(s)): "
+                  f"web chat at http://{host}:{port}/, staff console at http://{host}:{port}/console")
     try:
         uvicorn.run("adapters.app:create_app", factory=True, host=host, port=port, workers=workers,
                     log_config=logging_config(), access_log=False)
