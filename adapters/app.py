@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, model_validator
 
-from adapters import admin, console, metrics, rest, slack, telegram, web
+from adapters import admin, console, errors, metrics, rest, slack, telegram, web
 from adapters.components import Components, NotReady
 from adapters.settings import Settings, load_settings
 
@@ -91,6 +92,9 @@ def create_app(settings: Settings | None = None, components: Components | None =
             getattr(route, "path", "unmatched"), request.method, str(response.status_code)
         ).observe(time.perf_counter() - started)
         return response
+
+    # FastAPI's own 422 handler answers 500 for NaN, lone surrogates and deep inputs: see adapters/errors.py.
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
 
     @app.exception_handler(NotReady)
     async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
