@@ -109,6 +109,9 @@ def _read_yaml(text: str, source: str, problems: list[SourceProblem]) -> list[_R
         mark = getattr(exc, "problem_mark", None)
         problems.append(SourceProblem(source, (mark.line + 1) if mark else 1, f"invalid YAML: {exc}"))
         return []
+    except RecursionError:  # within the parser's nesting limit, but too deep for the constructor
+        problems.append(SourceProblem(source, 1, "invalid YAML: nested too deeply"))
+        return []
     if isinstance(doc, dict) and isinstance(doc.get("entries"), list):
         doc = doc["entries"]
     if doc is None:
@@ -162,6 +165,9 @@ def _read_jsonl(text: str, source: str, problems: list[SourceProblem]) -> list[_
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(SourceProblem(source, number, f"invalid JSON: {exc.msg}"))
+            continue
+        except RecursionError:  # e.g. thousands of nested "[": json raises this, not JSONDecodeError
+            problems.append(SourceProblem(source, number, "invalid JSON: nested too deeply"))
             continue
         if not isinstance(data, dict):
             problems.append(SourceProblem(source, number, "line is not a JSON object"))
@@ -232,13 +238,29 @@ def _to_entry(raw: _Raw, problems: list[SourceProblem]) -> FaqEntry | None:
         problems.append(SourceProblem(raw.source, raw.line, "'id' must be a string"))
     alternates = _as_text_list(data.get("alternates"), "alternates", raw, problems)
     tags = _as_text_list(data.get("tags"), "tags", raw, problems)
-    unknown = sorted(set(data) - KNOWN_KEYS)
+    # str(): YAML keys may be numbers or null (`1: x`), which neither sort with strings nor join; a JSON key
+    # may hold a lone surrogate, shown escaped so the message itself stays printable.
+    unknown = sorted(str(key).encode("utf-8", "backslashreplace").decode("utf-8") for key in set(data) - KNOWN_KEYS)
     if unknown:
         problems.append(SourceProblem(raw.source, raw.line, f"unknown field(s): {', '.join(unknown)}"))
+    texts = [question, answer, raw_id, *alternates, *tags]
+    if any(isinstance(t, str) and not _is_unicode(t) for t in texts):
+        # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder (the index, Redis) accepts.
+        problems.append(SourceProblem(raw.source, raw.line, "text contains a lone surrogate (an unpaired \\uD800-"
+                                                            "\\uDFFF escape): not valid Unicode"))
     if len(problems) > before:
         return None
     return FaqEntry(_raw_id(raw) or slugify(question), question.strip(), answer.strip(), alternates, tags,
                     raw.source, raw.line)
+
+
+def _is_unicode(text: str) -> bool:
+    """False when `text` holds a lone surrogate (it cannot be encoded as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _raw_id(raw: _Raw) -> str | None:
