@@ -51,7 +51,7 @@ async def telegram_webhook(request: Request) -> JSONResponse:
         return _refuse(413, "update too large")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
         return _refuse(400, "body is not JSON")
     if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
         return _refuse(400, "not a Telegram update: expected a JSON object with an integer update_id")
@@ -70,6 +70,11 @@ async def telegram_webhook(request: Request) -> JSONResponse:
     except (DeliveryFailed, TelegramError, HandlingTimeout) as exc:
         log.warning("webhook update %s not answered: %s", update.update_id, type(exc).__name__)
         return _refuse(503, "the update could not be answered yet; deliver it again")
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        # Malformed parts PTB let through surface only when read (a "text" that is a number, a lone surrogate
+        # in it): refuse the update like one that fails to parse, and keep the trace in case it is ours.
+        log.warning("webhook update %s is malformed", update.update_id, exc_info=True)
+        return _refuse(400, f"not a Telegram update ({type(exc).__name__})")
     return JSONResponse({"ok": True})
 
 
