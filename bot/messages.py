@@ -24,6 +24,12 @@ class InboundMessage:
     timestamp: float = field(default_factory=time.time)
     uid: str = ""  # our id for this delivery, set by the dispatcher; makes a re-run after a crash idempotent
 
+    def __post_init__(self) -> None:
+        # A browser that cut an emoji in half sends a lone surrogate; nothing downstream (JSON, Redis,
+        # the tokenizer) can encode one. Keep the rest of the message and mark the broken character.
+        if any("\ud800" <= c <= "\udfff" for c in self.text):
+            object.__setattr__(self, "text", self.text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+
     @property
     def conversation_key(self) -> str:
         """Globally unique conversation id: channel plus the channel's own id."""

@@ -194,7 +194,7 @@ class SlackAdapter:
         if not self._from_a_person(event, bot_user_id):
             return
         if event.get("channel_type") == "im":
-            await self._customer_message(event["channel"], event, fmt.unescape(event.get("text", "")))
+            await self._customer_message(event["channel"], event, fmt.unescape(str(event.get("text") or "")))
             return
         thread_ts = event.get("thread_ts")
         if thread_ts and thread_ts != event.get("ts"):
@@ -211,7 +211,7 @@ class SlackAdapter:
                                                               f"{channel}:{thread_ts}"):
             return  # staff mentioning the bot in an escalation thread: the message event carries the reply
         mention = re.compile(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>" if bot_user_id else r"^\s*<@[^>]+>")
-        text = fmt.unescape(mention.sub("", event.get("text", "")).strip())
+        text = fmt.unescape(mention.sub("", str(event.get("text") or "")).strip())
         await self._customer_message(f"{channel}:{thread_ts}", event, text)
 
     @staticmethod
@@ -282,7 +282,7 @@ class SlackAdapter:
         record = await asyncio.to_thread(bot.queue.find_by_link, CHANNEL, f"{event['channel']}:{thread_ts}")
         if record is None:
             return  # a thread that is not an escalation
-        text = fmt.unescape(event.get("text", "")).strip()
+        text = fmt.unescape(str(event.get("text") or "")).strip()
         if not text:
             return
         agent = await asyncio.to_thread(self.user_name, event["user"])
