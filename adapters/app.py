@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, model_validator
 from adapters import admin, console, errors, metrics, rest, slack, telegram, web
 from adapters.components import Components, NotReady
 from adapters.settings import Settings, load_settings
+from bot.dispatch import HandlingTimeout
 
 log = logging.getLogger("frontdesk")
 
@@ -92,6 +93,12 @@ def create_app(settings: Settings | None = None, components: Components | None =
             getattr(route, "path", "unmatched"), request.method, str(response.status_code)
         ).observe(time.perf_counter() - started)
         return response
+
+    @app.exception_handler(HandlingTimeout)
+    async def still_handling(request: Request, exc: HandlingTimeout) -> JSONResponse:
+        # The message is queued and will be handled once; a retry with the same message_id gets its replies.
+        return JSONResponse({"detail": "still working on this message; retry with the same message_id"},
+                            status_code=503, headers={"Retry-After": "2"})
 
     # FastAPI's own 422 handler answers 500 for NaN, lone surrogates and deep inputs: see adapters/errors.py.
     app.add_exception_handler(RequestValidationError, errors.validation_error)
