@@ -13,6 +13,7 @@ length (the client sent them; it needs the location and the reason, not its body
 from __future__ import annotations
 
 import math
+import re
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -21,13 +22,14 @@ from fastapi.responses import JSONResponse
 MAX_DEPTH = 8  # levels of an echoed input kept before "..." stands in
 MAX_TEXT = 200  # characters of an echoed string kept
 MAX_ITEMS = 20  # items of an echoed list or object kept
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # paired ones are already one character in a Python str
 
 
 def _text(value: str) -> str:
     """`value` encodable as UTF-8 (lone surrogates replaced) and at most MAX_TEXT characters."""
     if len(value) > MAX_TEXT:
         value = value[:MAX_TEXT] + "..."
-    return value.encode("utf-8", "replace").decode("utf-8") if not value.isascii() else value
+    return value if value.isascii() else LONE_SURROGATE.sub("\ufffd", value)
 
 
 def safe(value: object, depth: int = 0) -> object:
