@@ -36,6 +36,8 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/nlu.py
 	$(BIN)/python bench/faq.py
+	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .frontdesk .pytest_cache
