@@ -177,3 +177,5 @@ class Components:
             self.sync.stop()
         if self.engine is not None:
             self.engine.close()
+        if self.kb is not None:
+            self.kb.close()

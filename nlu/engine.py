@@ -10,53 +10,27 @@ which is where a CPU (and even more a GPU) gets its throughput.
 from __future__ import annotations
 
 import asyncio
-import logging
-import queue
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlu.artifacts import ModelLoadError, load_bundle
+from nlu.batching import BatcherClosed, BatchObserver, MicroBatcher
 from nlu.predictor import NluResult, Predictor, TorchBackend
 from nlu.train import resolve_device
 
-log = logging.getLogger(__name__)
-
-BatchObserver = Callable[[int, float], None]  # (texts in batch, seconds) -> None
-
-
-@dataclass
-class _Request:
-    texts: Sequence[str]
-    future: Future = field(default_factory=Future)
-
-
-class EngineClosed(RuntimeError):
-    pass
+EngineClosed = BatcherClosed  # the name callers know
 
 
 class InferenceEngine:
-    """Thread-safe, batching front of a `Predictor`."""
+    """Thread-safe, batching front of a `Predictor` (see `nlu.batching`)."""
 
-    def __init__(
-        self,
-        predictor: Predictor,
-        *,
-        max_batch: int = 64,
-        max_wait_ms: float = 2.0,
-        on_batch: BatchObserver | None = None,
-    ):
+    def __init__(self, predictor: Predictor, *, max_batch: int = 64, max_wait_ms: float = 2.0,
+                 on_batch: BatchObserver | None = None):
         self.predictor = predictor
         self.max_batch = max_batch
-        self.max_wait = max_wait_ms / 1000.0
-        self.on_batch = on_batch
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="nlu-engine", daemon=True)
-        self._thread.start()
+        self._batcher = MicroBatcher(predictor.predict, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                                     on_batch=on_batch, name="nlu-engine")
 
     @property
     def labels(self) -> list[str]:
@@ -64,14 +38,7 @@ class InferenceEngine:
 
     def submit(self, texts: Sequence[str]) -> Future:
         """Queue texts for prediction; the future resolves to one `NluResult` per text."""
-        if self._closed:
-            raise EngineClosed("inference engine is closed")
-        request = _Request(list(texts))
-        if not request.texts:
-            request.future.set_result([])
-            return request.future
-        self._queue.put(request)
-        return request.future
+        return self._batcher.submit(texts)
 
     def predict(self, texts: Sequence[str], timeout: float | None = 60.0) -> list[NluResult]:
         return self.submit(texts).result(timeout=timeout)
@@ -83,58 +50,7 @@ class InferenceEngine:
         return await asyncio.wrap_future(self.submit(texts))
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-
-    def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
-        batch, size = [first], len(first.texts)
-        deadline = time.perf_counter() + self.max_wait
-        while size < self.max_batch:
-            remaining = deadline - time.perf_counter()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                return batch, True
-            batch.append(item)
-            size += len(item.texts)
-        return batch, False
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch, stop = self._collect(first)
-            texts = [t for request in batch for t in request.texts]
-            started = time.perf_counter()
-            try:
-                results = self.predictor.predict(texts)
-            except Exception as exc:  # the callers get the error; the engine keeps serving
-                log.exception("inference failed for a batch of %d texts", len(texts))
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(exc)
-                continue
-            if self.on_batch is not None:
-                self.on_batch(len(texts), time.perf_counter() - started)
-            offset = 0
-            for request in batch:
-                n = len(request.texts)
-                request.future.set_result(results[offset : offset + n])
-                offset += n
-        # Fail whatever is still queued rather than leaving callers waiting forever.
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item.future.set_exception(EngineClosed("inference engine is closed"))
+        self._batcher.close()
 
 
 def load_predictor(model_dir: str | Path, device: str = "auto", max_batch: int = 64,

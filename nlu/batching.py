@@ -1,0 +1,114 @@
+"""Dynamic micro-batching: many callers' small requests become a few large model calls.
+
+Concurrent callers submit items; one worker thread takes whatever is waiting, up to
+`max_batch` items, waiting at most `max_wait_ms` for company once the first request
+arrives, and calls the batch function once. Under load this turns many one-sentence
+forward passes into a few large ones, which is where a CPU (and even more a GPU) gets its
+throughput; alone, a request waits at most `max_wait_ms`. Used for the NLU model
+(`nlu.engine`) and for the FAQ's query embeddings (`knowledge.service`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+BatchObserver = Callable[[int, float], None]  # (items in batch, seconds) -> None
+
+
+class BatcherClosed(RuntimeError):
+    pass
+
+
+@dataclass
+class _Request:
+    items: Sequence[Any]
+    future: Future = field(default_factory=Future)
+
+
+class MicroBatcher:
+    """Thread-safe batching front of `fn(items) -> results` (one result per item, in order)."""
+
+    def __init__(self, fn: Callable[[list], Sequence], *, max_batch: int = 64, max_wait_ms: float = 2.0,
+                 on_batch: BatchObserver | None = None, name: str = "micro-batcher"):
+        self.fn = fn
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.on_batch = on_batch
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, items: Sequence) -> Future:
+        """Queue items; the future resolves to their results, or to the batch function's exception."""
+        if self._closed:
+            raise BatcherClosed(f"{self._thread.name} is closed")
+        request = _Request(list(items))
+        if not request.items:
+            request.future.set_result([])
+            return request.future
+        self._queue.put(request)
+        return request.future
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
+        batch, size = [first], len(first.items)
+        deadline = time.perf_counter() + self.max_wait
+        while size < self.max_batch:
+            remaining = deadline - time.perf_counter()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+            size += len(item.items)
+        return batch, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch, stop = self._collect(first)
+            items = [x for request in batch for x in request.items]
+            started = time.perf_counter()
+            try:
+                results = self.fn(items)
+            except Exception as exc:  # the callers get the error; the batcher keeps serving
+                log.exception("%s: a batch of %d failed", self._thread.name, len(items))
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                continue
+            if self.on_batch is not None:
+                self.on_batch(len(items), time.perf_counter() - started)
+            offset = 0
+            for request in batch:
+                n = len(request.items)
+                request.future.set_result(results[offset : offset + n])
+                offset += n
+        # Fail whatever is still queued rather than leaving callers waiting forever.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item.future.set_exception(BatcherClosed(f"{self._thread.name} is closed"))
