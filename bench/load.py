@@ -139,7 +139,8 @@ def main() -> None:
                            "server RSS MB start → end"], rows)
                   + f"\n{result['customers']} customers sending demo-store questions in turn (each under the "
                     "default rate limit of 20 per minute), demo model, embedded Redis, one process. Memory sampled "
-                    "every 5 s after a warm-up of " + str(args.warmup) + " messages.\n")
+                    "every 5 s after a warm-up of " + str(args.warmup) + " messages: "
+                  + ", ".join(f"{t:.0f} s {mb:.0f}" for t, mb in result["memory"][::2]) + " (MB).\n")
 
 
 if __name__ == "__main__":
