@@ -49,6 +49,7 @@ class Components:
     channels: ChannelRegistry = field(default_factory=ChannelRegistry)
     loaded: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
+    _built_kb: bool = False  # close only what this object made; a knowledge base handed in belongs to the caller
 
     def need(self, name: str):
         """The loaded part, or `NotReady` naming what is still missing."""
@@ -118,6 +119,7 @@ class Components:
             source = self.settings.kb or DEMO_KB
             encoder = str(self.settings.faq_encoder) if self.settings.faq_encoder else None
             self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache")
+            self._built_kb = True
             self.kb.listeners.append(lambda index: metrics.FAQ_VERSION.info({"version": index.version.short}))
             result = self.kb.reload()
             if result.ok:
@@ -177,5 +179,5 @@ class Components:
             self.sync.stop()
         if self.engine is not None:
             self.engine.close()
-        if self.kb is not None:
+        if self.kb is not None and self._built_kb:
             self.kb.close()

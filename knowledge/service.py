@@ -18,7 +18,7 @@ from knowledge.builder import build_index
 from knowledge.embedder import Embedder, EmbeddingCache
 from knowledge.index import Decision, FaqIndex, Hit, RetrievalConfig
 from knowledge.sources import KnowledgeBaseError, SourceProblem, load_entries
-from nlu.batching import MicroBatcher
+from nlu.batching import BatcherClosed, MicroBatcher
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,10 @@ class KnowledgeBase:
 
     def answer(self, query: str) -> Decision:
         index = self.index
-        vector = self._queries.submit([query]).result(timeout=60)[0]
+        try:
+            vector = self._queries.submit([query]).result(timeout=60)[0]
+        except BatcherClosed:  # shutting down with a question in flight: still answer it
+            vector = self.embedder.encode([query])[0]
         hits = index.search_vectors(vector[None, :], [query], top_k=5)[0]
         return index.decide(hits)
 

@@ -46,8 +46,9 @@ def test_worker_killed_mid_message_then_redelivery_is_answered_exactly_once(demo
            "FRONTDESK_LEASE_MS": "2000"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # More messages than the server's 40 request threads, so some are mid-way when the first answer returns.
     messages = [{"sender": f"k{i}", "message": f"hi, where is my order LH-{1000 + i}?", "message_id": f"m{i}"}
-                for i in range(40)]
+                for i in range(120)]
     first = serve(env, port, tmp_path / "serve.log")
     wait_ready(url, first)
     answered_before_kill: list[str] = []

@@ -83,6 +83,7 @@ def test_queries_during_reload_see_old_or_new_never_an_error(embedder, tmp_path)
     expected = {old_version: "shipping"}
     stop = threading.Event()
     reloading = threading.Event()
+    asked_while_reloading = threading.Event()
     seen: list[tuple[str, str]] = []
     during_reload: list[bool] = []
     errors: list[BaseException] = []
@@ -91,6 +92,8 @@ def test_queries_during_reload_see_old_or_new_never_an_error(embedder, tmp_path)
         while not stop.is_set():
             try:
                 started_in_reload = reloading.is_set()
+                if started_in_reload:
+                    asked_while_reloading.set()
                 d = kb.answer("how much is shipping")
                 seen.append((d.version, d.best.id))
                 during_reload.append(started_in_reload or reloading.is_set())
@@ -109,7 +112,9 @@ def test_queries_during_reload_see_old_or_new_never_an_error(embedder, tmp_path)
     for i in range(4):
         wait_for_more_queries(3)  # queries before, during and after every reload, however slow the machine
         faq_yaml(source, new if i % 2 == 0 else old)
+        asked_while_reloading.clear()
         reloading.set()
+        asked_while_reloading.wait(30)  # a question is in flight as the reload starts, however fast the machine
         result = kb.reload()
         reloading.clear()
         assert result.ok
