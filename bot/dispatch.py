@@ -36,6 +36,19 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 """
 
 
+# Remember the platform's message id and queue the message in one step: a process dying between the two
+# would leave an id marked seen whose message was never queued, and every redelivery waiting for it forever.
+_ENQUEUE = """
+if KEYS[1] ~= '' then
+  local first = redis.call('get', KEYS[1])
+  if first then return first end
+  redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('rpush', KEYS[2], ARGV[3])
+return false
+"""
+
+
 class HandlingTimeout(TimeoutError):
     """The message is queued but was not handled in time (it will still be handled once)."""
 
@@ -58,6 +71,7 @@ class Dispatcher:
         self.dedup_ttl = dedup_ttl
         self.wait_timeout = wait_timeout
         self._release = client.register_script(_RELEASE)
+        self._enqueue = client.register_script(_ENQUEUE)
         # Leases this process could not give back because Redis was down; returned once it answers again,
         # so a Redis restart (which keeps the lock keys when it persists) does not stall those conversations.
         self._unreleased: set[tuple[str, str]] = set()
@@ -65,14 +79,12 @@ class Dispatcher:
     def handle(self, message: InboundMessage) -> Handled:
         self._release_leftovers()
         uid = uuid.uuid4().hex
-        if message.message_id:
-            seen_key = self.keys.seen(message.channel, message.message_id)
-            if not self.redis.set(seen_key, uid, nx=True, ex=self.dedup_ttl):
-                first = self.redis.get(seen_key)
-                first_uid = first.decode() if isinstance(first, bytes) else str(first)
-                return Handled(self._wait(first_uid, message), duplicate=True, uid=first_uid)
-        conversation = message.conversation_key
-        self.redis.rpush(self.keys.conv(conversation, "inbox"), json.dumps({"uid": uid, "message": message.to_dict()}))
+        seen_key = self.keys.seen(message.channel, message.message_id) if message.message_id else ""
+        first = self._enqueue(keys=[seen_key, self.keys.conv(message.conversation_key, "inbox")],
+                              args=[uid, self.dedup_ttl, json.dumps({"uid": uid, "message": message.to_dict()})])
+        if first is not None:  # delivered before: answer with (or wait for) the first delivery's replies
+            first_uid = first.decode() if isinstance(first, bytes) else str(first)
+            return Handled(self._wait(first_uid, message), duplicate=True, uid=first_uid)
         return Handled(self._wait(uid, message), uid=uid)
 
     def _wait(self, uid: str, message: InboundMessage) -> list[Reply]:

@@ -83,7 +83,9 @@ def test_worker_killed_mid_message_then_redelivery_is_answered_exactly_once(demo
             redelivered = list(pool.map(lambda body: httpx.post(f"{url}/chat", json=body, timeout=60), messages))
     finally:
         stop_server(second)
-    assert all(r.status_code == 200 and r.json()["replies"] for r in redelivered), [r.text for r in redelivered]
+    unanswered = [(m["message_id"], r.status_code, r.text[:300]) for m, r in zip(messages, redelivered, strict=True)
+                  if r.status_code != 200 or not r.json()["replies"]]
+    assert not unanswered
     for m in messages:
         events = history(redis_url, redis_prefix, f"rest:{m['sender']}")
         roles = [e["role"] for e in events]
