@@ -121,3 +121,24 @@ def demo_kb(embedder):
     kb = KnowledgeBase(Path(__file__).resolve().parent.parent / "knowledge" / "demo", embedder=embedder)
     assert kb.reload().ok
     return kb
+
+
+# Browser tests (tests/test_*_browser.py): Debian's chromium, one fresh profile per test.
+@pytest.fixture(scope="module")
+def browser():
+    from tests.liveserver import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture()
+def page(browser):
+    """A fresh browser profile per test: its own localStorage and sessionStorage (a new chat, signed out)."""
+    from tests.liveserver import TIMEOUT_MS
+
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    yield tab
+    context.close()

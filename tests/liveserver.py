@@ -18,6 +18,7 @@ from tests.serverutil import free_port
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TIMEOUT_MS = 30_000  # the first answers wait on model warm-up on a shared 2-core machine
 
 
 @contextmanager
@@ -58,3 +59,4 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+

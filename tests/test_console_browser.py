@@ -15,12 +15,11 @@ import httpx
 import pytest
 
 from adapters.settings import Settings
-from tests.liveserver import chromium, live_app
+from tests.liveserver import live_app
 
 TOKEN = "console-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo"
-TIMEOUT_MS = 30_000  # the first answers wait on model warm-up on a shared 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +36,6 @@ def base_url(demo_model, redis_server, kb_dir, tmp_path_factory):
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu", FRONTDESK_KB=kb_dir)
     with live_app(settings) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture()
-def page(browser):
-    """A fresh browser profile per test: its own sessionStorage, so signed out."""
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    tab = context.new_page()
-    yield tab
-    context.close()
 
 
 def sign_in(page, token: str = TOKEN, agent: str = "Sam") -> None:

@@ -14,11 +14,10 @@ import httpx
 import pytest
 
 from adapters.settings import Settings
-from tests.liveserver import chromium, live_app
+from tests.liveserver import live_app
 
 TOKEN = "webchat-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-TIMEOUT_MS = 30_000  # the first answers wait on model warm-up on a shared 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +28,6 @@ def base_url(demo_model, redis_server, tmp_path_factory):
                         FRONTDESK_KB=Path(__file__).resolve().parent.parent / "knowledge" / "demo")
     with live_app(settings) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture()
-def page(browser):
-    """A fresh browser profile per test: its own localStorage, so its own chat session."""
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    tab = context.new_page()
-    yield tab
-    context.close()
 
 
 def open_chat(page, base_url: str) -> None:
