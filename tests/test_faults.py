@@ -3,6 +3,7 @@ stream of messages, a broken FAQ reload under load, a missing or corrupt model a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -51,25 +52,32 @@ def test_worker_killed_mid_message_then_redelivery_is_answered_exactly_once(demo
                 for i in range(120)]
     first = serve(env, port, tmp_path / "serve.log")
     wait_ready(url, first)
-    answered_before_kill: list[str] = []
-    killed = threading.Event()
-
-    def post(body: dict) -> None:
-        try:
-            response = httpx.post(f"{url}/chat", json=body, timeout=30)
-            if response.status_code == 200 and not killed.is_set():
-                answered_before_kill.append(body["message_id"])
-                # The first answer means handling is under way: kill the worker in the middle of the burst.
-                killed.set()
-                first.send_signal(signal.SIGKILL)
-        except httpx.HTTPError:
-            pass
-
-    with ThreadPoolExecutor(len(messages)) as pool:
-        list(pool.map(post, messages))
-    first.wait(timeout=30)
     client = redis.Redis.from_url(redis_url)
     keys = Keys(redis_prefix)
+    processing = [keys.conv(f"rest:{m['sender']}", "processing") for m in messages]
+
+    def kill_mid_message() -> None:
+        # SIGKILL the worker the moment Redis shows a message being handled: a kill in the middle, by construction.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            pipe = client.pipeline()
+            for key in processing:
+                pipe.llen(key)
+            if any(pipe.execute()):
+                first.send_signal(signal.SIGKILL)
+                return
+            time.sleep(0.002)
+
+    def post(body: dict) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{url}/chat", json=body, timeout=30)
+
+    killer = threading.Thread(target=kill_mid_message)
+    killer.start()
+    with ThreadPoolExecutor(len(messages)) as pool:
+        list(pool.map(post, messages))
+    killer.join()
+    first.wait(timeout=30)
     unfinished = [m for m in messages
                   if client.llen(keys.conv(f"rest:{m['sender']}", "processing"))
                   or client.llen(keys.conv(f"rest:{m['sender']}", "inbox"))]
