@@ -28,6 +28,12 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads included (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summarise(latencies: list[float], errors: int, seconds: float) -> dict:
     ms = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
     return {"requests": len(latencies), "errors": errors, "seconds": round(seconds, 2),
