@@ -112,10 +112,6 @@ def run_predict(t: Timing, device: str = "cpu", seed: bool = True) -> dict:
         int8 = onnx_model("int8")
         designs.append(("ours-onnx-int8", lambda: start_frontdesk("ours-onnx-int8", server_env(
             FRONTDESK_MODEL_DIR=str(int8), FRONTDESK_BACKEND="auto", FRONTDESK_DEVICE="cpu"))))
-        # The same server with numpy's BLAS on one thread: its pool otherwise fights the model's for the cores.
-        designs.append(("ours-onnx-int8-blas1", lambda: start_frontdesk("ours-onnx-int8-blas1", server_env(
-            FRONTDESK_MODEL_DIR=str(int8), FRONTDESK_BACKEND="auto", FRONTDESK_DEVICE="cpu",
-            OPENBLAS_NUM_THREADS="1"))))
     designs.append(("naive", lambda: start_baseline("naive", device)))
     if seed:
         designs.append(("seed", lambda: start_baseline("seed", device)))
@@ -177,7 +173,6 @@ def run_profile(t: Timing) -> dict:
 def speed_round(predictor, texts: list[str], batch1_texts: int) -> dict[str, float]:
     """One short measurement of every rate for one predictor, in texts/s through `Predictor.predict`
     (tokenizer, model, decision rule)."""
-    from threadpoolctl import threadpool_limits
 
     out: dict[str, float] = {}
 
@@ -192,17 +187,14 @@ def speed_round(predictor, texts: list[str], batch1_texts: int) -> dict[str, flo
     rate("batch1", ones)
     rate("batch32", thirty_twos)
     # Batches of 64 (the engine's batch under 64 clients) that the backend, which sorts a batch by length, runs
-    # in sub-batches of 64, 16 or 8: padding to the longest of 64 random sentences costs compute.
-    default = predictor.backend.max_batch
+    # in sub-batches of 64, 16 or 8 (8 as served on a CPU): padding to the longest of 64 random sentences costs.
+    default = predictor.backend.sub_batch
     try:
         for size in (64, 16, 8):
-            predictor.backend.max_batch = size
+            predictor.backend.sub_batch = size
             rate(f"batch64_sub{size}", [texts[i : i + 64] for i in range(0, 256, 64)])
     finally:
-        predictor.backend.max_batch = default
-    with threadpool_limits(limits=1, user_api="blas"):  # what OPENBLAS_NUM_THREADS=1 does, at run time
-        rate("batch1_blas1", ones)
-        rate("batch32_blas1", thirty_twos)
+        predictor.backend.sub_batch = default
     return out
 
 
@@ -233,8 +225,7 @@ def run_onnx(t: Timing) -> dict:
         print(f"round {round_ + 1}", json.dumps(best), flush=True)
     for name, b in best.items():
         out[name].update(batch1_texts_per_s=b["batch1"], batch32_texts_per_s=b["batch32"],
-                         batch64_by_sub_batch={str(k): b[f"batch64_sub{k}"] for k in (64, 16, 8)},
-                         blas1={"batch1_texts_per_s": b["batch1_blas1"], "batch32_texts_per_s": b["batch32_blas1"]})
+                         batch64_by_sub_batch={str(k): b[f"batch64_sub{k}"] for k in (64, 16, 8)})
     base = out["PyTorch fp32"]
     for row in out.values():
         row["speedup_batch1"] = row["batch1_texts_per_s"] / base["batch1_texts_per_s"]

@@ -11,7 +11,6 @@ def n(value: float) -> str:
 
 DESIGNS = {
     "ours-onnx-int8": "**Frontdesk** `serve`, int8 ONNX (onnxruntime), micro-batching",
-    "ours-onnx-int8-blas1": "**Frontdesk** `serve`, int8 ONNX, micro-batching, OPENBLAS_NUM_THREADS=1",
     "ours-torch": "**Frontdesk** `serve`, PyTorch fp32, micro-batching",
     "naive": "naive: HF `pipeline` per request, `ThreadingHTTPServer`",
     "seed": "seed-style: model loaded inside each request",
@@ -88,8 +87,6 @@ def _onnx(r: dict) -> list[str]:
     rows = [[name, n(v["batch1_texts_per_s"]), f"{v['speedup_batch1']:.2f}×", n(v["batch32_texts_per_s"]),
              f"{v['speedup_batch32']:.2f}×", f"{v['accuracy']:.4f}", f"{v['accuracy_change_points']:+.2f}"]
             for name, v in r["variants"].items()]
-    blas = [[name, n(v["batch1_texts_per_s"]), n(v["blas1"]["batch1_texts_per_s"]), n(v["batch32_texts_per_s"]),
-             n(v["blas1"]["batch32_texts_per_s"])] for name, v in r["variants"].items() if "blas1" in v]
     return ["### int8 ONNX vs PyTorch on the CPU (targets: ≥ 2× faster, ≤ 0.5 points of accuracy lost)", "",
             table(["backend", "batch 1 texts/s", "speed-up", "batch 32 texts/s", "speed-up",
                    "BANKING77 dev accuracy", "change (points)"], rows),
@@ -99,13 +96,7 @@ def _onnx(r: dict) -> list[str]:
             f"{r['batch1_texts']} texts and in batches of 32 over the first 320, in rounds that take the three "
             f"backends in turn, each rate the best of {r.get('rounds', 5)} rounds: on cores shared with other jobs, "
             "the least disturbed, under the same conditions for all three. int8 = `frontdesk export --quantize "
-            "int8` (dynamic quantization, per-channel int8 weights).\n", *_sub_batches(r),
-            *(["numpy's BLAS thread pool (OpenBLAS, 2 threads by default) runs the nearest-neighbour step of the "
-               "decision rule between model calls, and its threads contend with the model's own pool. The same "
-               "runs with it limited to one thread (threadpoolctl; `OPENBLAS_NUM_THREADS=1` in a server's "
-               "environment), texts/s:\n",
-               table(["backend", "batch 1", "batch 1, BLAS 1 thread", "batch 32", "batch 32, BLAS 1 thread"], blas)]
-              if blas else []), _load(r)]
+            "int8` (dynamic quantization, per-channel int8 weights).\n", *_sub_batches(r), _load(r)]
 
 
 def _sub_batches(r: dict) -> list[str]:
@@ -118,9 +109,9 @@ def _sub_batches(r: dict) -> list[str]:
             "are padding. " if waste is not None else "")
     return ["Batches of 64 texts (the engine's batch under 64 clients; the first 256 dev texts), sorted by length by "
             "the backend and run in sub-batches of 64, 16 or 8 (texts/s):\n",
-            table(["backend", "sub-batch 64 (as served)", "16", "8"], rows),
-            note + "The backends already sort by length, but only split a batch at `max_batch` (64), so a full "
-            "batch is one padded block.\n"]
+            table(["backend", "sub-batch 64", "16", "8 (as served on a CPU)"], rows),
+            note + "The backends sort a batch by length and run it in passes of at most 8 texts on a CPU "
+            "(`nlu.predictor.CPU_SUB_BATCH`), so each pass pads only to its own longest text.\n"]
 
 
 def _chat(r: dict) -> list[str]:

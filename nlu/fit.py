@@ -14,7 +14,7 @@ import torch
 from nlu.artifacts import ModelBundle, save_bundle
 from nlu.data import OOS_LABEL, Example
 from nlu.evaluate import EvalReport, save_plots, score
-from nlu.ood import NeighbourBank, OodThresholds, calibrate
+from nlu.ood import Nearest, NeighbourBank, OodThresholds, calibrate
 from nlu.predictor import Predictor, RawScores, TorchBackend, mix_neighbour_vote
 from nlu.progress import TrainingProgress
 from nlu.train import TaskData, TrainConfig, TrainedState, encode_all, train_model
@@ -39,14 +39,15 @@ def _dev_raw_scores(state: TrainedState, task: TaskData) -> RawScores:
 KNN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
-def _calibrate_knn_weight(raw: RawScores, bundle: ModelBundle, gold: np.ndarray, in_scope: np.ndarray) -> float:
+def _calibrate_knn_weight(raw: RawScores, bundle: ModelBundle, gold: np.ndarray, in_scope: np.ndarray,
+                          nearest: Nearest) -> float:
     """Pick the neighbour-vote share that maximises dev accuracy on in-scope rows (ties: smaller)."""
     rows = in_scope[gold]
     if not rows.any():
         return 0.0
     best_weight, best_acc = 0.0, -1.0
     for weight in KNN_WEIGHTS:
-        probs = np.where(in_scope, mix_neighbour_vote(raw, bundle, weight), -1.0)
+        probs = np.where(in_scope, mix_neighbour_vote(raw, bundle, weight, nearest), -1.0)
         acc = float((probs.argmax(1) == gold)[rows].mean())
         if acc > best_acc + 1e-9:
             best_weight, best_acc = weight, acc
@@ -77,13 +78,15 @@ def build_bundle(state: TrainedState, config: TrainConfig) -> ModelBundle:
         in_scope = np.array([label != OOS_LABEL for label in intents.labels])
         gold = np.asarray(intents.dev_y)
         oos_index = intents.labels.index(OOS_LABEL) if OOS_LABEL in intents.labels else -1
-        knn_weight = _calibrate_knn_weight(raw, bundle, gold, in_scope)
-        mixed = mix_neighbour_vote(raw, bundle, knn_weight)
+        nearest = bundle.neighbours.nearest(raw.embeddings)
+        knn_weight = _calibrate_knn_weight(raw, bundle, gold, in_scope, nearest)
+        mixed = mix_neighbour_vote(raw, bundle, knn_weight, nearest)
         probs = np.where(in_scope, mixed, -1.0)
         best = probs.argmax(1)
         bundle.thresholds = calibrate(
             confidence=probs[np.arange(len(best)), best],
-            similarity=bundle.neighbours.similarity(raw.embeddings),
+            similarity=(nearest.similarity() if len(bundle.neighbours)
+                        else np.ones(len(best), dtype=np.float32)),
             predicted_oos=mixed.argmax(1) == oos_index,
             correct=best == gold,
             gold_oos=gold == oos_index,

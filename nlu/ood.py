@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 NEIGHBOURS = 5  # similarity is the mean over the k nearest in-scope training examples
 
@@ -43,6 +44,33 @@ class OodThresholds:
         )
 
 
+VOTE_NEIGHBOURS = 10  # the neighbour vote blended into the intent head looks this far
+
+
+@dataclass
+class Nearest:
+    """The k most similar bank vectors of each query, most similar first: one search serves both signals."""
+
+    sims: np.ndarray  # (queries, k) cosine similarities, descending
+    labels: np.ndarray  # (queries, k) intent index of each neighbour, -1 when unknown
+
+    def similarity(self, k: int = NEIGHBOURS) -> np.ndarray:
+        """Mean cosine similarity to the k nearest: low means unlike anything the model was taught."""
+        return self.sims[:, :k].mean(axis=1)
+
+    def vote(self, n_classes: int, k: int = VOTE_NEIGHBOURS, temperature: float = 0.05) -> np.ndarray:
+        """Class probabilities from a similarity-weighted vote of the k nearest neighbours."""
+        probs = np.zeros((len(self.sims), n_classes), dtype=np.float32)
+        sims, labels = self.sims[:, :k], self.labels[:, :k]
+        if sims.size == 0 or (labels < 0).all():
+            return probs
+        weights = np.exp((sims - sims[:, :1]) / temperature)
+        rows = np.repeat(np.arange(len(sims)), sims.shape[1])
+        known = labels.ravel() >= 0
+        np.add.at(probs, (rows[known], labels.ravel()[known]), weights.ravel()[known])
+        return probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
+
+
 class NeighbourBank:
     """Normalised embeddings of the in-scope training examples and their intent indices."""
 
@@ -52,34 +80,36 @@ class NeighbourBank:
         self.vectors = vectors / np.clip(norms, 1e-12, None)
         self.labels = (np.asarray(labels, dtype=np.int64) if labels is not None
                        else np.full(len(vectors), -1, dtype=np.int64))
+        # torch views of the same memory: its matmul + topk is the cheapest exact search here, and it
+        # does not wake a second BLAS thread pool next to the model's (numpy's OpenBLAS did, and the two
+        # pools fighting over the cores cost more than the search itself).
+        self._vectors_t = torch.from_numpy(self.vectors)
 
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def _top(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.asarray(embeddings, dtype=np.float32)
-        queries = queries / np.clip(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12, None)
-        sims = queries @ self.vectors.T
-        k = min(k, sims.shape[1])
-        idx = np.argpartition(sims, sims.shape[1] - k, axis=1)[:, -k:]
-        return np.take_along_axis(sims, idx, axis=1), idx
+    @torch.inference_mode()
+    def nearest(self, embeddings: np.ndarray, k: int = max(NEIGHBOURS, VOTE_NEIGHBOURS)) -> Nearest:
+        """Exact cosine search of the bank, k neighbours per query (fewer when the bank is smaller)."""
+        queries = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+        k = min(k, len(self.vectors))
+        if k == 0:
+            empty = np.zeros((len(queries), 0))
+            return Nearest(empty.astype(np.float32), empty.astype(np.int64))
+        sims, idx = torch.topk(torch.nn.functional.normalize(queries, dim=1) @ self._vectors_t.T, k, dim=1)
+        idx_np = idx.numpy()
+        return Nearest(sims.numpy(), self.labels[idx_np])
 
     def similarity(self, embeddings: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
         """Mean cosine similarity of each embedding to its k nearest bank vectors."""
         if len(self.vectors) == 0:
             return np.ones(len(embeddings), dtype=np.float32)
-        return self._top(embeddings, k)[0].mean(axis=1)
+        return self.nearest(embeddings, k).similarity(k)
 
-    def vote(self, embeddings: np.ndarray, n_classes: int, k: int = 10, temperature: float = 0.05) -> np.ndarray:
+    def vote(self, embeddings: np.ndarray, n_classes: int, k: int = VOTE_NEIGHBOURS,
+             temperature: float = 0.05) -> np.ndarray:
         """Class probabilities from a similarity-weighted vote of the k nearest neighbours."""
-        probs = np.zeros((len(embeddings), n_classes), dtype=np.float32)
-        if len(self.vectors) == 0 or (self.labels < 0).all():
-            return probs
-        sims, idx = self._top(embeddings, k)
-        weights = np.exp((sims - sims.max(axis=1, keepdims=True)) / temperature)
-        for row in range(len(embeddings)):
-            np.add.at(probs[row], self.labels[idx[row]], weights[row])
-        return probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
+        return self.nearest(embeddings, k).vote(n_classes, k, temperature)
 
 
 def is_out_of_scope(
