@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from nlu.artifacts import ModelBundle, save_bundle
+from nlu.class_bias import calibrate_bias
 from nlu.data import OOS_LABEL, Example
 from nlu.evaluate import EvalReport, save_plots, score
 from nlu.ood import Nearest, NeighbourBank, OodThresholds, calibrate
@@ -93,6 +94,9 @@ def build_bundle(state: TrainedState, config: TrainConfig) -> ModelBundle:
             false_reject_rate=config.false_reject_rate,
         )
         bundle.thresholds.knn_weight = knn_weight
+    if state.sentiments.dev_ids:
+        sentiment_probs = _dev_raw_scores(state, state.sentiments).sentiment_probs
+        bundle.thresholds.sentiment_bias = calibrate_bias(sentiment_probs, np.asarray(state.sentiments.dev_y))
     return bundle
 
 

@@ -16,7 +16,7 @@ we accept a small, fixed false-rejection rate on in-scope dev messages.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ class OodThresholds:
     min_similarity: float = -1.0
     method: str = "uncalibrated"
     knn_weight: float = 0.0  # share of the nearest-neighbour vote in the intent probabilities
+    sentiment_bias: list[float] = field(default_factory=list)  # per-class log-offsets (nlu.class_bias)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,6 +42,7 @@ class OodThresholds:
             min_similarity=float(data.get("min_similarity", -1.0)),
             method=str(data.get("method", "uncalibrated")),
             knn_weight=float(data.get("knn_weight", 0.0)),
+            sentiment_bias=[float(b) for b in data.get("sentiment_bias") or []],
         )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from nlu.artifacts import ModelBundle
+from nlu.class_bias import apply_bias
 from nlu.data import OOS_LABEL
 from nlu.ood import Nearest, is_out_of_scope
 
@@ -139,12 +140,13 @@ class Predictor:
         )
         similarity = nearest.similarity() if nearest else np.ones(len(texts), dtype=np.float32)
         flagged = is_out_of_scope(predicted_oos, confidence, similarity, self.bundle.thresholds)
+        sentiment_probs = apply_bias(raw.sentiment_probs, self.bundle.thresholds.sentiment_bias)
         results = []
         for i, text in enumerate(texts):
             top = np.argsort(-in_scope_probs[i])[:TOP_K]
             sentiment_scores = {
                 name: round(float(p), 4)
-                for name, p in zip(self.bundle.sentiment_labels, raw.sentiment_probs[i], strict=True)
+                for name, p in zip(self.bundle.sentiment_labels, sentiment_probs[i], strict=True)
             }
             results.append(
                 NluResult(
