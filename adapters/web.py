@@ -100,7 +100,7 @@ def parse_frame(raw: str | None) -> tuple[str, str | None]:
         raise ValueError(f"frame too large (a message may have at most {MAX_TEXT} characters)")
     try:
         frame = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
         raise ValueError("frame is not valid JSON") from None
     if not isinstance(frame, dict) or frame.get("type") != "message":
         raise ValueError('expected {"type": "message", "text": ..., "id": ...}')

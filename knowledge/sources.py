@@ -112,6 +112,9 @@ def _read_yaml(text: str, source: str, problems: list[SourceProblem]) -> list[_R
     except RecursionError:  # within the parser's nesting limit, but too deep for the constructor
         problems.append(SourceProblem(source, 1, "invalid YAML: nested too deeply"))
         return []
+    except ValueError as exc:  # a value the constructor refuses, e.g. an integer of 5000 digits
+        problems.append(SourceProblem(source, 1, f"invalid YAML: {exc}"))
+        return []
     if isinstance(doc, dict) and isinstance(doc.get("entries"), list):
         doc = doc["entries"]
     if doc is None:
@@ -168,6 +171,9 @@ def _read_jsonl(text: str, source: str, problems: list[SourceProblem]) -> list[_
             continue
         except RecursionError:  # e.g. thousands of nested "[": json raises this, not JSONDecodeError
             problems.append(SourceProblem(source, number, "invalid JSON: nested too deeply"))
+            continue
+        except ValueError as exc:  # valid syntax Python refuses, e.g. an integer of 5000 digits
+            problems.append(SourceProblem(source, number, f"invalid JSON: {exc}"))
             continue
         if not isinstance(data, dict):
             problems.append(SourceProblem(source, number, "line is not a JSON object"))

@@ -311,6 +311,9 @@ def test_web_chat_socket_answers_every_hostile_frame_and_stays_open(client):
 
         send()
         covered(seen, "ack", "error")
+        for trap in ("[" * 5000 + "]" * 5000, '{"type": "message", "text": "hi", "id": ' + "1" * 5000 + "}"):
+            socket.send_text(trap)  # nested past Python's recursion limit; an integer Python refuses to convert
+            assert socket.receive_json()["type"] == "error"
         socket.send_json({"type": "message", "text": "where is my order?", "id": "after"})
         answers = [socket.receive_json()]
         while answers[-1]["type"] != "ack":
@@ -351,6 +354,7 @@ FAQ_TRAPS = [  # each of these once crashed the loader or the index build after 
     (".jsonl", b'{"question": NaN, "answer": Infinity}'), (".yaml", b"a: &a [*a, *a]\nb: *a"),
     (".yaml", b"!!python/object:os.system {}"), (".csv", b"question,answer\nq\x00,a"),
     (".md", b"## \xed\xa0\x80 surrogate as bytes\nanswer"), (".yaml", b""), (".jsonl", b"\xef\xbb\xbf"),
+    (".jsonl", b"1" * 5000), (".yaml", b"- id: " + b"1" * 5000),  # integers Python refuses to convert
 ]
 faq_files = st.one_of(
     st.tuples(st.just(".yaml"), faq_entries.map(_yaml)),
