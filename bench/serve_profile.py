@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.loadgen import summarise
@@ -67,17 +67,21 @@ def short(frame: str) -> str:
     return f"{func} ({relative(path.rstrip(')'))})"
 
 
+def read_stacks(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """(frames outermost first, sample count) for each line of a py-spy collapsed-stack file."""
+    for line in raw.read_text(encoding="utf-8").splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if stack_text and count_text.isdigit():
+            yield stack_text.split(";"), int(count_text)
+
+
 def summarise_profile(raw: Path, top: int = 12) -> dict:
     """Shares of samples per part, the HTTP part by package, and the innermost frames that take most samples."""
     by_category: Counter[str] = Counter()
     http: Counter[str] = Counter()
     leaves: Counter[tuple[str, str]] = Counter()
     total = 0
-    for line in raw.read_text(encoding="utf-8").splitlines():
-        stack_text, _, count_text = line.rpartition(" ")
-        if not stack_text or not count_text.isdigit():
-            continue
-        stack, count = stack_text.split(";"), int(count_text)
+    for stack, count in read_stacks(raw):
         kind, frame = category(stack)
         by_category[kind] += count
         if kind == "HTTP/ASGI":
@@ -106,11 +110,7 @@ def summarise_components(raw: Path) -> dict:
     """Shares of samples per component (COMPONENTS), the rest being HTTP, threads and other plumbing."""
     shares: Counter[str] = Counter()
     total = 0
-    for line in raw.read_text(encoding="utf-8").splitlines():
-        stack_text, _, count_text = line.rpartition(" ")
-        if not stack_text or not count_text.isdigit():
-            continue
-        stack, count = stack_text.split(";"), int(count_text)
+    for stack, count in read_stacks(raw):
         if any(REDIS[1] in f for f in stack):  # bot threads blocked on a reply are the Redis round trip's cost
             name = REDIS[0]
         elif stack[-1].partition(" (")[0].endswith(WAITING):
