@@ -86,8 +86,7 @@ def build_bundle(state: TrainedState, config: TrainConfig) -> ModelBundle:
         best = probs.argmax(1)
         bundle.thresholds = calibrate(
             confidence=probs[np.arange(len(best)), best],
-            similarity=(nearest.similarity() if len(bundle.neighbours)
-                        else np.ones(len(best), dtype=np.float32)),
+            similarity=nearest.similarity(),
             predicted_oos=mixed.argmax(1) == oos_index,
             correct=best == gold,
             gold_oos=gold == oos_index,

@@ -57,7 +57,11 @@ class Nearest:
     labels: np.ndarray  # (queries, k) intent index of each neighbour, -1 when unknown
 
     def similarity(self, k: int = NEIGHBOURS) -> np.ndarray:
-        """Mean cosine similarity to the k nearest: low means unlike anything the model was taught."""
+        """Mean cosine similarity to the k nearest: low means unlike anything the model was taught.
+
+        With an empty bank there is nothing to be unlike, so every query counts as familiar (1.0)."""
+        if self.sims.shape[1] == 0:
+            return np.ones(len(self.sims), dtype=np.float32)
         return self.sims[:, :k].mean(axis=1)
 
     def vote(self, n_classes: int, k: int = VOTE_NEIGHBOURS, temperature: float = 0.05) -> np.ndarray:
@@ -104,14 +108,7 @@ class NeighbourBank:
 
     def similarity(self, embeddings: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
         """Mean cosine similarity of each embedding to its k nearest bank vectors."""
-        if len(self.vectors) == 0:
-            return np.ones(len(embeddings), dtype=np.float32)
         return self.nearest(embeddings, k).similarity(k)
-
-    def vote(self, embeddings: np.ndarray, n_classes: int, k: int = VOTE_NEIGHBOURS,
-             temperature: float = 0.05) -> np.ndarray:
-        """Class probabilities from a similarity-weighted vote of the k nearest neighbours."""
-        return self.nearest(embeddings, k).vote(n_classes, k, temperature)
 
 
 def is_out_of_scope(

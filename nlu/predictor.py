@@ -102,7 +102,7 @@ def mix_neighbour_vote(raw: RawScores, bundle: ModelBundle, weight: float | None
     weight = bundle.thresholds.knn_weight if weight is None else weight
     if weight <= 0:
         return raw.intent_probs
-    nearest = nearest or bundle.neighbours.nearest(raw.embeddings)
+    nearest = nearest if nearest is not None else bundle.neighbours.nearest(raw.embeddings)
     vote = nearest.vote(raw.intent_probs.shape[1])
     return (1 - weight) * raw.intent_probs + weight * vote
 
@@ -127,8 +127,7 @@ class Predictor:
 
     def decide(self, texts: Sequence[str], raw: RawScores) -> list[NluResult]:
         labels = self.bundle.intent_labels
-        bank = self.bundle.neighbours
-        nearest = bank.nearest(raw.embeddings) if len(bank) else None
+        nearest = self.bundle.neighbours.nearest(raw.embeddings)
         probs = mix_neighbour_vote(raw, self.bundle, nearest=nearest)
         in_scope_probs = np.where(self._in_scope, probs, -1.0)
         best = in_scope_probs.argmax(axis=1)
@@ -138,7 +137,7 @@ class Predictor:
             if self._oos_index is not None
             else np.zeros(len(best), dtype=bool)
         )
-        similarity = nearest.similarity() if nearest else np.ones(len(texts), dtype=np.float32)
+        similarity = nearest.similarity()
         flagged = is_out_of_scope(predicted_oos, confidence, similarity, self.bundle.thresholds)
         sentiment_probs = apply_bias(raw.sentiment_probs, self.bundle.thresholds.sentiment_bias)
         results = []
