@@ -79,11 +79,14 @@ def calibrate_thresholds(sample: CalibrationSample) -> AnswerThresholds:
                                    f"(answer precision >= {ANSWER_PRECISION:.0%})")
 
 
-def build_index(entries: list[FaqEntry], cache: EmbeddingCache,
-                config: RetrievalConfig | None = None) -> tuple[FaqIndex, np.ndarray]:
-    """Embed (reusing cached vectors), build, and calibrate; returns the index and its base vectors."""
+def build_index(entries: list[FaqEntry], cache: EmbeddingCache, config: RetrievalConfig | None = None,
+                previous: FaqIndex | None = None) -> tuple[FaqIndex, np.ndarray]:
+    """Embed (reusing cached vectors), build, and calibrate; returns the index and its base vectors.
+
+    `previous`, the version this one replaces, lends its trained approximate-search lists.
+    """
     texts, _, _ = entry_texts(entries)
     base_vectors = cache.encode(texts)
-    index = FaqIndex(entries, base_vectors, config or RetrievalConfig())
+    index = FaqIndex(entries, base_vectors, config or RetrievalConfig(), previous=previous)
     index.thresholds = calibrate_thresholds(calibration_sample(index, base_vectors))
     return index, base_vectors

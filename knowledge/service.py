@@ -76,8 +76,8 @@ class KnowledgeBase:
                 return ReloadResult(False, current.version.to_dict() if current else None,
                                     errors=exc.problems, seconds=time.perf_counter() - started)
             before = self.embedder.calls
-            index, _ = build_index(entries, self.cache, self.config)
             current = self._current
+            index, _ = build_index(entries, self.cache, self.config, previous=current)
             changed = current is None or current.version.content_hash != index.version.content_hash
             if changed:
                 self._previous, self._current = current, index

@@ -140,3 +140,52 @@ def test_restore_previous_version(embedder, tmp_path):
     assert kb.index.version.entries == 2
     restored = kb.restore_previous()
     assert restored["content_hash"] == first and kb.index.version.entries == 3
+
+
+def _list_centroids(index):
+    import faiss
+
+    return faiss.downcast_index(index.quantizer).reconstruct_n(0, index.nlist)
+
+
+def test_a_reload_above_the_exact_limit_reuses_the_trained_lists(embedder, tmp_path, monkeypatch):
+    import numpy as np
+
+    import knowledge.index
+
+    monkeypatch.setattr(knowledge.index, "EXACT_LIMIT", 10)  # 15 texts: approximate search
+    source = faq_yaml(tmp_path / "faq.yaml", BASE)
+    kb = KnowledgeBase(source, embedder=embedder, cache_dir=tmp_path / "cache")
+    assert kb.reload().ok
+    first = kb.index
+    assert first.version.index_type.startswith("ivf")
+    changed = [dict(e) for e in BASE]
+    changed[2]["alternates"] = [*BASE[2]["alternates"], "locked out of the app after too many tries"]
+    faq_yaml(source, changed)
+    assert kb.reload().changed
+    assert np.array_equal(_list_centroids(kb.index.faiss), _list_centroids(first.faiss))  # not retrained
+    assert kb.search(["locked out of the app after too many tries"])[0][0].id == "password"
+    assert kb.restore_previous()["version"] == first.version.short  # the old one still serves untouched
+
+
+def test_ivf_lists_are_retrained_when_the_base_outgrows_them():
+    import numpy as np
+
+    from knowledge.index import build_ivf, ivf_lists
+
+    rng = np.random.default_rng(0)
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.normal(size=(n, 32)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    base = unit(2000)
+    first, _ = build_ivf(base)
+    edited = base.copy()
+    edited[:10] = unit(10)
+    again, _ = build_ivf(edited, previous=first)
+    assert again.nlist == first.nlist and np.array_equal(_list_centroids(again), _list_centroids(first))
+    _, found = again.search(edited[:10], 1)
+    assert (found[:, 0] == np.arange(10)).all()  # the changed vectors are where a search finds them
+    grown, _ = build_ivf(np.concatenate([base, unit(8000)]), previous=first)
+    assert grown.nlist == ivf_lists(10_000) > 2 * first.nlist  # too few lists for 5x the vectors: retrained
