@@ -37,12 +37,15 @@ def banking_model() -> tuple[Path, str]:
 
 
 def onnx_model(quantize: str | None) -> Path:
-    """`frontdesk export` of the BANKING77 model (int8 or fp32), made once."""
-    from nlu.export import ONNX_FILE, export_onnx
+    """`frontdesk export` of the BANKING77 model (int8 or fp32), made once per version of the export."""
+    import json
+
+    from nlu.export import EXPORT_INFO, ONNX_FILE, export_onnx
 
     out = WORK / ("banking77-int8" if quantize else "banking77-onnx-fp32")
-    if not (out / ONNX_FILE).exists():
-        export_onnx(banking_model()[0], out, quantize)
+    info = out / EXPORT_INFO
+    if not (out / ONNX_FILE).exists() or "fused" not in json.loads(info.read_text() if info.exists() else "{}"):
+        export_onnx(banking_model()[0], out, quantize)  # absent, or from before exports were fused
     return out
 
 

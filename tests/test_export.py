@@ -29,7 +29,9 @@ def exported(tiny_model, tmp_path_factory):
 
 
 def test_int8_export_serves_through_onnxruntime_and_agrees_with_pytorch(tiny_model, exported):
-    assert json.loads((exported / "onnx_export.json").read_text())["quantize"] == "int8"
+    info = json.loads((exported / "onnx_export.json").read_text())
+    assert info["quantize"] == "int8"
+    assert info["fused"]  # attention, layer norms and GELU fused into onnxruntime's kernels before quantizing
     torch_predictor = load_predictor(tiny_model, "cpu")
     onnx_predictor = load_predictor(exported, "cpu")
     assert isinstance(torch_predictor.backend, TorchBackend)
