@@ -65,25 +65,23 @@ def run_chat(t) -> dict:
                  "customers": CHAT_CUSTOMERS, "rate_limit": "0/60 (off)", "messages_pool": len(messages),
                  "cells": []}
     try:
-        # The last two: numpy's BLAS on one thread, so its pool does not fight torch's for the cores.
-        for workers, blas1 in ((1, False), (2, False), (1, True), (2, True)):
-            run = f"w{workers}{'-blas1' if blas1 else ''}-{int(time.time())}"
+        for workers in (1, 2):
+            run = f"w{workers}-{int(time.time())}"
             env = server_env(FRONTDESK_MODEL_DIR=str(model), FRONTDESK_DEVICE="cpu", FRONTDESK_RATE_LIMIT="0/60",
-                             REDIS_URL=f"unix://{redis_server.socket_file}", FRONTDESK_REDIS_PREFIX=f"bench-{run}",
-                             **({"OPENBLAS_NUM_THREADS": "1"} if blas1 else {}))
+                             REDIS_URL=f"unix://{redis_server.socket_file}", FRONTDESK_REDIS_PREFIX=f"bench-{run}")
             process, base = start_frontdesk(f"chat-{run}", env, workers)
             handed_over = [0]
             try:
                 cell = loadgen.run_load(base, chat_call(messages, run, handed_over), CHAT_CUSTOMERS, t.duration,
                                         t.warmup)
-                if workers == 1 and not blas1:  # one process holds it all: where its time goes, after the clean cell
+                if workers == 1:  # one process holds it all: where its time goes, after the clean cell
                     out["profile_1_worker"] = profile_server(
                         process.pid, lambda b=base, r=run: loadgen.run_load(
                             b, chat_call(messages, r + "p", [0]), CHAT_CUSTOMERS, t.duration, 1.0),
                         WORK / "serve-chat-profile.txt", t.duration, summarise_components)
             finally:
                 loadgen.stop(process)
-            cell.update(workers=workers, blas1=blas1, handed_to_staff=handed_over[0])
+            cell.update(workers=workers, handed_to_staff=handed_over[0])
             out["cells"].append(cell)
             print("chat", json.dumps(cell), flush=True)
     finally:
