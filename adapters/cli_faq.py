@@ -46,10 +46,6 @@ def build(
 def tune(
     kb: Annotated[Path, typer.Option("--kb", help="Knowledge base whose alternates to learn from.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the tuned sentence encoder.")],
-    questions: Annotated[Path | None, typer.Option(
-        "--questions", help="Customers' questions, one per line, no labels (e.g. from chat logs): "
-                            "self-training learns from the ones the encoder is surest about.")] = None,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Self-training rounds with --questions.")] = 2,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 2,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
@@ -64,22 +60,8 @@ def tune(
         raise _fail(str(exc)) from None
     if len(paraphrase_groups(entries)) < 2:
         raise _fail("tuning needs at least two entries with alternates")
-    texts: list[str] = []
-    if questions is not None:
-        try:
-            texts = [line.strip() for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise _fail(f"{questions}: cannot read the questions file ({exc})") from None
-        if not texts:
-            raise _fail(f"{questions}: no questions (expected one per line)")
-
-    def said(summary: dict) -> None:
-        typer.echo(f"self-training round {summary['round']}/{rounds}: learned from {summary['questions']} "
-                   f"questions assigned to {summary['entries']} entries")
-
-    report = tune_encoder(entries, default_model_path(), out, epochs=epochs, seed=seed, questions=texts,
-                          rounds=rounds, on_round=said)
-    typer.echo(f"tuned encoder written to {report.path}; use it with FRONTDESK_FAQ_ENCODER={report.path}")
+    path = tune_encoder(entries, default_model_path(), out, epochs=epochs, seed=seed)
+    typer.echo(f"tuned encoder written to {path}; use it with FRONTDESK_FAQ_ENCODER={path}")
 
 
 @faq_app.command("search")

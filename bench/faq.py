@@ -43,9 +43,7 @@ VARIANTS = {
     "**+ paraphrase centroids (Frontdesk default)**": RetrievalConfig(bm25_weight=0.0),
     "centroids + BM25 (weight 0.1)": RetrievalConfig(bm25_weight=0.1),
 }
-TUNED = "encoder tuned on the alternates (`faq tune`) + centroids"
-SELF_TRAINED = ("**+ self-training on unlabelled customer questions (`faq tune --questions`, {rounds} rounds)**")
-SELF_TRAINING_ROUNDS = 2
+TUNED = "**encoder tuned on the alternates (`faq tune`) + centroids**"
 
 
 def rank_metrics(ranked: list[list[str]], relevant: list[set[str]]) -> dict:
@@ -68,31 +66,19 @@ def bm25_only(entries: list[FaqEntry], queries: list[str]) -> list[list[str]]:
     return [[entries[i].id for i in row] for row in docs]
 
 
-def _tuned_row(entries: list[FaqEntry], queries: list[str], relevant: list[set[str]], base_path: str,
-               questions: list[str]) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        report = tune_encoder(entries, base_path, tmp, questions=questions, rounds=SELF_TRAINING_ROUNDS,
-                              on_round=lambda summary: print(summary, flush=True))
-        seconds = time.perf_counter() - started
-        tuned = EmbeddingCache(Embedder(str(report.path)))
-        index, _ = build_index(entries, tuned, RetrievalConfig())
-        hits = index.search_vectors(tuned.embedder.encode(queries), queries, top_k=10)
-    return {**rank_metrics([[h.id for h in row] for row in hits], relevant), "tune_s": seconds,
-            "rounds": report.rounds}
-
-
 def evaluate(entries: list[FaqEntry], queries: list[str], relevant: list[set[str]], cache: EmbeddingCache,
-             tune: bool = False, unlabelled: list[str] | None = None) -> dict:
+             tune: bool = False) -> dict:
     out = {}
     if tune:
-        out[TUNED] = _tuned_row(entries, queries, relevant, cache.embedder.model_path, [])
-        print(TUNED, out[TUNED], flush=True)
-    if unlabelled:
-        name = SELF_TRAINED.format(rounds=SELF_TRAINING_ROUNDS)
-        out[name] = {**_tuned_row(entries, queries, relevant, cache.embedder.model_path, unlabelled),
-                     "unlabelled": len(unlabelled)}
-        print(name, out[name], flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            path = tune_encoder(entries, cache.embedder.model_path, tmp)
+            seconds = time.perf_counter() - started
+            tuned = EmbeddingCache(Embedder(str(path)))
+            index, _ = build_index(entries, tuned, RetrievalConfig())
+            hits = index.search_vectors(tuned.embedder.encode(queries), queries, top_k=10)
+            out[TUNED] = {**rank_metrics([[h.id for h in row] for row in hits], relevant), "tune_s": seconds}
+            print(TUNED, out[TUNED], flush=True)
     query_vectors = cache.embedder.encode(queries)
     for name, config in VARIANTS.items():
         if config is None:
@@ -112,18 +98,16 @@ def run_banking(cache: EmbeddingCache) -> dict:
     by_intent: dict[str, list[str]] = {}
     for row in rows:
         by_intent.setdefault(row.label, []).append(row.text)
-    entries, queries, relevant, unlabelled = [], [], [], []
+    entries, queries, relevant = [], [], []
     for intent, texts in sorted(by_intent.items()):
         rng.shuffle(texts)
         name = intent.replace("_", " ")
         entries.append(FaqEntry(intent, name, f"Here is how we help with {name}.", tuple(texts[:3])))
         held_out = texts[3:]
-        split = max(1, len(held_out) // 10)
-        for text in held_out[:split]:  # a 10 % query split per intent
+        for text in held_out[: max(1, len(held_out) // 10)]:  # a 10 % query split per intent
             queries.append(text)
             relevant.append({intent})
-        unlabelled.extend(held_out[split:])  # the rest, labels dropped: the customers' questions in the logs
-    return evaluate(entries, queries, relevant, cache, tune=True, unlabelled=unlabelled)
+    return evaluate(entries, queries, relevant, cache, tune=True)
 
 
 def run_stackfaq(cache: EmbeddingCache) -> dict:
@@ -271,13 +255,8 @@ def render(results: dict) -> str:
                     if not name.startswith("_")]
             lines += [f"### {title}", "", table(["retriever", "P@1", "MRR@10", "queries"], rows)]
     if "banking" in results:
-        unlabelled = next((m["unlabelled"] for m in results["banking"].values()
-                           if isinstance(m, dict) and "unlabelled" in m), None)
         lines.append("Entries: intent name as the question, a one-line answer, three training utterances as "
-                     "alternates; queries: a 10 % split of each intent's other utterances."
-                     + (f" Self-training: the remaining {unlabelled:,} utterances, labels dropped, stand in for the "
-                        "customers' questions in the chat logs (never the queries); the index still holds only "
-                        "the admin's texts." if unlabelled else "") + "\n")
+                     "alternates; queries: a 10 % split of each intent's other utterances.\n")
     if "latency" in results:
         rows = [[n, m["index"], m["p50_ms"], m["p99_ms"], m["recall_at_1"], m["build_s"]]
                 for n, m in results["latency"].items() if not n.startswith("_")]

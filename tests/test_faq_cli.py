@@ -60,33 +60,3 @@ def test_tune_writes_a_loadable_encoder(tmp_path):
                                 "--encoder", str(out)])
     assert built.exit_code == 0, built.output
     assert json.loads((tmp_path / "idx" / "index.json").read_text())["encoder"] == str(out)
-
-
-def test_tune_self_trains_on_customer_questions(tmp_path):
-    kb = tmp_path / "faq.jsonl"
-    kb.write_text(JSONL)
-    questions = tmp_path / "questions.txt"
-    questions.write_text("how much do you charge for delivery\n\nmy refund has not arrived yet\n"
-                         "what are your opening times on sunday\nrefund status\n")
-    out = tmp_path / "encoder"
-    result = runner.invoke(app, ["faq", "tune", "--kb", str(kb), "--out", str(out), "--epochs", "1",
-                                 "--questions", str(questions), "--rounds", "1"])
-    assert result.exit_code == 0, result.output
-    # The blank line is skipped and "refund status" is already an alternate: three questions to learn from.
-    assert "round 1/1: learned from 3 questions assigned to 3 entries" in result.output
-    built = runner.invoke(app, ["faq", "build", "--kb", str(kb), "--out", str(tmp_path / "idx"),
-                                "--encoder", str(out)])
-    assert built.exit_code == 0, built.output
-
-
-def test_tune_names_an_unusable_questions_file(tmp_path):
-    kb = tmp_path / "faq.jsonl"
-    kb.write_text(JSONL)
-    empty = tmp_path / "empty.txt"
-    empty.write_text("\n  \n")
-    for path, problem in ((tmp_path / "missing.txt", "cannot read the questions file"),
-                          (empty, "no questions (expected one per line)")):
-        result = runner.invoke(app, ["faq", "tune", "--kb", str(kb), "--out", str(tmp_path / "enc"),
-                                     "--questions", str(path)])
-        assert result.exit_code == 2
-        assert f"{path}: {problem}" in result.output
