@@ -20,10 +20,11 @@ import numpy as np
 from knowledge.sources import FaqEntry
 
 # Exact search up to this many vectors, IVF above (docs/BENCHMARKS.md, FAQ section). Exact p99 grows
-# linearly (4.9 ms at 37.6k real embeddings, 16.7 ms at 100k): small next to a message's NLU time. IVF
-# answers in well under a millisecond with recall@1 0.98 against exact on real embeddings, but every
-# reload retrains its inverted lists, which took 38 s at 100k vectors on 2 cores (one-off run,
-# 2026-11-28): a reload must take seconds, so exact search holds as long as its latency is tolerable.
+# linearly (4.9 ms at 37.6k real embeddings, 16.7 ms at 100k): small next to a message's NLU time, and
+# exact. IVF answers in well under a millisecond with recall@1 0.98 against exact on real embeddings, but
+# its first build trains the inverted lists (38 s at 100k vectors on one core; reloads then reuse them,
+# see `build_ivf`): a process must be able to start in seconds, so exact search holds while its latency
+# is tolerable.
 EXACT_LIMIT = 100_000
 TEXT_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.85}
 
