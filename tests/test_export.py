@@ -65,3 +65,15 @@ def test_export_errors_are_clear(tmp_path, tiny_model):
     assert wrong.returncode != 0 and "int8" in wrong.stderr
     with pytest.raises(Exception, match="frontdesk export"):
         load_predictor(tiny_model, "cpu", backend="onnx")
+
+
+def test_a_fused_graph_that_disagrees_is_dropped_for_the_unfused_one(tiny_model, tmp_path, monkeypatch):
+    import nlu.export
+
+    monkeypatch.setattr(nlu.export, "FUSION_TOLERANCE", -1.0)  # no fused graph can pass: take the fallback path
+    out = nlu.export.export_onnx(tiny_model, tmp_path / "plain", "int8")
+    assert json.loads((out / "onnx_export.json").read_text())["fused"] is False
+    served = load_predictor(out, "cpu")
+    assert isinstance(served.backend, OnnxBackend)
+    reference = load_predictor(tiny_model, "cpu", backend="torch")
+    assert [r.intent for r in served.predict(TEXTS)] == [r.intent for r in reference.predict(TEXTS)]
