@@ -23,6 +23,7 @@ from bot.messages import InboundMessage, Reply
 from bot.outbox import Outbox
 from bot.queue import EscalationError, EscalationQueue
 from bot.ratelimit import RateLimiter
+from bot.roles import RoleLease
 from bot.stats import BotStats
 from bot.store import ConversationStore
 from bot.templates import Templates
@@ -51,6 +52,7 @@ class Bot:
                  rules: EscalationRules | None = None, admins: dict[str, set[str]] | None = None,
                  hooks: BotHooks | None = None, rate_limit: tuple[int, float] = (20, 60.0), lease_ms: int = 15_000):
         self.keys = Keys(prefix)
+        self.redis = client
         self.store = ConversationStore(client, self.keys)
         self.queue = EscalationQueue(client, self.keys)
         self.outbox = Outbox(client, self.keys)
@@ -63,6 +65,10 @@ class Bot:
         self.admins = admins or {}
         self.hooks = hooks or BotHooks()
         self.dispatcher = Dispatcher(client, self.keys, self._process, lease_ms=lease_ms)
+
+    def role(self, name: str, ttl_s: float) -> RoleLease:
+        """This process's claim on a role only one worker may play at a time (see `bot.roles`)."""
+        return RoleLease(self.redis, self.keys, name, ttl_s)
 
     # ------------------------------------------------------------------ customers
     def handle(self, message: InboundMessage) -> Handled:

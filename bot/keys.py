@@ -18,6 +18,7 @@
     {p}:stats:{day}:escalated  set of conversations escalated that day
     {p}:stats:{day}:intents    sorted set: intent -> messages
     {p}:stats:{day}:unanswered sorted set: normalised question that fell back -> times (capped)
+    {p}:role:{name}            the token of the one process playing a role, with a TTL (see bot.roles)
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class Keys:
 
     def seen(self, channel: str, message_id: str) -> str:
         return f"{self.prefix}:seen:{channel}:{message_id}"
+
+    def role(self, name: str) -> str:
+        return f"{self.prefix}:role:{name}"
 
     def result(self, uid: str) -> str:
         return f"{self.prefix}:result:{uid}"

@@ -8,6 +8,7 @@ secret is set) is called through the TestClient. Each test uses chats of its own
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -311,3 +312,45 @@ def test_mentions_are_recognised_and_stripped():
     assert text_of("/start@frontdesk_123_bot ref-42") == "/start"
     assert text_of("/human") == "/human"
     assert text_of("/weather") is None  # a command not ours, not addressed to us
+
+
+def test_of_two_workers_one_polls_and_the_other_takes_over_when_it_stops(demo_model, redis_server, tmp_path):
+    """Telegram answers 409 to two concurrent getUpdates: one worker polls, the other stands by."""
+    token = "789:GHI"
+
+    def worker(name: str) -> TestClient:
+        settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
+                            FRONTDESK_REDIS_PREFIX="telegram-pair", FRONTDESK_HOME=tmp_path / name,
+                            FRONTDESK_DEVICE="cpu", FRONTDESK_KB=KB, TELEGRAM_BOT_TOKEN=token,
+                            TELEGRAM_API_URL=standin.api_url)
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        return client
+
+    def poller(client: TestClient):
+        return client.app.state.components.channels.outputs["telegram"].poller
+
+    with TelegramStandIn(token) as standin, contextlib.ExitStack() as running:
+        first, first_stopped = worker("a"), []
+        running.callback(lambda: first_stopped or first.__exit__(None, None, None))
+        standin.wait(lambda: poller(first).polls > 0, timeout=180, what="the first worker to poll")
+        second = worker("b")
+        running.callback(second.__exit__, None, None, None)
+        standin.wait(lambda: poller(second).standing_by, timeout=180, what="the second worker to stand by")
+        chat, ann = private_chat(6001, "Ann"), user(6001, "Ann")
+        update = standin.inject(token, message_update(chat, ann, 1, "/start"))
+        standin.wait(lambda: standin.confirmed(token, update), what="the update to be handled")
+        assert len(standin.sent(token, 6001)) == 1
+        assert poller(second).polls == 0  # never a second getUpdates beside the first worker's
+
+        first.__exit__(None, None, None)  # a clean stop hands the role over at once
+        first_stopped.append(True)
+        standin.wait(lambda: poller(second).polls > 0, timeout=poller(second).standby_s + 10,
+                     what="the second worker to take over")
+        update = standin.inject(token, message_update(chat, ann, 2, "where is my order"))
+        standin.wait(lambda: standin.confirmed(token, update), what="the update to be handled")
+        # Answered once, by the second worker (the first's abandoned long poll may have fetched it too,
+        # unconfirmed, which Telegram treats as not delivered).
+        assert len(standin.sent(token, 6001)) == 2
+        assert [e["text"] for e in poller(second).adapter.components.bot.history("telegram", "6001")
+                if e["role"] == "customer"] == ["/start", "where is my order"]

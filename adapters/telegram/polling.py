@@ -7,6 +7,11 @@ loses the message. Here each batch is handled completely (chats in parallel, eac
 messages in order) before the next call, and the offset only moves past updates that were
 handled. An update that failed is fetched again; one that fails `max_attempts` times is
 given up on, logged, so a single poisonous update cannot stop the bot.
+
+Telegram answers 409 Conflict to a second concurrent `getUpdates` for one bot, so with
+several workers only the one holding the `telegram-poller` role polls (`bot.roles`); the
+others check every few seconds and take over when it stops, or when it died and its
+lease ran out (a long poll plus 30 s). Updates wait at Telegram meanwhile.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 from adapters.telegram.adapter import DeliveryFailed, TelegramAdapter, retry_seconds
 
 ALLOWED_UPDATES = ("message", "callback_query")
+ROLE = "telegram-poller"
 log = logging.getLogger("frontdesk.telegram")
 
 
 class Poller:
     max_attempts = 3
     max_backoff = 30.0
+    standby_s = 5.0  # how often a standing-by worker checks whether the poller role is free
 
     def __init__(self, adapter: TelegramAdapter, timeout: int = 30):
         self.adapter = adapter
@@ -37,6 +44,9 @@ class Poller:
         self.stopping = False
         self.handling = False  # a batch is in hand: let it finish before stopping
         self.task: asyncio.Task | None = None
+        self.lease = None  # this process's claim on the poller role, once the bot is loaded
+        self.standing_by = False  # another worker polls
+        self.polls = 0  # getUpdates calls made
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(), name="telegram-polling")
@@ -49,11 +59,15 @@ class Poller:
             if self.adapter.components.bot is None:  # answering needs the core; fetch nothing before
                 await asyncio.sleep(0.5)
                 continue
+            if not await self._play_role():
+                await asyncio.sleep(self.standby_s)
+                continue
             try:
                 await self.adapter.ready()
                 if not webhook_deleted:  # getUpdates answers 409 while a webhook is registered
                     await bot.delete_webhook(drop_pending_updates=False)
                     webhook_deleted = True
+                self.polls += 1
                 updates = await bot.get_updates(offset=self.offset, timeout=self.timeout,
                                                 allowed_updates=ALLOWED_UPDATES)
             except InvalidToken:
@@ -75,6 +89,20 @@ class Poller:
                     self.offset = await self.handle_batch(updates)
                 finally:
                     self.handling = False
+
+    async def _play_role(self) -> bool:
+        """Take or renew the poller role; False while another worker holds it (or Redis is away)."""
+        if self.lease is None:
+            self.lease = self.adapter.components.bot.role(ROLE, ttl_s=self.timeout + 30)
+        try:
+            holding = await asyncio.to_thread(self.lease.hold)
+        except Exception as exc:  # without Redis no message can be handled anyway: wait for it
+            log.warning("cannot check the Telegram poller role (%s); retrying", type(exc).__name__)
+            return False
+        if holding == self.standing_by:
+            log.info("Telegram polling: %s", "taking over" if holding else "another worker polls; standing by")
+        self.standing_by = not holding
+        return holding
 
     async def handle_batch(self, updates: tuple[Update, ...]) -> int:
         """Handle a batch; the offset confirming exactly the updates that are done."""
@@ -120,6 +148,9 @@ class Poller:
             self.task.cancel()
         except Exception:
             log.exception("Telegram polling ended with an error")
-        if self.offset is not None:
+        if self.offset is not None and not self.standing_by:
             with contextlib.suppress(Exception):  # offset only: the updates it returns stay unconfirmed
                 await self.adapter.bot.get_updates(offset=self.offset, timeout=0, limit=1)
+        if self.lease is not None and not self.standing_by:
+            with contextlib.suppress(Exception):  # hand over now rather than when the lease runs out
+                await asyncio.to_thread(self.lease.release)
