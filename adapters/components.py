@@ -177,6 +177,8 @@ class Components:
         self._closed.set()
         if self.sync is not None:
             self.sync.stop()
+        if self.bot is not None:
+            self.bot.close()
         if self.engine is not None:
             self.engine.close()
         if self.kb is not None and self._built_kb:

@@ -8,7 +8,6 @@ while the shell runs (claim, reply, hand-back from the console or Slack) appear 
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 from rich.console import Console
@@ -41,10 +40,7 @@ def run_shell(settings: Settings, console: Console, user: str | None = None,
         raise RuntimeError(f"the bot could not start ({missing})")
     bot = components.bot
     session = user or f"shell-{uuid.uuid4().hex[:8]}"
-    stop = threading.Event()
-    listener = threading.Thread(target=bot.outbox.listen, name="shell-outbox", daemon=True,
-                                args=(f"{CHANNEL}:{session}", lambda reply: print_reply(console, reply), stop))
-    listener.start()
+    unwatch = bot.outbox.watch(f"{CHANNEL}:{session}", lambda reply: print_reply(console, reply))
     read = read or (lambda: console.input("[bold cyan]you>[/] "))
     suggestions: tuple[str, ...] = ()
     console.print(f"[bold]Frontdesk shell[/] (conversation {session}) - type a message, /quit to leave.")
@@ -66,5 +62,5 @@ def run_shell(settings: Settings, console: Console, user: str | None = None,
                 print_reply(console, reply)
                 suggestions = reply.suggestions or suggestions
     finally:
-        stop.set()
+        unwatch()
         components.close()

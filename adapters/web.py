@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import re
-import threading
 from pathlib import Path
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -123,11 +122,10 @@ class Connection:
         self.session = session
         self.loop = asyncio.get_running_loop()
         self.out: asyncio.Queue[dict | None] = asyncio.Queue()
-        self.stop = threading.Event()
         self.history_sent = False
         self.early: list[Reply] = []  # pushes that arrived before the first history went out
 
-    # -------------------------------------------------------------- outbox (another thread)
+    # -------------------------------------------------------------- outbox (the listener thread)
     def _on_push(self, reply: Reply) -> None:
         self.loop.call_soon_threadsafe(self._push, reply)
 
@@ -136,12 +134,6 @@ class Connection:
             self.out.put_nowait({"type": "reply", **reply.to_dict(), "in_reply_to": None})
         else:
             self.early.append(reply)
-
-    def _listen(self) -> None:
-        try:
-            self.bot.outbox.listen(f"{CHANNEL}:{self.session}", self._on_push, self.stop)
-        except Exception:  # a broken listener must not take the socket down; reloads still show everything
-            log.exception("web chat outbox listener failed")
 
     # -------------------------------------------------------------- the socket (event loop)
     async def _writer(self) -> None:
@@ -154,7 +146,7 @@ class Connection:
         self.out.put_nowait({"type": "history", "events": events, "id": covers})
         if not self.history_sent:
             self.history_sent = True
-            # Subscribed before reading, so nothing is lost; skip what the history already shows.
+            # Pushes that came while the history was read: skip what it already shows.
             tail = {(e["role"], e["text"]) for e in events[-10:]}
             for reply in self.early:
                 if (reply.sender, reply.text) not in tail:
@@ -188,8 +180,8 @@ class Connection:
         self.out.put_nowait({"type": "ack", "id": client_id})
 
     async def serve(self) -> None:
-        listener = threading.Thread(target=self._listen, name=f"web-outbox-{self.session[:8]}", daemon=True)
-        listener.start()
+        # Watching before the history is read, so nothing published in between is lost.
+        unwatch = await run_in_threadpool(self.bot.outbox.watch, f"{CHANNEL}:{self.session}", self._on_push)
         writer = asyncio.create_task(self._writer())
         try:
             await self._send_history()
@@ -207,7 +199,7 @@ class Connection:
             with contextlib.suppress(Exception):
                 await self.ws.close(CLOSE_TRY_LATER)
         finally:
-            self.stop.set()
+            unwatch()
             self.out.put_nowait(None)
             with contextlib.suppress(Exception):
                 await writer

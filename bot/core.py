@@ -66,6 +66,10 @@ class Bot:
         self.hooks = hooks or BotHooks()
         self.dispatcher = Dispatcher(client, self.keys, self._process, lease_ms=lease_ms)
 
+    def close(self) -> None:
+        """Stop the live-delivery listener (the rest holds no threads or connections of its own)."""
+        self.outbox.close()
+
     def role(self, name: str, ttl_s: float) -> RoleLease:
         """This process's claim on a role only one worker may play at a time (see `bot.roles`)."""
         return RoleLease(self.redis, self.keys, name, ttl_s)

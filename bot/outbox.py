@@ -5,13 +5,20 @@ be connected to any worker process, while the staff action that produces the mes
 runs in another. The bot publishes every such reply on a Redis pub/sub channel per
 conversation, and whichever process holds the connection forwards it. Nothing is lost
 if nobody listens: the transcript (see `bot.store`) has it and a reconnecting page reloads it.
+
+A process listens for all its open connections on one pub/sub connection, owned by one
+thread (redis-py's PubSub is not for sharing between threads): a page opening or closing
+asks that thread to subscribe or unsubscribe its conversation. A thousand open pages cost
+one Redis connection and one thread, not a thousand of each.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable
 
@@ -27,6 +34,8 @@ class Outbox:
     def __init__(self, client: redis.Redis, keys: Keys):
         self.redis = client
         self.keys = keys
+        self._shared: _SharedListener | None = None  # started by the first watcher
+        self._shared_lock = threading.Lock()
 
     def publish(self, conversation: str, reply: Reply) -> None:
         try:
@@ -34,22 +43,111 @@ class Outbox:
         except redis.RedisError as exc:  # the transcript still has it
             log.warning("outbox publish failed (%s)", type(exc).__name__)
 
-    def listen(self, conversation: str, on_reply: Callable[[Reply], None], stop: threading.Event,
-               poll_seconds: float = 0.5) -> None:
-        """Call `on_reply` for each reply published to `conversation` until `stop` is set (blocking).
+    def watch(self, conversation: str, on_reply: Callable[[Reply], None], timeout: float = 2.0) -> Callable[[], None]:
+        """Call `on_reply` (on the listener thread) for each reply published to `conversation`.
 
-        Reconnects when Redis goes away, so a Redis restart does not end a customer's live session.
+        Returns once the subscription is live (or after `timeout` if Redis is away: it is made
+        when Redis is back). Call the returned function to stop watching.
         """
-        while not stop.is_set():
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        return self._listener().watch(self.keys.outbox(conversation), on_reply, timeout)
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+
+    def _listener(self) -> _SharedListener:
+        with self._shared_lock:
+            if self._shared is None:
+                self._shared = _SharedListener(self.redis)
+            return self._shared
+
+
+class _SharedListener:
+    """One pub/sub connection, owned by one thread, for every watched conversation of this process."""
+
+    def __init__(self, client: redis.Redis, poll_seconds: float = 0.1):
+        self.redis = client
+        self.poll_seconds = poll_seconds
+        self._callbacks: dict[str, dict[int, Callable[[Reply], None]]] = {}
+        self._confirmations: dict[str, list[threading.Event]] = {}
+        self._requests: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-listener", daemon=True)
+        self._thread.start()
+
+    def watch(self, channel: str, on_reply: Callable[[Reply], None], timeout: float) -> Callable[[], None]:
+        watcher, live = next(self._ids), threading.Event()
+        with self._lock:
+            first = channel not in self._callbacks
+            self._callbacks.setdefault(channel, {})[watcher] = on_reply
+            if first:
+                self._confirmations.setdefault(channel, []).append(live)
+                self._requests.put(("subscribe", channel))
+            else:
+                live.set()
+        live.wait(timeout)
+
+        def stop() -> None:
+            with self._lock:
+                watchers = self._callbacks.get(channel, {})
+                if watchers.pop(watcher, None) is not None and not watchers:
+                    del self._callbacks[channel]
+                    self._requests.put(("unsubscribe", channel))
+
+        return stop
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pubsub = self.redis.pubsub()
             try:
-                pubsub.subscribe(self.keys.outbox(conversation))
-                while not stop.is_set():
-                    message = pubsub.get_message(timeout=poll_seconds)
-                    if message and message.get("type") == "message":
-                        on_reply(Reply.from_dict(json.loads(message["data"])))
+                with self._lock:
+                    channels = list(self._callbacks)
+                if channels:  # after a reconnect: everything still watched
+                    pubsub.subscribe(*channels)
+                while not self._stop.is_set():
+                    self._apply_requests(pubsub)
+                    message = pubsub.get_message(timeout=self.poll_seconds)
+                    if message:
+                        self._dispatch(message)
             except redis.RedisError:
-                stop.wait(1.0)
+                self._stop.wait(1.0)
             finally:
                 with contextlib.suppress(redis.RedisError):
                     pubsub.close()
+
+    def _apply_requests(self, pubsub) -> None:
+        while True:
+            try:
+                action, channel = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if action == "subscribe":
+                pubsub.subscribe(channel)
+            elif pubsub.subscribed:
+                pubsub.unsubscribe(channel)
+
+    def _dispatch(self, message: dict) -> None:
+        channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+        if message["type"] == "subscribe":
+            with self._lock:
+                for live in self._confirmations.pop(channel, []):
+                    live.set()
+            return
+        if message["type"] != "message":
+            return
+        with self._lock:
+            callbacks = list(self._callbacks.get(channel, {}).values())
+        if not callbacks:
+            return
+        reply = Reply.from_dict(json.loads(message["data"]))
+        for on_reply in callbacks:
+            try:
+                on_reply(reply)
+            except Exception:  # one broken watcher must not silence the others
+                log.exception("outbox watcher failed")

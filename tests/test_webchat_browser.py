@@ -6,6 +6,7 @@ a real Redis; the page talks to it over its WebSocket exactly as in production.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from pathlib import Path
@@ -139,3 +140,50 @@ def test_bad_frames_get_an_error_frame_and_the_socket_stays_usable(base_url):
         assert redraw["type"] == "history" and redraw["id"] == "m-1"
         assert [e["role"] for e in redraw["events"]] == ["customer", "bot"]
         assert json.loads(ws.recv(timeout=10)) == {"type": "ack", "id": "m-1"}
+
+
+def test_open_pages_share_one_redis_subscriber_and_live_replies_reach_only_their_page(base_url, redis_server):
+    import time
+
+    import redis
+    from websockets.sync.client import connect
+
+    client = redis.Redis(unix_socket_path=redis_server.socket_file, decode_responses=True)
+
+    def subscribers() -> set[str]:
+        return {c["id"] for c in client.client_list(_type="pubsub")}
+
+    def listeners(session: str) -> int:
+        [channel] = client.pubsub_channels(f"*:outbox:web:{session}") or [f"none:{session}"]
+        return dict(client.pubsub_numsub(channel)).get(channel, 0)
+
+    before = subscribers()
+    ws_url = base_url.replace("http://", "ws://") + "/web/ws"
+    sessions = [uuid.uuid4().hex for _ in range(6)]
+    with contextlib.ExitStack() as pages:
+        sockets = [pages.enter_context(connect(f"{ws_url}?session={s}")) for s in sessions]
+        for ws in sockets:
+            assert json.loads(ws.recv(timeout=10))["type"] == "history"  # sent after the page is watched
+        assert [listeners(s) for s in sessions] == [1] * 6
+        assert len(subscribers() - before) <= 1  # one listener for the process, not one per page
+
+        target = sockets[2]
+        target.send(json.dumps({"type": "message", "text": "/human", "id": "h-1"}))
+        while json.loads(target.recv(timeout=30))["type"] != "ack":
+            pass
+        queue = httpx.get(f"{base_url}/admin/escalations", headers=AUTH).json()
+        escalation = next(r["id"] for r in queue if r["channel"] == "web" and r["user_id"] == sessions[2])
+        claimed = httpx.post(f"{base_url}/admin/escalations/{escalation}/claim", headers=AUTH, json={"agent": "Sam"})
+        assert claimed.status_code == 200, claimed.text
+        sent = httpx.post(f"{base_url}/admin/escalations/{escalation}/reply", headers=AUTH,
+                          json={"agent": "Sam", "text": "Sam here, live"})
+        assert sent.status_code == 200, sent.text
+        pushed = [json.loads(target.recv(timeout=10)) for _ in range(2)]  # "Sam has joined", then the reply
+        assert pushed[-1]["text"] == "Sam here, live" and pushed[-1]["in_reply_to"] is None
+        for other in sockets[:2] + sockets[3:]:
+            with pytest.raises(TimeoutError):
+                other.recv(timeout=0.2)
+    deadline = time.monotonic() + 10
+    while any(listeners(s) for s in sessions):  # closed pages are unsubscribed
+        assert time.monotonic() < deadline, [listeners(s) for s in sessions]
+        time.sleep(0.1)
