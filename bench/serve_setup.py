@@ -44,8 +44,9 @@ def onnx_model(quantize: str | None) -> Path:
 
     out = WORK / ("banking77-int8" if quantize else "banking77-onnx-fp32")
     info = out / EXPORT_INFO
-    if not (out / ONNX_FILE).exists() or "fused" not in json.loads(info.read_text() if info.exists() else "{}"):
-        export_onnx(banking_model()[0], out, quantize)  # absent, or from before exports were fused
+    current = (out / ONNX_FILE).exists() and info.exists() and "fused" in json.loads(info.read_text())
+    if not current:  # absent, or from before exports were fused
+        export_onnx(banking_model()[0], out, quantize)
     return out
 
 
