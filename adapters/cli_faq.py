@@ -21,25 +21,54 @@ def build(
     out: Annotated[Path, typer.Option("--out", help="Index directory to write.")],
     encoder: Annotated[Path | None, typer.Option("--encoder", help="Sentence encoder (e.g. from `faq tune`).",
                                                  envvar="FRONTDESK_FAQ_ENCODER")] = None,
+    questions: Annotated[Path | None, typer.Option(
+        "--questions", help="Customers' questions to calibrate on (CSV text,faq_id; empty faq_id: not covered). "
+                            "Default: the folder's dev-questions.csv, else generated paraphrases.",
+        envvar="FRONTDESK_KB_QUESTIONS")] = None,
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="Intent model the bot serves beside this FAQ: calibrate the combined rule with it.")] = None,
+    wrong_rate: Annotated[float, typer.Option("--wrong-rate", min=0.001, max=0.5,
+                                              help="Target share of questions answered wrongly.")] = 0.05,
 ) -> None:
-    """Validate the entries and build a searchable index (re-embeds only what changed)."""
+    """Validate the entries, build a searchable index (re-embeds only what changed) and calibrate its answer rule."""
     from knowledge.builder import build_index
     from knowledge.embedder import Embedder, EmbeddingCache
-    from knowledge.sources import KnowledgeBaseError, load_entries
+    from knowledge.sources import KnowledgeBaseError, load_entries, questions_file
 
     try:
         entries = load_entries(kb)
+        classify = _load_classifier(model) if model else None
+        embedder = Embedder(str(encoder) if encoder else None)
+        cache = EmbeddingCache(embedder, out / "cache")  # a rebuild into the same --out re-embeds only changes
+        index, base_vectors = build_index(entries, cache, questions=questions or questions_file(kb),
+                                          classify=classify, target=wrong_rate)
     except KnowledgeBaseError as exc:
         raise _fail(str(exc)) from None
-    embedder = Embedder(str(encoder) if encoder else None)
-    cache = EmbeddingCache(embedder, out / "cache")  # a rebuild into the same --out re-embeds only changes
-    index, base_vectors = build_index(entries, cache)
     index.save(out, base_vectors, encoder=embedder.model_path)
     cache.save()
     version = index.version.to_dict()
+    t = index.thresholds
     typer.echo(f"index {version['version']} with {len(entries)} entries written to {out} "
-               f"({index.version.index_type}; answer >= {index.thresholds.answer}, "
-               f"suggest >= {index.thresholds.suggest}; {embedder.calls} texts embedded)")
+               f"({index.version.index_type}; {embedder.calls} texts embedded)")
+    typer.echo(f"answer rule: {t.method}")
+    typer.echo(f"  answer >= {t.answer} with a lead of {t.margin}; suggest >= {t.suggest}; "
+               f"linked-intent boost {t.intent_boost} at confidence >= {t.intent_confidence}")
+    if t.measured:
+        m = t.measured
+        typer.echo(f"  on those questions: {m['right_of_covered']:.0%} of covered answered right, "
+                   f"{m['wrong_rate']:.1%} answered wrongly, {m['declined_of_uncovered']:.0%} of uncovered declined")
+
+
+def _load_classifier(model: Path):
+    """The intent model's batch prediction, for calibrating the combined answer rule."""
+    from nlu.artifacts import ModelLoadError
+    from nlu.engine import load_predictor
+
+    try:
+        predictor = load_predictor(model, "cpu")
+    except (ModelLoadError, ValueError) as exc:
+        raise _fail(f"cannot load the model {model}: {exc}") from None
+    return predictor.predict
 
 
 @faq_app.command("tune")

@@ -113,12 +113,17 @@ class Components:
     def _load_kb(self) -> None:
         from knowledge.embedder import Embedder
         from knowledge.service import KnowledgeBase
+        from knowledge.sources import questions_file
         from knowledge.sync import ReloadSync
 
         if self.kb is None:
             source = self.settings.kb or DEMO_KB
             encoder = str(self.settings.faq_encoder) if self.settings.faq_encoder else None
-            self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache")
+            # Calibrated with the intent model it will decide beside (when it loaded).
+            classify = self.engine.predict if self.engine is not None else None
+            self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache",
+                                    questions=self.settings.kb_questions or questions_file(source),
+                                    classify=classify, target_wrong_rate=self.settings.wrong_answer_rate)
             self._built_kb = True
             self.kb.listeners.append(lambda index: metrics.FAQ_VERSION.info({"version": index.version.short}))
             result = self.kb.reload()
@@ -146,8 +151,30 @@ class Components:
         admins = {"slack": _user_list(self.settings.slack_admin_users),
                   "telegram": _user_list(self.settings.telegram_admin_users)}
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
-                       hooks=hooks, rate_limit=self.settings.rate_limit_pair, lease_ms=self.settings.lease_ms)
+                       hooks=hooks, rate_limit=self.settings.rate_limit_pair, lease_ms=self.settings.lease_ms,
+                       rules=self._escalation_rules())
         threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
+
+    def _escalation_rules(self):
+        """The escalation line calibrated on the development set's tone labels, where it has them."""
+        from bot.escalation import EscalationRules
+        from knowledge.calibration import load_questions
+        from knowledge.sources import KnowledgeBaseError, questions_file
+
+        rules = EscalationRules()
+        path = self.settings.kb_questions or questions_file(self.settings.kb or DEMO_KB)
+        if path is None or not self.kb.ready:
+            return rules
+        try:
+            questions = load_questions(path, self.kb.index.entries).questions
+        except KnowledgeBaseError:
+            return rules  # already reported by the knowledge base's own load
+        calm = [q.text for q in questions if q.tone in ("calm", "impatient")]
+        angry = [q.text for q in questions if q.tone == "angry"]
+        negative = [r.sentiment_scores.get("negative", 0.0) for r in self.engine.predict(calm + angry)]
+        rules = rules.calibrated(negative[:len(calm)], negative[len(calm):])
+        log.info("escalation rules: %s (single-message line %.3f)", rules.method, rules.negative_threshold)
+        return rules
 
     def _reannounce_loop(self) -> None:
         """Every process checks; the queue makes sure only one of them re-announces each escalation."""

@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".frontdesk"), validation_alias="FRONTDESK_HOME")
     model_dir: Path | None = Field(default=None, validation_alias="FRONTDESK_MODEL_DIR")
     kb: Path | None = Field(default=None, validation_alias="FRONTDESK_KB")
+    # Customers' questions the answer rule is calibrated on (`text,faq_id` CSV); unset: the knowledge-base
+    # folder's dev-questions.csv, else questions generated from the entries.
+    kb_questions: Path | None = Field(default=None, validation_alias="FRONTDESK_KB_QUESTIONS")
+    # The share of customers' questions that may get a wrong answer; the answer rule's bars follow it.
+    wrong_answer_rate: float = Field(default=0.05, gt=0, lt=1, validation_alias="FRONTDESK_WRONG_ANSWER_RATE")
     faq_encoder: Path | None = Field(default=None, validation_alias="FRONTDESK_FAQ_ENCODER")
     admin_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_ADMIN_TOKEN")
     device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
@@ -47,7 +52,7 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
     telegram_admin_users: str = Field(default="", validation_alias="TELEGRAM_ADMIN_USERS")
 
-    @field_validator("model_dir", "kb", "faq_encoder", "admin_token", "redis_url", "slack_bot_token",
+    @field_validator("model_dir", "kb", "kb_questions", "faq_encoder", "admin_token", "redis_url", "slack_bot_token",
                      "slack_signing_secret", "slack_app_token", "slack_support_channel", "telegram_bot_token",
                      "telegram_webhook_url", "telegram_webhook_secret", mode="before")
     @classmethod

@@ -155,17 +155,19 @@ class Bot:
         if canned:
             self.store.update(conversation, fallbacks=0)
             return [Reply(canned)]
-        decision = self.kb.answer(message.text) if self.kb is not None else None
+        decision = self.kb.answer(message.text, result) if self.kb is not None else None
+        # Negative but below the escalation line: the answer comes with an apology first.
+        apology = [Reply(self.templates.say("apology"))] if self.rules.apologise(negative) else []
         if decision is not None and decision.kind == "answer":
             self.store.update(conversation, fallbacks=0)
             self._event("faq", {"outcome": "answer"})
             self.stats.faq_answer()
-            return [Reply(decision.best.entry.answer)]
+            return [*apology, Reply(decision.best.entry.answer)]
         if decision is not None and decision.kind == "suggest":
             self.store.update(conversation, fallbacks=0)
             self._event("faq", {"outcome": "suggest"})
-            return [Reply(self.templates.say("suggest_intro"), suggestions=tuple(h.entry.question
-                                                                                  for h in decision.hits))]
+            return [*apology, Reply(self.templates.say("suggest_intro"),
+                                    suggestions=tuple(h.entry.question for h in decision.hits))]
         return self._fallback(message, fallbacks + 1)
 
     def _fallback(self, message: InboundMessage, fallbacks: int) -> list[Reply]:

@@ -1,18 +1,34 @@
-"""When to hand a conversation to a person: configurable rules, each naming its reason."""
+"""When to hand a conversation to a person: configurable rules, each naming its reason.
+
+The single-message line (`negative_threshold`) decides whether a calm customer with a
+problem ("my parcel says delivered but there's nothing at my door") is treated as an
+angry one. `calibrated` sets it from a development set of customers' messages labelled
+calm, impatient or angry: the lowest line that keeps false escalations of calm and
+impatient messages at or under `max_false`, so that it catches as many angry ones as
+that allows.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+MIN_CALIBRATION_MESSAGES = 30  # calm and impatient ones; fewer: keep the defaults
+FLOOR = 0.85  # never escalate a single message below this negative probability, however the data falls
 
 
 @dataclass
 class EscalationRules:
-    negative_threshold: float = 0.85  # one message this negative escalates
+    negative_threshold: float = 0.97  # one message this negative escalates
     window: int = 4  # the rolling window of recent messages ...
     window_negative: float = 0.5  # ... in which a message counts as negative above this ...
     window_share: float = 0.75  # ... escalates when this share of the window is negative
     human_intents: tuple[str, ...] = ("human_agent",)
     max_fallbacks: int = 3  # fallbacks in a row before escalating (a person is offered one earlier)
+    apology_threshold: float = 0.5  # below the escalation line but this negative: apologise, then answer
+    method: str = "default"
 
     def reason(self, *, negative: float, trail: list[float], intent: str, fallbacks: int) -> str | None:
         """The reason to escalate now, or None. `trail` includes this message, oldest first."""
@@ -27,3 +43,26 @@ class EscalationRules:
         if fallbacks >= self.max_fallbacks:
             return "repeated_fallbacks"
         return None
+
+    def apologise(self, negative: float) -> bool:
+        return self.apology_threshold <= negative < self.negative_threshold
+
+    def calibrated(self, calm: Sequence[float], angry: Sequence[float], max_false: float = 0.01) -> EscalationRules:
+        """These rules with the single-message line set from negative probabilities of labelled messages.
+
+        `calm`: calm and mildly impatient support messages (escalating them is a false escalation);
+        `angry`: messages a support team wants a person to take over.
+        """
+        calm_scores = np.sort(np.asarray(calm, dtype=float))
+        if len(calm_scores) < MIN_CALIBRATION_MESSAGES:
+            return self
+        allowed = int(np.floor(max_false * len(calm_scores) + 1e-9))
+        # Just above the (allowed+1)-th most negative calm message: at most `allowed` calm ones reach it.
+        line = float(calm_scores[-(allowed + 1)]) + 1e-4
+        line = float(np.clip(line, FLOOR, 0.999))
+        caught = float(np.mean(np.asarray(angry) >= line)) if len(angry) else float("nan")
+        false = float(np.mean(calm_scores >= line))
+        method = (f"calibrated on {len(calm_scores)} calm/impatient and {len(angry)} angry messages: "
+                  f"false escalations {false:.1%}, angry caught {caught:.0%}")
+        return replace(self, negative_threshold=round(line, 4),
+                       apology_threshold=min(self.apology_threshold, line), method=method)

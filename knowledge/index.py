@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from knowledge.policy import Decision, Hit, IntentSignal, PolicyThresholds, decide
 from knowledge.sources import FaqEntry
+
+__all__ = ["Decision", "FaqIndex", "Hit", "PolicyThresholds", "RetrievalConfig"]
 
 # Exact search up to this many vectors, IVF above (docs/BENCHMARKS.md, FAQ section). Exact p99 grows
 # linearly (4.9 ms at 37.6k real embeddings, 16.7 ms at 100k): small next to a message's NLU time, and
@@ -43,36 +46,6 @@ class IndexVersion:
     def to_dict(self) -> dict:
         return {**asdict(self), "version": self.short,
                 "built_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.built_at))}
-
-
-@dataclass
-class AnswerThresholds:
-    """answer when the top score >= answer; offer suggestions when >= suggest; else no answer."""
-
-    answer: float = 0.72
-    suggest: float = 0.5
-    method: str = "default"
-
-
-@dataclass
-class Hit:
-    entry: FaqEntry
-    score: float
-
-    @property
-    def id(self) -> str:
-        return self.entry.id
-
-
-@dataclass
-class Decision:
-    kind: str  # "answer", "suggest" or "none"
-    hits: list[Hit] = field(default_factory=list)
-    version: str = ""
-
-    @property
-    def best(self) -> Hit | None:
-        return self.hits[0] if self.hits else None
 
 
 def content_hash(entries: list[FaqEntry]) -> str:
@@ -183,7 +156,7 @@ class FaqIndex:
     """An immutable, searchable snapshot of one knowledge-base version."""
 
     def __init__(self, entries: list[FaqEntry], base_vectors: np.ndarray, config: RetrievalConfig,
-                 thresholds: AnswerThresholds | None = None, built_at: float | None = None,
+                 thresholds: PolicyThresholds | None = None, built_at: float | None = None,
                  previous: FaqIndex | None = None):
         self.entries = entries
         self.config = config
@@ -197,7 +170,8 @@ class FaqIndex:
         self.centroids = _normalise(self.sums)
         self.faiss, index_type = build_faiss(self.vectors, previous.faiss if previous else None)
         self.bm25 = _build_bm25(entries) if config.bm25_weight > 0 else None
-        self.thresholds = thresholds or AnswerThresholds()
+        self.thresholds = thresholds or PolicyThresholds()
+        self.calibration_texts: list[str] = []  # the questions the thresholds were chosen on
         self.version = IndexVersion(content_hash(entries), len(entries), built_at or time.time(), index_type)
 
     def __len__(self) -> int:
@@ -258,14 +232,9 @@ class FaqIndex:
             out.append(np.asarray(scores) / top if top > 0 else np.zeros(len(self.entries)))
         return out
 
-    def decide(self, hits: list[Hit]) -> Decision:
-        top = hits[0].score if hits else -1.0
-        if top >= self.thresholds.answer:
-            return Decision("answer", hits, self.version.short)
-        if top >= self.thresholds.suggest:
-            return Decision("suggest", [h for h in hits if h.score >= self.thresholds.suggest][:3],
-                            self.version.short)
-        return Decision("none", [], self.version.short)
+    def decide(self, hits: list[Hit], signal: IntentSignal | None = None, query: str | None = None) -> Decision:
+        """The answer rule (`knowledge.policy`) with this version's calibrated bars."""
+        return decide(hits, signal, self.thresholds, self.version.short, query)
 
     def save(self, folder: Path, base_vectors: np.ndarray, encoder: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -274,15 +243,16 @@ class FaqIndex:
         np.save(folder / "base_vectors.npy", base_vectors)
         (folder / "index.json").write_text(json.dumps({
             "version": self.version.to_dict(), "config": asdict(self.config), "encoder": encoder,
-            "thresholds": asdict(self.thresholds)}, indent=2))
+            "thresholds": self.thresholds.to_dict()}, indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> FaqIndex:
         meta = json.loads((folder / "index.json").read_text())
-        entries = [FaqEntry(**{**d, "alternates": tuple(d["alternates"]), "tags": tuple(d["tags"])})
+        entries = [FaqEntry(**{**d, "alternates": tuple(d["alternates"]), "tags": tuple(d["tags"]),
+                                "intents": tuple(d.get("intents", ()))})
                    for d in map(json.loads, (folder / "entries.jsonl").read_text(encoding="utf-8").splitlines())]
         return cls(entries, np.load(folder / "base_vectors.npy"), RetrievalConfig(**meta["config"]),
-                   AnswerThresholds(**meta["thresholds"]), meta["version"]["built_at"])
+                   PolicyThresholds.from_dict(meta["thresholds"]), meta["version"]["built_at"])
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knowledge.builder import build_index
+from knowledge.calibration import DEFAULT_TARGET, SEARCH_DEPTH, Classifier
 from knowledge.embedder import Embedder, EmbeddingCache
-from knowledge.index import Decision, FaqIndex, Hit, RetrievalConfig
+from knowledge.index import FaqIndex, RetrievalConfig
+from knowledge.policy import Decision, Hit, IntentSignal
 from knowledge.sources import KnowledgeBaseError, SourceProblem, load_entries
 from nlu.batching import BatcherClosed, MicroBatcher
 
@@ -39,9 +41,23 @@ class ReloadResult:
 
 
 class KnowledgeBase:
+    """The FAQ a server answers from.
+
+    `questions`: the company's development set of customer questions (`text,faq_id` CSV),
+    re-read on every reload; None generates questions instead (`knowledge.calibration`).
+    `classify`: the intent model, so the answer rule is calibrated with the signal it will
+    see. `use_intents=False` ignores the intent model altogether (retrieval alone).
+    """
+
     def __init__(self, source: str | Path, *, embedder: Embedder | None = None, cache_dir: str | Path | None = None,
-                 config: RetrievalConfig | None = None):
+                 config: RetrievalConfig | None = None, questions: str | Path | None = None,
+                 classify: Classifier | None = None, use_intents: bool = True,
+                 target_wrong_rate: float = DEFAULT_TARGET):
         self.source = Path(source)
+        self.questions = Path(questions) if questions else None
+        self.use_intents = use_intents
+        self.classify = classify if use_intents else None
+        self.target_wrong_rate = target_wrong_rate
         self.embedder = embedder or Embedder()
         self.cache = EmbeddingCache(self.embedder, cache_dir)
         self.config = config or RetrievalConfig()
@@ -77,12 +93,20 @@ class KnowledgeBase:
                                     errors=exc.problems, seconds=time.perf_counter() - started)
             before = self.embedder.calls
             current = self._current
-            index, _ = build_index(entries, self.cache, self.config, previous=current)
-            changed = current is None or current.version.content_hash != index.version.content_hash
+            try:
+                index, _ = build_index(entries, self.cache, self.config, previous=current,
+                                       questions=self.questions, classify=self.classify,
+                                       target=self.target_wrong_rate)
+            except KnowledgeBaseError as exc:  # the calibration questions are part of the source
+                log.warning("knowledge base reload rejected: %d problem(s)", len(exc.problems))
+                return ReloadResult(False, current.version.to_dict() if current else None,
+                                    errors=exc.problems, seconds=time.perf_counter() - started)
+            changed = (current is None or current.version.content_hash != index.version.content_hash
+                       or current.thresholds.to_dict() != index.thresholds.to_dict())
             if changed:
                 self._previous, self._current = current, index
                 self._notify(index)
-                self.cache.save(keep={self.cache.key(t) for t in _all_texts(index)} |
+                self.cache.save(keep={self.cache.key(t) for t in _all_texts(index) + index.calibration_texts} |
                                 ({self.cache.key(t) for t in _all_texts(current)} if current else set()))
             return ReloadResult(True, self.index.version.to_dict(), changed=changed,
                                 seconds=time.perf_counter() - started, embedded_texts=self.embedder.calls - before)
@@ -107,14 +131,15 @@ class KnowledgeBase:
         index = self.index  # one snapshot for the whole call
         return index.search_vectors(self.embedder.encode(queries), queries, top_k=top_k)
 
-    def answer(self, query: str) -> Decision:
+    def answer(self, query: str, signal: IntentSignal | None = None) -> Decision:
+        """The answer rule's decision for one customer message, given the intent model's signal."""
         index = self.index
         try:
             vector = self._queries.submit([query]).result(timeout=60)[0]
         except BatcherClosed:  # shutting down with a question in flight: still answer it
             vector = self.embedder.encode([query])[0]
-        hits = index.search_vectors(vector[None, :], [query], top_k=5)[0]
-        return index.decide(hits)
+        hits = index.search_vectors(vector[None, :], [query], top_k=SEARCH_DEPTH)[0]
+        return index.decide(hits, signal if self.use_intents else None, query)
 
     def close(self) -> None:
         self._queries.close()
@@ -125,7 +150,7 @@ class KnowledgeBase:
             "source": str(self.source),
             "version": current.version.to_dict() if current else None,
             "previous": previous.version.to_dict() if previous else None,
-            "thresholds": vars(current.thresholds) if current else None,
+            "thresholds": current.thresholds.to_dict() if current else None,
         }
 
 

@@ -1,8 +1,9 @@
 """Reading FAQ entries from YAML, CSV, Markdown and JSONL files, with located errors.
 
 Every entry has an `id`, a `question`, an `answer`, and optionally `alternates` (other
-phrasings) and `tags`. A knowledge base is a file or a folder of such files; validation
-collects *every* problem (file and line) before anything is indexed, so an admin fixes
+phrasings), `tags`, and `intents` (the intent-model labels this entry answers, which lets the
+dialogue policy combine the intent model with retrieval). A knowledge base is a file or a
+folder of such files; validation collects *every* problem (file and line) before anything is indexed, so an admin fixes
 the source in one pass and a broken file never half-replaces a working knowledge base.
 
 Markdown format:
@@ -11,10 +12,12 @@ Markdown format:
     id: shipping-times
     alternates: when will my order arrive | how long is shipping
     tags: shipping
+    intents: shipping_info
 
     Standard shipping takes 3-5 business days ...
 
-(the `id:`, `alternates:` and `tags:` lines are optional; without `id` one is derived
+(the `id:`, `alternates:`, `tags:` and `intents:` lines are optional; `tags` and `intents` are
+comma-separated; without `id` one is derived
 from the question).
 """
 
@@ -33,7 +36,7 @@ import yaml
 
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv", ".md": "markdown", ".markdown": "markdown",
             ".jsonl": "jsonl", ".json": "jsonl"}
-KNOWN_KEYS = {"id", "question", "answer", "alternates", "tags"}
+KNOWN_KEYS = {"id", "question", "answer", "alternates", "tags", "intents"}
 
 
 @dataclass(frozen=True)
@@ -43,16 +46,17 @@ class FaqEntry:
     answer: str
     alternates: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    intents: tuple[str, ...] = ()  # intent labels this entry answers
     source: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
 
     def content_hash(self) -> str:
-        payload = json.dumps([self.id, self.question, self.answer, self.alternates, self.tags])
+        payload = json.dumps([self.id, self.question, self.answer, self.alternates, self.tags, self.intents])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict:
         return {"id": self.id, "question": self.question, "answer": self.answer,
-                "alternates": list(self.alternates), "tags": list(self.tags)}
+                "alternates": list(self.alternates), "tags": list(self.tags), "intents": list(self.intents)}
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ def _read_csv(text: str, source: str, problems: list[SourceProblem]) -> list[_Ra
             data = {k: (v or "").strip() for k, v in row.items() if k}
             if not any(data.values()):
                 continue
-            for key in ("alternates", "tags"):
+            for key in ("alternates", "tags", "intents"):
                 if key in data:
                     data[key] = _split_list(data[key], "|")
             out.append(_Raw(data, source, reader.line_num))
@@ -182,7 +186,7 @@ def _read_jsonl(text: str, source: str, problems: list[SourceProblem]) -> list[_
     return out
 
 
-_META = re.compile(r"^(id|alternates|tags)\s*:\s*(.*)$", re.I)
+_META = re.compile(r"^(id|alternates|tags|intents)\s*:\s*(.*)$", re.I)
 
 
 def _read_markdown(text: str, source: str, problems: list[SourceProblem]) -> list[_Raw]:
@@ -244,12 +248,13 @@ def _to_entry(raw: _Raw, problems: list[SourceProblem]) -> FaqEntry | None:
         problems.append(SourceProblem(raw.source, raw.line, "'id' must be a string"))
     alternates = _as_text_list(data.get("alternates"), "alternates", raw, problems)
     tags = _as_text_list(data.get("tags"), "tags", raw, problems)
+    intents = _as_text_list(data.get("intents"), "intents", raw, problems)
     # str(): YAML keys may be numbers or null (`1: x`), which neither sort with strings nor join; a JSON key
     # may hold a lone surrogate, shown escaped so the message itself stays printable.
     unknown = sorted(str(key).encode("utf-8", "backslashreplace").decode("utf-8") for key in set(data) - KNOWN_KEYS)
     if unknown:
         problems.append(SourceProblem(raw.source, raw.line, f"unknown field(s): {', '.join(unknown)}"))
-    texts = [question, answer, raw_id, *alternates, *tags]
+    texts = [question, answer, raw_id, *alternates, *tags, *intents]
     if any(isinstance(t, str) and not _is_unicode(t) for t in texts):
         # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder (the index, Redis) accepts.
         problems.append(SourceProblem(raw.source, raw.line, "text contains a lone surrogate (an unpaired \\uD800-"
@@ -257,7 +262,7 @@ def _to_entry(raw: _Raw, problems: list[SourceProblem]) -> FaqEntry | None:
     if len(problems) > before:
         return None
     return FaqEntry(_raw_id(raw) or slugify(question), question.strip(), answer.strip(), alternates, tags,
-                    raw.source, raw.line)
+                    intents, raw.source, raw.line)
 
 
 def _is_unicode(text: str) -> bool:
@@ -276,6 +281,17 @@ def _raw_id(raw: _Raw) -> str | None:
     return slugify(question) if isinstance(question, str) and question.strip() else None
 
 
+# A knowledge-base folder's development set of customer questions (`knowledge.calibration`): kept
+# beside the entries so it travels with them, and never read as entries.
+QUESTIONS_FILE = "dev-questions.csv"
+
+
+def questions_file(path: str | Path) -> Path | None:
+    """The development set that belongs to the knowledge base at `path`, if it has one."""
+    candidate = Path(path) / QUESTIONS_FILE
+    return candidate if candidate.is_file() else None
+
+
 def source_files(path: str | Path) -> list[Path]:
     """The knowledge-base files at `path` (a file, or every supported file under a folder)."""
     path = Path(path)
@@ -283,6 +299,7 @@ def source_files(path: str | Path) -> list[Path]:
         return [path]
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                      and p != path / QUESTIONS_FILE
                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
     raise KnowledgeBaseError([SourceProblem(str(path), 0, "no such file or folder")])
 
