@@ -10,7 +10,6 @@
   var MAX_BACKOFF_MS = 30000;
 
   var log = document.getElementById("log");
-  var suggestionsBox = document.getElementById("suggestions");
   var statusLine = document.getElementById("status");
   var form = document.getElementById("composer");
   var input = document.getElementById("message");
@@ -50,7 +49,7 @@
     return "";
   }
 
-  function addMessage(role, text, agent) {
+  function addMessage(role, text, agent, suggestions) {
     var el = document.createElement("div");
     el.className = "msg msg-" + role;
     var label = who(role, agent);
@@ -64,30 +63,54 @@
     body.className = "text";
     body.textContent = text;
     el.appendChild(body);
+    if (suggestions && suggestions.length) { el.appendChild(suggestionGroup(suggestions)); }
     log.appendChild(el);
     log.scrollTop = log.scrollHeight;
     return el;
   }
 
-  function showSuggestions(items) {
-    suggestionsBox.replaceChildren();
-    (items || []).forEach(function (text) {
+  // The buttons live inside the message they came with, so later messages never move or replace them:
+  // a customer can scroll back and still pick an earlier one. A click only marks the choice.
+  function suggestionGroup(items) {
+    var group = document.createElement("div");
+    group.className = "suggestions";
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Suggested replies");
+    items.forEach(function (text) {
       var button = document.createElement("button");
       button.type = "button";
       button.textContent = text;
+      button.setAttribute("aria-pressed", "false");
       button.addEventListener("click", function () {
+        markChosen(button);
         send(text);
         input.focus();
       });
-      suggestionsBox.appendChild(button);
+      group.appendChild(button);
+    });
+    return group;
+  }
+
+  function markChosen(button) {
+    button.parentNode.querySelectorAll("button").forEach(function (other) {
+      other.setAttribute("aria-pressed", String(other === button));
     });
   }
 
   function redraw(events) {
     log.replaceChildren();
-    events.forEach(function (event) { addMessage(event.role, event.text, event.agent); });
-    var last = events[events.length - 1];
-    showSuggestions(last && last.role !== "customer" ? last.suggestions : []);
+    var previous = null;
+    events.forEach(function (event) {
+      var el = addMessage(event.role, event.text, event.agent, event.suggestions);
+      // The server does not store which button was clicked; a customer message right after a set that
+      // repeats one of its texts is that choice, so the mark survives a reload.
+      if (event.role === "customer" && previous) {
+        previous.querySelectorAll(".suggestions button").forEach(function (button) {
+          if (button.textContent === event.text) { markChosen(button); }
+        });
+      }
+      previous = el;
+    });
     pending.forEach(function (item) {
       item.el = addMessage("customer", item.text, null);
       item.el.classList.add("pending");
@@ -103,7 +126,6 @@
 
   function send(text) {
     if (!text.trim()) { return; }
-    showSuggestions([]);
     var id = randomId(12);
     var item = { text: text, el: addMessage("customer", text, null), socket: null };
     item.el.classList.add("pending");
@@ -127,8 +149,7 @@
       setStatus("Connected", false);
       pending.forEach(function (item, id) { if (item.socket !== socket) { transmit(id, item); } });
     } else if (frame.type === "reply") {
-      addMessage(frame.sender || "bot", frame.text || "", frame.agent);
-      showSuggestions(frame.suggestions);
+      addMessage(frame.sender || "bot", frame.text || "", frame.agent, frame.suggestions);
       if (frame.in_reply_to) { settle(frame.in_reply_to); }
     } else if (frame.type === "ack") {
       settle(frame.id);
