@@ -26,8 +26,38 @@ def _user_list(value: str) -> set[str]:
     return {u.strip() for u in value.split(",") if u.strip()}
 
 
-def redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15)
+def redis_client(url: str, *, cluster: bool = False, sentinels: str = "",
+                 sentinel_master: str = "") -> redis.Redis | redis.RedisCluster:
+    """The one place a Redis client is made (CONTRACT.md "Redis deployments"; README "Redis deployments").
+
+    `url` alone: one server (`redis://`, `rediss://` for TLS, `unix://`). `cluster`: redis-py's
+    cluster client, `url` naming any node. `sentinels` ("host:port,host:port") and
+    `sentinel_master`: the master those sentinels name, followed across a failover; user,
+    password, database and TLS come from `url`, its host is not used. Every variant retries a
+    command that met a dropped connection or a timeout, with exponential backoff and jitter
+    (redis-py's Retry), so a restarted node or a failover costs a pause, not an error.
+    """
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.retry import Retry
+
+    options = {"socket_timeout": 5, "socket_connect_timeout": 3,
+               "retry": Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), retries=3)}
+    if cluster:
+        return redis.RedisCluster.from_url(url, **options)
+    if sentinels.strip():
+        from redis.connection import parse_url
+        from redis.sentinel import Sentinel
+
+        parsed = parse_url(url)
+        tls = {k: v for k, v in parsed.items() if k.startswith("ssl_")}
+        if url.startswith("rediss://"):
+            tls["ssl"] = True
+        addresses = [n.strip().rpartition(":") for n in sentinels.split(",") if n.strip()]
+        nodes = [(host, int(port)) for host, _, port in addresses]
+        sentinel = Sentinel(nodes, sentinel_kwargs={"socket_timeout": 5, "socket_connect_timeout": 3, **tls})
+        credentials = {k: parsed[k] for k in ("username", "password", "db") if k in parsed}
+        return sentinel.master_for(sentinel_master, health_check_interval=15, **options, **credentials, **tls)
+    return redis.Redis.from_url(url, health_check_interval=15, **options)
 
 
 class NotReady(RuntimeError):
@@ -90,7 +120,9 @@ class Components:
 
     def _load_redis(self) -> None:
         if self.redis is None and self.settings.redis_url:
-            self.redis = redis_client(self.settings.redis_url)
+            s = self.settings
+            self.redis = redis_client(s.redis_url, cluster=s.redis_cluster, sentinels=s.redis_sentinels,
+                                      sentinel_master=s.redis_sentinel_master)
 
     def _load_model(self) -> None:
         from nlu.artifacts import ModelLoadError
@@ -152,7 +184,7 @@ class Components:
                   "telegram": _user_list(self.settings.telegram_admin_users)}
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
                        hooks=hooks, rate_limit=self.settings.rate_limit_pair, lease_ms=self.settings.lease_ms,
-                       rules=self._escalation_rules())
+                       rules=self._escalation_rules(), dedup_seconds=self.settings.dedup_seconds)
         threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
 
     def _escalation_rules(self):

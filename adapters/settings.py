@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,11 +31,18 @@ class Settings(BaseSettings):
     backend: str = Field(default="auto", pattern="^(auto|torch|onnx)$", validation_alias="FRONTDESK_BACKEND")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     redis_prefix: str = Field(default="frontdesk", validation_alias="FRONTDESK_REDIS_PREFIX")
+    # CONTRACT.md "Redis deployments": REDIS_URL names one node of a cluster, or (with Sentinel) holds only the
+    # credentials and database of the master the sentinels name. See adapters.components.redis_client.
+    redis_cluster: bool = Field(default=False, validation_alias="REDIS_CLUSTER")
+    redis_sentinels: str = Field(default="", validation_alias="REDIS_SENTINELS")  # host:port,host:port
+    redis_sentinel_master: str = Field(default="", validation_alias="REDIS_SENTINEL_MASTER")
     reannounce_after: float = Field(default=300.0, validation_alias="FRONTDESK_REANNOUNCE_SECONDS")
     max_batch: int = Field(default=64, validation_alias="FRONTDESK_MAX_BATCH")
     max_wait_ms: float = Field(default=2.0, validation_alias="FRONTDESK_MAX_WAIT_MS")
     # How long a worker may hold a conversation without progress before another takes over (crash recovery).
     lease_ms: int = Field(default=15_000, ge=1000, validation_alias="FRONTDESK_LEASE_MS")
+    # How long a platform message id is remembered, and its answer kept for a redelivery (one number for both).
+    dedup_seconds: int = Field(default=86_400, ge=1, validation_alias="FRONTDESK_DEDUP_SECONDS")
     # Messages per customer per window, "COUNT/SECONDS"; "0/60" switches the limit off.
     rate_limit: str = Field(default="20/60", pattern=r"^\d+/\d+(\.\d+)?$", validation_alias="FRONTDESK_RATE_LIMIT")
 
@@ -59,6 +66,23 @@ class Settings(BaseSettings):
     def empty_is_unset(cls, value):
         """`VAR=` (as compose passes an unset variable) means unset, not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_cluster", mode="before")
+    @classmethod
+    def empty_is_false(cls, value):
+        return False if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def redis_deployment(self) -> Settings:
+        if self.redis_sentinels.strip():
+            if not self.redis_sentinel_master.strip():
+                raise ValueError("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the name the sentinels monitor)")
+            if self.redis_cluster:
+                raise ValueError("REDIS_CLUSTER and REDIS_SENTINELS cannot both be set")
+            self.redis_url = self.redis_url or "redis://"  # no credentials; and no embedded Redis
+        elif self.redis_cluster and not self.redis_url:
+            raise ValueError("REDIS_CLUSTER=1 needs REDIS_URL naming one node of the cluster")
+        return self
 
     @property
     def rate_limit_pair(self) -> tuple[int, float]:

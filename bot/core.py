@@ -50,7 +50,8 @@ class BotHooks:
 class Bot:
     def __init__(self, client: redis.Redis, nlu, kb, *, prefix: str = "frontdesk", templates: Templates | None = None,
                  rules: EscalationRules | None = None, admins: dict[str, set[str]] | None = None,
-                 hooks: BotHooks | None = None, rate_limit: tuple[int, float] = (20, 60.0), lease_ms: int = 15_000):
+                 hooks: BotHooks | None = None, rate_limit: tuple[int, float] = (20, 60.0), lease_ms: int = 15_000,
+                 dedup_seconds: int = 86_400):
         self.keys = Keys(prefix)
         self.redis = client
         self.store = ConversationStore(client, self.keys)
@@ -64,7 +65,8 @@ class Bot:
         self.rules = rules or EscalationRules()
         self.admins = admins or {}
         self.hooks = hooks or BotHooks()
-        self.dispatcher = Dispatcher(client, self.keys, self._process, lease_ms=lease_ms)
+        self.dispatcher = Dispatcher(client, self.keys, self._process, lease_ms=lease_ms,
+                                     retention_s=dedup_seconds)
 
     def close(self) -> None:
         """Stop the live-delivery listener (the rest holds no threads or connections of its own)."""

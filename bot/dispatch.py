@@ -10,7 +10,10 @@ A message moves from the inbox to a one-item `processing` list while it is handl
 its worker dies, the lease runs out and the next lease holder handles it again before
 anything newer (the handler gets the same `uid` again, so it can undo a half-done first
 attempt; see `ConversationStore.rewind`). A platform message id seen before (a Slack retry, a Telegram redelivery)
-is not handled again: the caller gets the first delivery's replies, marked duplicate.
+is not handled again: the caller gets the first delivery's replies, marked duplicate. A message's
+result is kept as long as its platform id is remembered (`retention_s`, default 24 h): the result is
+stored after the id, with the same lifetime, so a redelivery that finds the id always finds the replies;
+after that the id is new again.
 """
 
 from __future__ import annotations
@@ -38,15 +41,20 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 
 # Remember the platform's message id and queue the message in one step: a process dying between the two
 # would leave an id marked seen whose message was never queued, and every redelivery waiting for it forever.
+# KEYS: [seen,] inbox -- seen only for a message with a platform id; both carry the conversation's hash tag.
 _ENQUEUE = """
-if KEYS[1] ~= '' then
+if #KEYS == 2 then
   local first = redis.call('get', KEYS[1])
   if first then return first end
   redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
 end
-redis.call('rpush', KEYS[2], ARGV[3])
+redis.call('rpush', KEYS[#KEYS], ARGV[3])
 return false
 """
+
+
+# The wake-up list only wakes callers waiting right now (at most `wait_timeout`); the result stays longer.
+_DONE_TTL = 600
 
 
 class HandlingTimeout(TimeoutError):
@@ -62,13 +70,14 @@ class Handled:
 
 class Dispatcher:
     def __init__(self, client: redis.Redis, keys: Keys, handler: Handler, *, lease_ms: int = 30_000,
-                 result_ttl: int = 600, dedup_ttl: int = 86_400, wait_timeout: float = 30.0):
+                 retention_s: int = 86_400, wait_timeout: float = 30.0):
         self.redis = client
         self.keys = keys
         self.handler = handler
         self.lease_ms = lease_ms
-        self.result_ttl = result_ttl
-        self.dedup_ttl = dedup_ttl
+        # How long a platform message id is remembered and its result kept: one number for both, so a
+        # redelivery never finds the id without the replies (and waits for a result that is gone).
+        self.retention_s = retention_s
         self.wait_timeout = wait_timeout
         self._release = client.register_script(_RELEASE)
         self._enqueue = client.register_script(_ENQUEUE)
@@ -79,9 +88,10 @@ class Dispatcher:
     def handle(self, message: InboundMessage) -> Handled:
         self._release_leftovers()
         uid = uuid.uuid4().hex
-        seen_key = self.keys.seen(message.channel, message.message_id) if message.message_id else ""
-        first = self._enqueue(keys=[seen_key, self.keys.conv(message.conversation_key, "inbox")],
-                              args=[uid, self.dedup_ttl, json.dumps({"uid": uid, "message": message.to_dict()})])
+        conversation = message.conversation_key
+        seen = [self.keys.seen(conversation, message.message_id)] if message.message_id else []
+        first = self._enqueue(keys=[*seen, self.keys.conv(conversation, "inbox")],
+                              args=[uid, self.retention_s, json.dumps({"uid": uid, "message": message.to_dict()})])
         if first is not None:  # delivered before: answer with (or wait for) the first delivery's replies
             first_uid = first.decode() if isinstance(first, bytes) else str(first)
             return Handled(self._wait(first_uid, message), duplicate=True, uid=first_uid)
@@ -92,13 +102,13 @@ class Dispatcher:
         conversation = message.conversation_key
         while True:
             self._drain(conversation)
-            stored = self.redis.get(self.keys.result(uid))
+            stored = self.redis.get(self.keys.result(conversation, uid))
             if stored is not None:
                 return [Reply.from_dict(r) for r in json.loads(stored)]
             if time.monotonic() > deadline:
                 raise HandlingTimeout(f"message {uid} in {conversation} not handled within {self.wait_timeout} s")
             # Wake as soon as the lease holder finishes our message; re-check the lease otherwise.
-            self.redis.blpop([self.keys.done(uid)], timeout=0.25)
+            self.redis.blpop([self.keys.done(conversation, uid)], timeout=0.25)
 
     def _drain(self, conversation: str) -> None:
         lock = self.keys.conv(conversation, "lock")
@@ -114,7 +124,7 @@ class Dispatcher:
                 if raw is None:
                     return
                 item = json.loads(raw)
-                if self.redis.get(self.keys.result(item["uid"])) is None:
+                if self.redis.get(self.keys.result(conversation, item["uid"])) is None:
                     try:
                         replies = self.handler(InboundMessage.from_dict({**item["message"], "uid": item["uid"]}))
                     except redis.RedisError:
@@ -122,11 +132,11 @@ class Dispatcher:
                     except Exception:  # a bug must not wedge the conversation behind one message
                         log.exception("handler failed for a message in %s", conversation)
                         replies = [Reply(APOLOGY, sender="system")]
-                    pipe = self.redis.pipeline()
-                    pipe.set(self.keys.result(item["uid"]), json.dumps([r.to_dict() for r in replies]),
-                             ex=self.result_ttl)
-                    pipe.rpush(self.keys.done(item["uid"]), 1)
-                    pipe.expire(self.keys.done(item["uid"]), self.result_ttl)
+                    pipe = self.redis.pipeline(transaction=True)  # one slot: the conversation's hash tag
+                    pipe.set(self.keys.result(conversation, item["uid"]), json.dumps([r.to_dict() for r in replies]),
+                             ex=self.retention_s)
+                    pipe.rpush(self.keys.done(conversation, item["uid"]), 1)
+                    pipe.expire(self.keys.done(conversation, item["uid"]), min(self.retention_s, _DONE_TTL))
                     pipe.lpop(processing)
                     pipe.pexpire(lock, self.lease_ms)
                     pipe.execute()
@@ -159,7 +169,7 @@ class Dispatcher:
         if sent:
             # The claim stays until it expires: a redelivery between someone's "sent?" check and their
             # claim attempt then still finds it taken.
-            self.redis.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.dedup_ttl)
+            self.redis.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.retention_s)
         else:
             self.redis.delete(self.keys.delivery(handled.uid, "claim"))
 

@@ -47,7 +47,7 @@ class EscalationRules:
     def apologise(self, negative: float) -> bool:
         return self.apology_threshold <= negative < self.negative_threshold
 
-    def calibrated(self, calm: Sequence[float], angry: Sequence[float], max_false: float = 0.01) -> EscalationRules:
+    def calibrated(self, calm: Sequence[float], angry: Sequence[float], max_false: float = 0.0) -> EscalationRules:
         """These rules with the single-message line set from negative probabilities of labelled messages.
 
         `calm`: calm and mildly impatient support messages (escalating them is a false escalation);

@@ -1,24 +1,43 @@
-"""Every Redis key the bot uses, in one place, under one configurable prefix.
+"""Every Redis key the bot uses, in one place, under one configurable prefix `p`.
 
-    {p}:conv:{key}:meta        hash: status, agent, channel, user, created/updated times, fallbacks
-    {p}:conv:{key}:history     list of JSON events (capped)
-    {p}:conv:{key}:sentiment   list of recent negative-sentiment probabilities (capped)
-    {p}:conv:{key}:inbox       list: messages waiting to be handled, in arrival order
-    {p}:conv:{key}:processing  list: the message being handled (recovered if its worker dies)
-    {p}:conv:{key}:lock        the per-conversation lease (SET NX PX)
-    {p}:seen:{channel}:{id}    platform message id -> our message uid (redelivery de-duplication)
-    {p}:result:{uid}           JSON replies of a handled message
-    {p}:done:{uid}             wake-up list for whoever waits on that message
-    {p}:delivery:{uid}:claim   who is sending a handled message's replies to the platform (short-lived)
-    {p}:delivery:{uid}:sent    set once they reached it, so a platform's redelivery is not answered twice
-    {p}:outbox:{key}           pub/sub channel: replies pushed to a live connection (see bot.outbox)
-    {p}:rate:{channel}:{user}:{slot}   messages counted in one rate-limit window (see bot.ratelimit)
-    {p}:stats:{day}:counts     hash: messages, escalations, fallbacks, faq_answers that UTC day (see bot.stats)
-    {p}:stats:{day}:conversations  set of conversations with a customer message that day
-    {p}:stats:{day}:escalated  set of conversations escalated that day
-    {p}:stats:{day}:intents    sorted set: intent -> messages
-    {p}:stats:{day}:unanswered sorted set: normalised question that fell back -> times (capped)
-    {p}:role:{name}            the token of the one process playing a role, with a TTL (see bot.roles)
+Each key carries a Redis Cluster hash tag (the part in braces): Redis Cluster hashes only
+the tag, so every key of one operation (a Lua script, a MULTI transaction, LMOVE) lands in
+one slot and the same code runs on one Redis, on Sentinel and on a cluster.
+
+    tag {p:conv:KEY} -- one conversation (KEY is "channel:conversation_id"); scripts and transactions
+                        touch several of these at once (intake, LMOVE, commit, transcript append)
+    {p:conv:KEY}:meta          hash: status, agent, channel, user, created/updated times, fallbacks
+    {p:conv:KEY}:history       list of JSON events (capped)
+    {p:conv:KEY}:sentiment     list of recent negative-sentiment probabilities (capped)
+    {p:conv:KEY}:inbox         list: messages waiting to be handled, in arrival order
+    {p:conv:KEY}:processing    list: the message being handled (recovered if its worker dies)
+    {p:conv:KEY}:lock          the per-conversation lease (SET NX PX)
+    {p:conv:KEY}:seen:ID       platform message id -> our message uid (redelivery de-duplication; set in
+                               the intake script together with the inbox, so it carries the conversation's tag)
+    {p:conv:KEY}:result:UID    JSON replies of a handled message (committed with `processing` and `lock`)
+    {p:conv:KEY}:done:UID      wake-up list for whoever waits on that message
+    {p:conv:KEY}:outbox        pub/sub channel: replies pushed to a live connection (see bot.outbox)
+
+    tag {p:esc} -- the staff escalation queue, one slot (create, claim and resolve touch several keys)
+    {p:esc}:ID                 hash: id, conversation_id, channel, user_id, reason, status, agent, ...
+    {p:esc}:all, {p:esc}:open  sorted sets of escalation ids (see bot.queue)
+    {p:esc}:link:PLATFORM:REF  escalation id for a platform's handle on it (a Slack thread, ...)
+
+    {p:delivery:UID}:claim     who is sending a handled message's replies to the platform (short-lived)
+    {p:delivery:UID}:sent      set once they reached it, so a platform's redelivery is not answered twice
+    {p:rate:CHANNEL:USER}:SLOT messages counted in one rate-limit window; the current and previous
+                               window are read together (see bot.ratelimit)
+    {p:stats:DAY}:PART         one UTC day's statistics, PART in counts, conversations, escalated,
+                               intents, unanswered (see bot.stats)
+    {p:role:NAME}              the token of the one process playing a role, with a TTL (see bot.roles)
+
+Owned elsewhere, same scheme: `knowledge.sync` names the knowledge-base sync keys
+`{p:kb}:desired`, `{p:kb}:seq`, `{p:kb}:workers` and the `{p:kb}:events` channel itself
+(`knowledge/` never imports `bot/`).
+
+If a conversation key contains "}", Redis takes the tag up to that brace: still the same
+slot for every key of that conversation, since they share everything up to it. The prefix
+itself must not contain braces.
 """
 
 from __future__ import annotations
@@ -30,33 +49,47 @@ from dataclasses import dataclass
 class Keys:
     prefix: str = "frontdesk"
 
+    def __post_init__(self) -> None:
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ValueError("the Redis key prefix must not contain '{' or '}' (they mark Redis Cluster hash tags)")
+
+    def _tag(self, tag: str) -> str:
+        return f"{{{self.prefix}:{tag}}}"
+
+    # ---------------------------------------------------------------- one conversation: {p:conv:KEY}
     def conv(self, conversation: str, part: str) -> str:
-        return f"{self.prefix}:conv:{conversation}:{part}"
+        return f"{self._tag('conv:' + conversation)}:{part}"
 
-    def seen(self, channel: str, message_id: str) -> str:
-        return f"{self.prefix}:seen:{channel}:{message_id}"
+    def seen(self, conversation: str, message_id: str) -> str:
+        return self.conv(conversation, f"seen:{message_id}")
 
-    def role(self, name: str) -> str:
-        return f"{self.prefix}:role:{name}"
+    def result(self, conversation: str, uid: str) -> str:
+        return self.conv(conversation, f"result:{uid}")
 
-    def result(self, uid: str) -> str:
-        return f"{self.prefix}:result:{uid}"
-
-    def done(self, uid: str) -> str:
-        return f"{self.prefix}:done:{uid}"
-
-    def rate(self, channel: str, user_id: str, slot: int) -> str:
-        return f"{self.prefix}:rate:{channel}:{user_id}:{slot}"
-
-    def delivery(self, uid: str, part: str) -> str:
-        return f"{self.prefix}:delivery:{uid}:{part}"
+    def done(self, conversation: str, uid: str) -> str:
+        return self.conv(conversation, f"done:{uid}")
 
     def outbox(self, conversation: str) -> str:
-        return f"{self.prefix}:outbox:{conversation}"
-
-    def stats(self, day: str, part: str) -> str:
-        """A daily statistics key; `day` is the UTC date, YYYY-MM-DD."""
-        return f"{self.prefix}:stats:{day}:{part}"
+        return self.conv(conversation, "outbox")
 
     def conversation_parts(self, conversation: str) -> list[str]:
         return [self.conv(conversation, p) for p in ("meta", "history", "sentiment")]
+
+    # ---------------------------------------------------------------- the escalation queue: {p:esc}
+    def esc(self, *parts: str) -> str:
+        """`esc(id)`, `esc("all")`, `esc("open")`, `esc("link", platform, ref)`."""
+        return ":".join((self._tag("esc"), *parts))
+
+    # ---------------------------------------------------------------- single-key families
+    def delivery(self, uid: str, part: str) -> str:
+        return f"{self._tag('delivery:' + uid)}:{part}"
+
+    def rate(self, channel: str, user_id: str, slot: int) -> str:
+        return f"{self._tag(f'rate:{channel}:{user_id}')}:{slot}"
+
+    def stats(self, day: str, part: str) -> str:
+        """A daily statistics key; `day` is the UTC date, YYYY-MM-DD."""
+        return f"{self._tag('stats:' + day)}:{part}"
+
+    def role(self, name: str) -> str:
+        return self._tag(f"role:{name}")

@@ -10,6 +10,10 @@ A process listens for all its open connections on one pub/sub connection, owned 
 thread (redis-py's PubSub is not for sharing between threads): a page opening or closing
 asks that thread to subscribe or unsubscribe its conversation. A thousand open pages cost
 one Redis connection and one thread, not a thousand of each.
+
+On a Redis Cluster the client's `pubsub()` is redis-py's cluster pub/sub: one connection to
+one node, and a classic PUBLISH on any node reaches every node's subscribers (sharded pub/sub
+would need Redis 7). The channel carries the conversation's hash tag (see bot.keys).
 """
 
 from __future__ import annotations

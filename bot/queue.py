@@ -1,9 +1,9 @@
-"""The staff queue of escalated conversations, in Redis.
+"""The staff queue of escalated conversations, in Redis (one hash tag, so one cluster slot; see bot.keys).
 
-    {p}:esc:{id}        hash: id, conversation_id, channel, user_id, reason, status, agent, created_at, ...
-    {p}:esc:all         sorted set of ids by creation time (newest first when listed)
-    {p}:esc:open        sorted set of unclaimed ids by the time they were last announced
-    {p}:esc:link:{platform}:{ref}   escalation id for a platform's handle on it (a Slack thread, ...)
+    {p:esc}:ID          hash: id, conversation_id, channel, user_id, reason, status, agent, created_at, ...
+    {p:esc}:all         sorted set of ids by creation time (newest first when listed)
+    {p:esc}:open        sorted set of unclaimed ids by the time they were last announced
+    {p:esc}:link:PLATFORM:REF   escalation id for a platform's handle on it (a Slack thread, ...)
 
 Status goes open -> claimed -> resolved. A claim succeeds only on an open escalation, so
 two staff members clicking Claim at once cannot both get it.
@@ -33,26 +33,26 @@ class EscalationError(ValueError):
 class EscalationQueue:
     def __init__(self, client: redis.Redis, keys: Keys):
         self.redis = client
-        self.prefix = keys.prefix
+        self.keys = keys
         self._claim = client.register_script(_CLAIM)
 
     def _key(self, escalation_id: str) -> str:
-        return f"{self.prefix}:esc:{escalation_id}"
+        return self.keys.esc(escalation_id)
 
     @property
     def _all(self) -> str:
-        return f"{self.prefix}:esc:all"
+        return self.keys.esc("all")
 
     @property
     def _open(self) -> str:
-        return f"{self.prefix}:esc:open"
+        return self.keys.esc("open")
 
     def create(self, *, conversation_id: str, channel: str, user_id: str, reason: str) -> dict:
         escalation_id = uuid.uuid4().hex[:12]
         now = time.time()
         record = {"id": escalation_id, "conversation_id": conversation_id, "channel": channel, "user_id": user_id,
                   "reason": reason, "status": "open", "created_at": now, "announced_at": now}
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self._key(escalation_id), mapping={k: str(v) for k, v in record.items()})
         pipe.zadd(self._all, {escalation_id: now})
         pipe.zadd(self._open, {escalation_id: now})
@@ -96,7 +96,7 @@ class EscalationQueue:
         record = self.get(escalation_id)
         if record["status"] == "resolved":
             raise EscalationError(f"escalation {escalation_id} is already resolved")
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self._key(escalation_id), mapping={"status": "resolved", "resolved_by": agent,
                                                      "resolved_at": str(time.time())})
         pipe.zrem(self._open, escalation_id)
@@ -105,13 +105,13 @@ class EscalationQueue:
 
     def link(self, escalation_id: str, platform: str, ref: str) -> None:
         """Remember a platform's handle on this escalation (say, the Slack thread staff discuss it in)."""
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self._key(escalation_id), f"link:{platform}", ref)
-        pipe.set(f"{self.prefix}:esc:link:{platform}:{ref}", escalation_id, ex=30 * 86_400)
+        pipe.set(self.keys.esc("link", platform, ref), escalation_id, ex=30 * 86_400)
         pipe.execute()
 
     def find_by_link(self, platform: str, ref: str) -> dict | None:
-        raw = self.redis.get(f"{self.prefix}:esc:link:{platform}:{ref}")
+        raw = self.redis.get(self.keys.esc("link", platform, ref))
         if raw is None:
             return None
         try:

@@ -29,7 +29,7 @@ class RateLimiter:
         now = time.time() if now is None else now
         slot = int(now // self.window)
         current = self.keys.rate(channel, user_id, slot)
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=True)
         pipe.incr(current)
         pipe.expire(current, int(self.window * 2) + 1)
         pipe.get(self.keys.rate(channel, user_id, slot - 1))

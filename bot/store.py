@@ -33,7 +33,7 @@ class ConversationStore:
                   "fallbacks": "0"}
         if display_name:
             fields["display_name"] = display_name
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=True)
         for field, value in fields.items():
             pipe.hsetnx(key, field, value)
         pipe.execute()
@@ -43,7 +43,7 @@ class ConversationStore:
         key = self.keys.conv(conversation, "meta")
         values = {k: str(v) for k, v in fields.items() if v is not None}
         cleared = [k for k, v in fields.items() if v is None]
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=True)
         if values:
             pipe.hset(key, mapping={**values, "updated_at": str(time.time())})
         if cleared:
@@ -54,7 +54,7 @@ class ConversationStore:
         """Add an event to the transcript (capped) and refresh the conversation's expiry."""
         event = {"at": time.time(), "role": role, "text": text, **{k: v for k, v in extra.items() if v is not None}}
         key = self.keys.conv(conversation, "history")
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=True)
         pipe.rpush(key, json.dumps(event, ensure_ascii=False))
         pipe.ltrim(key, -self.history_cap, -1)
         for part in self.keys.conversation_parts(conversation):
@@ -86,7 +86,7 @@ class ConversationStore:
     def push_sentiment(self, conversation: str, negative: float) -> list[float]:
         """Record this message's negative-sentiment probability; return the recent trail, oldest first."""
         key = self.keys.conv(conversation, "sentiment")
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=True)
         pipe.rpush(key, f"{negative:.4f}")
         pipe.ltrim(key, -self.sentiment_cap, -1)
         pipe.lrange(key, 0, -1)

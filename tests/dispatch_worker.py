@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import time
 
-import redis
-
+from adapters.components import redis_client
 from bot.dispatch import Dispatcher
 from bot.keys import Keys
 from bot.messages import InboundMessage, Reply
 
 
-def run(url: str, prefix: str, messages: list[dict], out_path: str) -> None:
-    client = redis.Redis.from_url(url)
+def run(url: str, prefix: str, messages: list[dict], out_path: str, options: dict | None = None) -> None:
+    client = redis_client(url, **(options or {}))  # `options`: cluster / Sentinel, as a server process gets them
     keys = Keys(prefix)
 
     def handler(message: InboundMessage) -> list[Reply]:

@@ -1,4 +1,7 @@
-"""Ordering, exactly-once handling and de-duplication across real processes on a real Redis."""
+"""Ordering, exactly-once handling and de-duplication across real processes on a real Redis.
+
+The first two run on one Redis, on a three-master Redis Cluster and through Sentinel (`redis_backend`).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from bot.messages import InboundMessage, Reply
 from tests import dispatch_worker
 
 
-def test_four_workers_200_interleaved_messages_20_conversations(redis_url, redis_prefix, tmp_path):
+def test_four_workers_200_interleaved_messages_20_conversations(redis_backend, redis_prefix, tmp_path):
     rng = random.Random(5)
     messages = [{"channel": "rest", "conversation_id": f"c{c}", "user_id": f"u{c}", "text": f"c{c} m{k}",
                  "message_id": f"c{c}-m{k}"} for k in range(10) for c in range(20)]
@@ -25,7 +28,8 @@ def test_four_workers_200_interleaved_messages_20_conversations(redis_url, redis
         shares[(i + rng.randrange(4)) % 4].append(message)
     context = multiprocessing.get_context("spawn")
     outputs = [tmp_path / f"w{i}.json" for i in range(4)]
-    workers = [context.Process(target=dispatch_worker.run, args=(redis_url, redis_prefix, share, str(out)))
+    workers = [context.Process(target=dispatch_worker.run,
+                               args=(redis_backend.url, redis_prefix, share, str(out), redis_backend.options))
                for share, out in zip(shares, outputs, strict=True)]
     for w in workers:
         w.start()
@@ -33,7 +37,7 @@ def test_four_workers_200_interleaved_messages_20_conversations(redis_url, redis
         w.join(timeout=240)
         assert w.exitcode == 0
     records = [r for out in outputs for r in json.loads(out.read_text())]
-    client = redis.Redis.from_url(redis_url)
+    client = redis_backend.client()
     keys = Keys(redis_prefix)
 
     assert len(records) == 200
@@ -52,8 +56,8 @@ def test_four_workers_200_interleaved_messages_20_conversations(redis_url, redis
                     assert position[a["id"].replace("-", " ")] < position[b["id"].replace("-", " ")]
 
 
-def test_the_same_platform_message_three_times_is_handled_once(redis_url, redis_prefix):
-    client = redis.Redis.from_url(redis_url)
+def test_the_same_platform_message_three_times_is_handled_once(redis_backend, redis_prefix):
+    client = redis_backend.client()
     calls = []
 
     def handler(message: InboundMessage) -> list[Reply]:
@@ -90,7 +94,7 @@ def test_a_message_left_by_a_dead_worker_is_handled_once_by_the_next(redis_url, 
     dispatcher = Dispatcher(client, keys, handler)
     dispatcher.handle(InboundMessage("rest", "c1", "u1", "second", message_id="m2"))
     assert handled_texts == ["first", "second"]
-    assert json.loads(client.get(keys.result("dead-worker-uid"))) == [Reply("ok").to_dict()]
+    assert json.loads(client.get(keys.result("rest:c1", "dead-worker-uid"))) == [Reply("ok").to_dict()]
 
 
 def test_a_failing_handler_gets_an_apology_and_the_conversation_moves_on(redis_url, redis_prefix):

@@ -35,7 +35,7 @@ def test_a_day_of_conversations_adds_up(redis_url, redis_prefix, demo_engine, de
         "what is the boiling point of tungsten", "who painted the mona lisa", "how many moons does jupiter have"}
 
     client = redis.Redis.from_url(redis_url)
-    keys = client.keys(f"{redis_prefix}:stats:*")
+    keys = client.keys(f"{{{redis_prefix}:stats:*")
     assert len(keys) == 5  # counts, conversations, escalated, intents, unanswered
     assert all(0 < client.ttl(k) <= 35 * DAY for k in keys)
 
@@ -61,8 +61,8 @@ def test_days_are_utc_dates_and_a_window_sums_them(redis_url, redis_prefix):
     now[0] += 3600
 
     client = redis.Redis.from_url(redis_url)
-    assert client.hget(f"{redis_prefix}:stats:2026-03-02:counts", "messages") == b"1"
-    assert client.hget(f"{redis_prefix}:stats:2026-03-01:counts", "messages") == b"2"
+    assert client.hget(Keys(redis_prefix).stats("2026-03-02", "counts"), "messages") == b"1"
+    assert client.hget(Keys(redis_prefix).stats("2026-03-01", "counts"), "messages") == b"2"
     today = stats.summary(days=1)
     assert (today["messages_today"], today["conversations_today"], today["escalation_rate"]) == (1, 1, 1.0)
     assert today["top_intents"] == [("refund", 1)]
