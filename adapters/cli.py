@@ -226,7 +226,7 @@ def shell(
     user: Annotated[str | None, typer.Option("--user", help="Conversation id to continue.")] = None,
 ) -> None:
     """Chat with the bot in the terminal, through the same core as every channel (Ctrl-D or /quit to leave)."""
-    from adapters.runtime import ensure_demo_model, start_embedded_redis
+    from adapters.runtime import ensure_demo_model, start_embedded_redis, stop_embedded_redis
     from adapters.settings import load_settings
     from adapters.shell import run_shell
 
@@ -241,7 +241,7 @@ def shell(
         raise _fail(str(exc)) from None
     finally:
         if embedded is not None:
-            embedded.shutdown()
+            stop_embedded_redis(embedded)
 
 
 @app.command()

@@ -91,6 +91,13 @@ def evaluate(entries: list[FaqEntry], queries: list[str], relevant: list[set[str
     return out
 
 
+def banking_entry(intent: str, utterances: list[str]) -> FaqEntry:
+    """A BANKING77 intent as an FAQ entry: its name as the question, a one-line answer, three utterances as
+    alternates (also used by bench/dialogue.py)."""
+    name = intent.replace("_", " ")
+    return FaqEntry(intent, name, f"Here is how we help with {name}.", tuple(utterances[:3]))
+
+
 def run_banking(cache: EmbeddingCache) -> dict:
     """One entry per intent: its name as the question, a one-line answer, three utterances as alternates."""
     rows = read_labelled_csv(DATA / "banking77" / "train.csv", "intent", min_per_label=1)
@@ -101,8 +108,7 @@ def run_banking(cache: EmbeddingCache) -> dict:
     entries, queries, relevant = [], [], []
     for intent, texts in sorted(by_intent.items()):
         rng.shuffle(texts)
-        name = intent.replace("_", " ")
-        entries.append(FaqEntry(intent, name, f"Here is how we help with {name}.", tuple(texts[:3])))
+        entries.append(banking_entry(intent, texts))
         held_out = texts[3:]
         for text in held_out[: max(1, len(held_out) // 10)]:  # a 10 % query split per intent
             queries.append(text)

@@ -106,3 +106,52 @@ def test_one_reload_switches_both_processes(two_servers):
     assert f"now serving version {new}" in cli.output
     denied = CliRunner().invoke(app, ["faq", "reload", "--url", first], env={"FRONTDESK_ADMIN_TOKEN": "nope"})
     assert denied.exit_code == 2 and "401" in denied.output
+
+
+DEV_QUESTIONS = """text,faq_id,tone
+what do you charge to ship a lamp,shipping,calm
+delivery fee for a small order?,shipping,calm
+is there a charge for postage to ohio,shipping,impatient
+how much will shipping be on my basket,shipping,calm
+do i pay for delivery,shipping,calm
+what does it cost to send my order,shipping,calm
+shipping price please,shipping,calm
+how much is it to have it delivered,shipping,calm
+cost of delivery to my house,shipping,calm
+whats the postage,shipping,calm
+i want to send back the blue vase,returns,calm
+the rug doesnt fit can i return it,returns,calm
+how do returns work,returns,calm
+can i give back a duvet i bought,returns,calm
+return the chair i ordered,returns,impatient
+i'd like to send the mugs back,returns,calm
+how to get my item returned,returns,calm
+can i return something i dont like,returns,calm
+i need to return a gift,returns,calm
+sending a product back how,returns,calm
+what time does the football start,,calm
+can you write me a poem,,calm
+who is the president of france,,calm
+"""
+
+
+def test_a_reload_recalibrates_on_the_development_set_and_a_bad_one_changes_nothing(two_servers):
+    kb, (first, _) = two_servers
+    before = admin(first, "GET", "/admin/faq").json()
+    assert before["thresholds"]["method"].startswith("default")  # two entries: too few generated questions
+    (kb / "dev-questions.csv").write_text(DEV_QUESTIONS)
+    reloaded = admin(first, "POST", "/admin/faq/reload")
+    assert reloaded.status_code == 200, reloaded.text
+    status = admin(first, "GET", "/admin/faq").json()
+    thresholds = status["thresholds"]
+    assert "dev-questions.csv: 20 covered and 3 uncovered" in thresholds["method"]
+    assert thresholds["measured"]["wrong_rate"] <= 0.05 and thresholds["measured"]["questions"] == 23
+    assert status["version"] == before["version"]  # the entries did not change; only the bars did
+
+    (kb / "dev-questions.csv").write_text(DEV_QUESTIONS + "where is my parcel,tracking,calm\n")
+    rejected = admin(first, "POST", "/admin/faq/reload")
+    assert rejected.status_code == 422
+    assert [(e["file"].rsplit("/", 1)[-1], e["line"]) for e in rejected.json()["errors"]] == [
+        ("dev-questions.csv", 25)]
+    assert "unknown FAQ id(s): tracking" in rejected.json()["errors"][0]["message"]
+    assert admin(first, "GET", "/admin/faq").json()["thresholds"] == thresholds
