@@ -114,22 +114,36 @@ async def get_escalation(escalation_id: str, request: Request) -> dict:
     return await _staff_action(load)
 
 
+def _delivered(record: dict) -> dict:
+    return {**_public(record), "delivered": record.get("delivered", True)}
+
+
 @router.post("/escalations/{escalation_id}/claim")
 async def claim(escalation_id: str, body: AgentBody, request: Request) -> dict:
+    """Claimed: 200, with `delivered: false` when the customer's platform refused the "has joined" notice."""
     bot = request.app.state.components.need("bot")
-    return _public(await _staff_action(lambda: bot.claim(escalation_id, body.agent)))
+    return _delivered(await _staff_action(lambda: bot.claim(escalation_id, body.agent)))
 
 
-@router.post("/escalations/{escalation_id}/reply")
-async def reply(escalation_id: str, body: AgentReplyBody, request: Request) -> dict:
+@router.post("/escalations/{escalation_id}/reply", responses={502: {"description": "not delivered to the customer"}})
+async def reply(escalation_id: str, body: AgentReplyBody, request: Request):
+    """The staff message to the customer: 200 once their platform accepted it; 502 when it refused it after
+    retries (the escalation is claimed and the message is in the transcript, marked `delivered: false`)."""
     bot = request.app.state.components.need("bot")
-    return _public(await _staff_action(lambda: bot.agent_reply(escalation_id, body.agent, body.text)))
+    record = await _staff_action(lambda: bot.agent_reply(escalation_id, body.agent, body.text))
+    if record.get("delivered") is False:
+        return JSONResponse(status_code=502, content={
+            "detail": f"not delivered: {record.get('channel')} refused the message after retries; it is in the "
+                      "transcript marked undelivered. Try again, or reach the customer another way.",
+            **_delivered(record)})
+    return _delivered(record)
 
 
 @router.post("/escalations/{escalation_id}/resolve")
 async def resolve(escalation_id: str, body: AgentBody, request: Request) -> dict:
+    """Resolved: 200, with `delivered: false` when the customer's platform refused the hand-back notice."""
     bot = request.app.state.components.need("bot")
-    return _public(await _staff_action(lambda: bot.resolve(escalation_id, body.agent)))
+    return _delivered(await _staff_action(lambda: bot.resolve(escalation_id, body.agent)))
 
 
 async def _staff_action(action):

@@ -145,7 +145,6 @@ class Components:
     def _load_kb(self) -> None:
         from knowledge.embedder import Embedder
         from knowledge.service import KnowledgeBase
-        from knowledge.sources import questions_file
         from knowledge.sync import ReloadSync
 
         if self.kb is None:
@@ -154,7 +153,7 @@ class Components:
             # Calibrated with the intent model it will decide beside (when it loaded).
             classify = self.engine.predict if self.engine is not None else None
             self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache",
-                                    questions=self.settings.kb_questions or questions_file(source),
+                                    questions=self.settings.kb_questions,
                                     classify=classify, target_wrong_rate=self.settings.wrong_answer_rate)
             self._built_kb = True
             self.kb.listeners.append(lambda index: metrics.FAQ_VERSION.info({"version": index.version.short}))
@@ -185,6 +184,7 @@ class Components:
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
                        hooks=hooks, rate_limit=self.settings.rate_limit_pair, lease_ms=self.settings.lease_ms,
                        rules=self._escalation_rules(), dedup_seconds=self.settings.dedup_seconds)
+        self.bot.dispatcher.start_sweeper()  # takes over work a dead worker left behind (bot.dispatch)
         threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
 
     def _escalation_rules(self):

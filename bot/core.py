@@ -69,7 +69,8 @@ class Bot:
                                      retention_s=dedup_seconds)
 
     def close(self) -> None:
-        """Stop the live-delivery listener (the rest holds no threads or connections of its own)."""
+        """Stop the sweeper and the live-delivery listener (the rest holds no threads or connections)."""
+        self.dispatcher.close()
         self.outbox.close()
 
     def role(self, name: str, ttl_s: float) -> RoleLease:
@@ -233,15 +234,17 @@ class Bot:
             self.hooks.on_event(name, details)
 
     # ------------------------------------------------------------------ staff
+    # Each returns the escalation record plus `delivered`: whether the customer's platform accepted the
+    # message this action sends them (False: refused after the channel's retries; marked in the transcript).
     def claim(self, escalation_id: str, agent: str) -> dict:
         record = self.queue.claim(escalation_id, agent)
         conversation = record["conversation_id"]
         self.store.update(conversation, status="with_agent", agent=agent)
         self.store.append(conversation, "system", f"claimed by {agent}", by=agent)
-        self._send(conversation, record["channel"], Reply(self.templates.say("agent_joined", agent=agent),
-                                                          sender="system"))
+        delivered = self._send(conversation, record["channel"],
+                               Reply(self.templates.say("agent_joined", agent=agent), sender="system"))
         self._status_changed(record)
-        return record
+        return {**record, "delivered": delivered}
 
     def agent_reply(self, escalation_id: str, agent: str, text: str) -> dict:
         record = self.queue.get(escalation_id)
@@ -250,18 +253,20 @@ class Bot:
         elif record["status"] != "claimed":
             raise EscalationError(f"escalation {escalation_id} is {record['status']}")
         conversation = record["conversation_id"]
-        self.store.append(conversation, "agent", text, by=agent)
-        self._send(conversation, record["channel"], Reply(text, sender="agent", agent=agent), record=False)
-        return record
+        delivered = self._send(conversation, record["channel"], Reply(text, sender="agent", agent=agent),
+                               record=False)
+        # Recorded whether or not it arrived, marked `delivered: false` when the platform refused it.
+        self.store.append(conversation, "agent", text, by=agent, delivered=None if delivered else False)
+        return {**record, "delivered": delivered}
 
     def resolve(self, escalation_id: str, agent: str) -> dict:
         record = self.queue.resolve(escalation_id, agent)
         conversation = record["conversation_id"]
         self.store.update(conversation, status="bot", agent=None, escalation_id=None, fallbacks=0)
         self.store.append(conversation, "system", f"resolved by {agent}", by=agent)
-        self._send(conversation, record["channel"], Reply(self.templates.say("resolved", agent=agent)))
+        delivered = self._send(conversation, record["channel"], Reply(self.templates.say("resolved", agent=agent)))
         self._status_changed(record)
-        return record
+        return {**record, "delivered": delivered}
 
     def _status_changed(self, record: dict) -> None:
         for notify in self.hooks.on_status_change:
@@ -289,12 +294,22 @@ class Bot:
         """A conversation's transcript, for channels that redraw it (the web chat after a page reload)."""
         return self.store.history(f"{channel}:{conversation_id}", last=last)
 
-    def _send(self, conversation: str, channel: str, reply: Reply, record: bool = True) -> None:
-        if record:
-            self.store.append(conversation, reply.sender, reply.text, agent=reply.agent)
+    def _send(self, conversation: str, channel: str, reply: Reply, record: bool = True) -> bool:
+        """Publish `reply` and hand it to the channel's output; whether the platform accepted it.
+
+        The channel's output retries (Slack: its SDK's retry handlers) and raises once it gives
+        up. With `record`, the reply goes into the transcript after the attempt, marked
+        `delivered: false` when it failed, so staff see it (console, `/admin/escalations/{id}`).
+        """
         self.outbox.publish(conversation, reply)
+        delivered = True
         if self.hooks.deliver is not None:
             try:
                 self.hooks.deliver(conversation, channel, reply)
-            except Exception:  # the transcript has it; the channel may pick it up on the next poll
-                log.exception("delivering a staff message to %s failed", channel)
+            except Exception as exc:  # the message text is personal data: only the reason is logged
+                delivered = False
+                log.warning("delivering a staff message to %s failed (%s)", channel, type(exc).__name__)
+        if record:
+            self.store.append(conversation, reply.sender, reply.text, agent=reply.agent,
+                              delivered=None if delivered else False)
+        return delivered

@@ -9,7 +9,17 @@ at two workers at once are still handled one after the other, in the order they 
 A message moves from the inbox to a one-item `processing` list while it is handled; if
 its worker dies, the lease runs out and the next lease holder handles it again before
 anything newer (the handler gets the same `uid` again, so it can undo a half-done first
-attempt; see `ConversationStore.rewind`). A platform message id seen before (a Slack retry, a Telegram redelivery)
+attempt; see `ConversationStore.rewind`). The lease is renewed while a handler runs and
+fences the work (`bot.lease`): taking the next message and committing a handled one (its
+result, popping it from `processing`, waking its waiter, extending the lease) are each one
+Lua step that does nothing unless the worker's lease token is still the current one; a
+worker that lost its lease discards its result and leaves the conversation alone.
+
+Nobody has to ask for orphaned work: every intake marks the conversation in the `pending`
+sorted set (its own hash tag), and every worker's sweeper (`start_sweeper`) looks, every
+second or so, at conversations marked a while ago, takes the lease of any whose lease has
+expired with messages still in `processing` or the inbox, and drains them; markers of
+conversations with nothing left are removed. A platform message id seen before (a Slack retry, a Telegram redelivery)
 is not handled again: the caller gets the first delivery's replies, marked duplicate. A message's
 result is kept as long as its platform id is remembered (`retention_s`, default 24 h): the result is
 stored after the id, with the same lifetime, so a redelivery that finds the id always finds the replies;
@@ -20,6 +30,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -27,10 +39,14 @@ from dataclasses import dataclass
 
 import redis
 
+from bot import lease as leases
 from bot.keys import Keys
+from bot.lease import Lease, LeaseLost, Renewer
 from bot.messages import InboundMessage, Reply
 
 Handler = Callable[[InboundMessage], list[Reply]]
+# (uid, message, replies) of a message handled for nobody known to be waiting: see `Dispatcher.on_swept`.
+SweptHook = Callable[[str, InboundMessage, list[Reply]], None]
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong on our side. Please try again in a moment."
 
@@ -53,6 +69,50 @@ return false
 """
 
 
+# The next message to handle, only while the lease is ours: one left in `processing` by a dead worker first
+# ([1, raw]), else the inbox's oldest moved into `processing` ([0, raw]); [] when there is none, [-1] when the
+# lease is no longer ours. KEYS: lock, processing, inbox (one conversation's tag). ARGV: token.
+_NEXT = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return {-1} end
+local raw = redis.call('lindex', KEYS[2], 0)
+if raw then return {1, raw} end
+raw = redis.call('lmove', KEYS[3], KEYS[2], 'LEFT', 'RIGHT')
+if raw then return {0, raw} end
+return {}
+"""
+
+# The commit of a handled message, fenced by the lease token: store its replies (ARGV[2]; '' when they were
+# stored before), wake its waiter, pop it from `processing`, extend OUR lease. 0 when the lease is not ours.
+# KEYS: lock, processing, result, done. ARGV: token, replies JSON, retention s, done TTL s, lease ms.
+_COMMIT = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then
+  redis.call('set', KEYS[3], ARGV[2], 'EX', ARGV[3])
+  redis.call('rpush', KEYS[4], 1)
+  redis.call('expire', KEYS[4], ARGV[4])
+end
+redis.call('lpop', KEYS[2])
+redis.call('pexpire', KEYS[1], ARGV[5])
+return 1
+"""
+
+# The sweeper's look at one marked conversation: 'busy' (someone holds the lease), 'empty' (nothing to do),
+# or 'claimed' (lease taken with ARGV[1] for ARGV[2] ms: work was left behind). KEYS: lock, processing, inbox.
+_CLAIM = """
+if redis.call('exists', KEYS[1]) == 1 then return 'busy' end
+if redis.call('llen', KEYS[2]) + redis.call('llen', KEYS[3]) == 0 then return 'empty' end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 'claimed'
+"""
+
+# Unmark a conversation unless it was marked again after the sweeper looked (a newer intake keeps it).
+# KEYS: pending. ARGV: conversation, the score the sweeper read.
+_UNMARK = """
+local score = redis.call('zscore', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then return redis.call('zrem', KEYS[1], ARGV[1]) end
+return 0
+"""
+
 # The wake-up list only wakes callers waiting right now (at most `wait_timeout`); the result stays longer.
 _DONE_TTL = 600
 
@@ -70,7 +130,8 @@ class Handled:
 
 class Dispatcher:
     def __init__(self, client: redis.Redis, keys: Keys, handler: Handler, *, lease_ms: int = 30_000,
-                 retention_s: int = 86_400, wait_timeout: float = 30.0):
+                 retention_s: int = 86_400, wait_timeout: float = 30.0, on_swept: SweptHook | None = None,
+                 sweep_min_age: float = 1.0):
         self.redis = client
         self.keys = keys
         self.handler = handler
@@ -79,8 +140,23 @@ class Dispatcher:
         # redelivery never finds the id without the replies (and waits for a result that is gone).
         self.retention_s = retention_s
         self.wait_timeout = wait_timeout
+        # Called after the commit of a message handled for nobody known to be waiting: drained by the sweeper,
+        # or left in `processing` by a dead (or fenced-off) worker. Its result is stored as usual (a caller still
+        # waiting picks it up); this is where a push channel delivers it (pair with `claim_delivery` /
+        # `finish_delivery`, since a live waiter may deliver it too). Not wired here: delivery is the core's.
+        self.on_swept = on_swept
+        # The sweeper looks only at conversations whose last intake is at least this old (a fresh one is being
+        # drained by the worker that received it).
+        self.sweep_min_age = sweep_min_age
         self._release = client.register_script(_RELEASE)
         self._enqueue = client.register_script(_ENQUEUE)
+        self._next = client.register_script(_NEXT)
+        self._commit = client.register_script(_COMMIT)
+        self._claim = client.register_script(_CLAIM)
+        self._unmark = client.register_script(_UNMARK)
+        self._renewer = Renewer(client, lease_ms)
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
         # Leases this process could not give back because Redis was down; returned once it answers again,
         # so a Redis restart (which keeps the lock keys when it persists) does not stall those conversations.
         self._unreleased: set[tuple[str, str]] = set()
@@ -90,6 +166,9 @@ class Dispatcher:
         uid = uuid.uuid4().hex
         conversation = message.conversation_key
         seen = [self.keys.seen(conversation, message.message_id)] if message.message_id else []
+        # Marked before it is queued (another slot, so not in the same script): a marker without work is
+        # harmless (the sweeper drops it), work without a marker would wait for the conversation's next message.
+        self.redis.zadd(self.keys.pending(), {conversation: time.time()})
         first = self._enqueue(keys=[*seen, self.keys.conv(conversation, "inbox")],
                               args=[uid, self.retention_s, json.dumps({"uid": uid, "message": message.to_dict()})])
         if first is not None:  # delivered before: answer with (or wait for) the first delivery's replies
@@ -110,44 +189,125 @@ class Dispatcher:
             # Wake as soon as the lease holder finishes our message; re-check the lease otherwise.
             self.redis.blpop([self.keys.done(conversation, uid)], timeout=0.25)
 
-    def _drain(self, conversation: str) -> None:
+    def _drain(self, conversation: str) -> bool:
         lock = self.keys.conv(conversation, "lock")
         token = uuid.uuid4().hex
         if not self.redis.set(lock, token, nx=True, px=self.lease_ms):
-            return
+            return False
+        return self._drain_held(conversation, Lease(lock, token))
+
+    def _drain_held(self, conversation: str, lease: Lease, *, swept: bool = False) -> bool:
+        """Handle the conversation's messages in order while `lease` is ours; True once nothing is left."""
+        inbox = self.keys.conv(conversation, "inbox")
+        processing = self.keys.conv(conversation, "processing")
+        self._renewer.hold(lease)
         try:
-            inbox = self.keys.conv(conversation, "inbox")
-            processing = self.keys.conv(conversation, "processing")
             while True:
-                # A message left in `processing` by a dead worker comes first.
-                raw = self.redis.lindex(processing, 0) or self.redis.lmove(inbox, processing, "LEFT", "RIGHT")
-                if raw is None:
-                    return
-                item = json.loads(raw)
-                if self.redis.get(self.keys.result(conversation, item["uid"])) is None:
+                got = self._next(keys=[lease.key, processing, inbox], args=[lease.token])
+                if not got:
+                    return True
+                if int(got[0]) == -1:
+                    log.warning("lease lost between messages; leaving the conversation to its new holder",
+                                extra={"conversation": conversation})
+                    return False
+                recovered, item = int(got[0]) == 1, json.loads(got[1])
+                uid = item["uid"]
+                if recovered and self.redis.get(self.keys.result(conversation, uid)) is not None:
+                    self._commit_fenced(lease, conversation, uid, "")
+                    continue
+                message = InboundMessage.from_dict({**item["message"], "uid": uid})
+                fence = leases.current.set(lease)
+                try:
+                    replies = self.handler(message)
+                except LeaseLost:
+                    replies = None
+                except redis.RedisError:
+                    raise  # the message stays in `processing` and is handled again
+                except Exception:  # a bug must not wedge the conversation behind one message
+                    log.exception("handler failed for a message in %s", conversation)
+                    replies = [Reply(APOLOGY, sender="system")]
+                finally:
+                    leases.current.reset(fence)
+                committed = replies is not None and self._commit_fenced(
+                    lease, conversation, uid, json.dumps([r.to_dict() for r in replies]))
+                if not committed:
+                    # Someone else holds the conversation now and handles this message again: our result is
+                    # discarded, and we touch nothing more of this conversation.
+                    lease.lost.set()
+                    log.warning("lease lost while handling a message; its result is discarded",
+                                extra={"conversation": conversation, "uid": uid})
+                    return False
+                if (swept or recovered) and self.on_swept is not None:
                     try:
-                        replies = self.handler(InboundMessage.from_dict({**item["message"], "uid": item["uid"]}))
-                    except redis.RedisError:
-                        raise  # the message stays in `processing` and is handled again
-                    except Exception:  # a bug must not wedge the conversation behind one message
-                        log.exception("handler failed for a message in %s", conversation)
-                        replies = [Reply(APOLOGY, sender="system")]
-                    pipe = self.redis.pipeline(transaction=True)  # one slot: the conversation's hash tag
-                    pipe.set(self.keys.result(conversation, item["uid"]), json.dumps([r.to_dict() for r in replies]),
-                             ex=self.retention_s)
-                    pipe.rpush(self.keys.done(conversation, item["uid"]), 1)
-                    pipe.expire(self.keys.done(conversation, item["uid"]), min(self.retention_s, _DONE_TTL))
-                    pipe.lpop(processing)
-                    pipe.pexpire(lock, self.lease_ms)
-                    pipe.execute()
-                else:
-                    self.redis.lpop(processing)
+                        self.on_swept(uid, message, replies)  # delivery of swept results: see `on_swept`
+                    except Exception:
+                        log.exception("on_swept failed for a message in %s", conversation)
         finally:
+            self._renewer.drop(lease)
             try:
-                self._release(keys=[lock], args=[token])
+                self._release(keys=[lease.key], args=[lease.token])
             except redis.RedisError:
-                self._unreleased.add((lock, token))
+                self._unreleased.add((lease.key, lease.token))
                 raise
+
+    def _commit_fenced(self, lease: Lease, conversation: str, uid: str, replies_json: str) -> bool:
+        """Store the replies ('' = stored before), wake the waiter, pop `processing`: only while `lease` is ours."""
+        return bool(self._commit(
+            keys=[lease.key, self.keys.conv(conversation, "processing"), self.keys.result(conversation, uid),
+                  self.keys.done(conversation, uid)],
+            args=[lease.token, replies_json, self.retention_s, min(self.retention_s, _DONE_TTL), self.lease_ms]))
+
+    # ------------------------------------------------------------------ the sweeper
+    def sweep_once(self, limit: int = 100) -> int:
+        """Drain conversations whose lease expired with work left behind; return how many were drained."""
+        pending = self.keys.pending()
+        entries = self.redis.zrangebyscore(pending, "-inf", time.time() - self.sweep_min_age, start=0, num=limit,
+                                           withscores=True)
+        drained = 0
+        for member, score in entries:
+            if self._stop.is_set():
+                break
+            conversation = member.decode() if isinstance(member, bytes) else str(member)
+            lock = self.keys.conv(conversation, "lock")
+            token = uuid.uuid4().hex
+            state = self._claim(keys=[lock, self.keys.conv(conversation, "processing"),
+                                      self.keys.conv(conversation, "inbox")], args=[token, self.lease_ms])
+            state = state.decode() if isinstance(state, bytes) else str(state)
+            if state == "busy":
+                continue  # a live worker has it (or a dead one's lease has not run out yet: next time)
+            if state == "claimed":
+                log.info("taking over a conversation whose worker left work behind",
+                         extra={"conversation": conversation})
+                drained += 1
+                if not self._drain_held(conversation, Lease(lock, token), swept=True):
+                    continue
+            self._unmark(keys=[pending], args=[conversation, repr(float(score))])
+        return drained
+
+    def start_sweeper(self, interval: float = 1.0) -> None:
+        """Sweep in a background thread every `interval` seconds (jittered) until `close`."""
+        if self._sweeper is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval * random.uniform(0.8, 1.2)):
+                try:
+                    self.sweep_once()
+                except redis.RedisError as exc:
+                    log.warning("sweep skipped: Redis unavailable (%s)", type(exc).__name__)
+                except Exception:
+                    log.exception("sweep failed")
+
+        self._sweeper = threading.Thread(target=run, name="sweeper", daemon=True)
+        self._sweeper.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the sweeper (a message it is handling is finished first, up to `timeout`)."""
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout)
+            self._sweeper = None
 
     def claim_delivery(self, handled: Handled, hold_seconds: int = 60) -> bool:
         """Whether this caller should send `handled.replies` to the platform now.

@@ -23,6 +23,8 @@ one slot and the same code runs on one Redis, on Sentinel and on a cluster.
     {p:esc}:all, {p:esc}:open  sorted sets of escalation ids (see bot.queue)
     {p:esc}:link:PLATFORM:REF  escalation id for a platform's handle on it (a Slack thread, ...)
 
+    {p:pending}                sorted set: conversations with work maybe pending (score: last intake time);
+                               marked before each intake, read and cleared by every worker's sweeper (bot.dispatch)
     {p:delivery:UID}:claim     who is sending a handled message's replies to the platform (short-lived)
     {p:delivery:UID}:sent      set once they reached it, so a platform's redelivery is not answered twice
     {p:rate:CHANNEL:USER}:SLOT messages counted in one rate-limit window; the current and previous
@@ -81,6 +83,10 @@ class Keys:
         return ":".join((self._tag("esc"), *parts))
 
     # ---------------------------------------------------------------- single-key families
+    def pending(self) -> str:
+        """Conversations that may have work left behind, for the sweeper (`bot.dispatch`)."""
+        return self._tag("pending")
+
     def delivery(self, uid: str, part: str) -> str:
         return f"{self._tag('delivery:' + uid)}:{part}"
 

@@ -1,4 +1,10 @@
-"""Conversation state in Redis: metadata, capped transcript, sentiment trail, expiry after inactivity."""
+"""Conversation state in Redis: metadata, capped transcript, sentiment trail, expiry after inactivity.
+
+Writes made while handling a message (under the conversation's lease, `bot.lease.current`) are fenced:
+transcript appends, rewinds, metadata updates and the sentiment trail check the lease token in the same
+Lua step and raise `LeaseLost` instead of writing once the lease is someone else's (or nobody's). Writes
+outside a lease (staff actions, tools) are not fenced.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,55 @@ import time
 import redis
 
 from bot.keys import Keys
+from bot.lease import LeaseLost, token_for
 
 STATUSES = ("bot", "escalated", "with_agent", "resolved")
+
+# Every script's KEYS[1] is the conversation's lock and ARGV[1] the fencing token ('' = not fenced).
+_FENCE = "if ARGV[1] ~= '' and redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end\n"
+
+# KEYS: lock, history, then every part whose expiry is refreshed. ARGV: token, event, cap, idle TTL.
+_APPEND = _FENCE + """
+redis.call('rpush', KEYS[2], ARGV[2])
+redis.call('ltrim', KEYS[2], -tonumber(ARGV[3]), -1)
+for i = 3, #KEYS do redis.call('expire', KEYS[i], ARGV[4]) end
+return 1
+"""
+
+# KEYS: lock, history. ARGV: token, uid, look back. How many events were dropped.
+_REWIND = _FENCE + """
+local tail = redis.call('lrange', KEYS[2], -tonumber(ARGV[3]), -1)
+for i, raw in ipairs(tail) do
+  local ok, event = pcall(cjson.decode, raw)
+  if ok and type(event) == 'table' and event['uid'] == ARGV[2] then
+    local dropped = #tail - i + 1
+    redis.call('ltrim', KEYS[2], 0, -dropped - 1)
+    return dropped
+  end
+end
+return 0
+"""
+
+# KEYS: lock, meta. ARGV: token, updated_at, n, n field/value pairs, then fields to delete.
+_UPDATE = _FENCE + """
+local n = tonumber(ARGV[3])
+if n > 0 then
+  local pairs_ = {}
+  for i = 4, 3 + 2 * n do pairs_[#pairs_ + 1] = ARGV[i] end
+  pairs_[#pairs_ + 1] = 'updated_at'
+  pairs_[#pairs_ + 1] = ARGV[2]
+  redis.call('hset', KEYS[2], unpack(pairs_))
+end
+if #ARGV > 3 + 2 * n then redis.call('hdel', KEYS[2], unpack(ARGV, 4 + 2 * n)) end
+return 1
+"""
+
+# KEYS: lock, sentiment. ARGV: token, value, cap. The trail after the push.
+_SENTIMENT = _FENCE + """
+redis.call('rpush', KEYS[2], ARGV[2])
+redis.call('ltrim', KEYS[2], -tonumber(ARGV[3]), -1)
+return redis.call('lrange', KEYS[2], 0, -1)
+"""
 
 
 class ConversationStore:
@@ -20,6 +73,18 @@ class ConversationStore:
         self.history_cap = history_cap
         self.sentiment_cap = sentiment_cap
         self.idle_ttl = idle_ttl
+        self._append = client.register_script(_APPEND)
+        self._rewind = client.register_script(_REWIND)
+        self._update = client.register_script(_UPDATE)
+        self._sentiment = client.register_script(_SENTIMENT)
+
+    def _fenced(self, script, conversation: str, keys: list[str], args: list):
+        """Run a write script fenced by the current lease (if it is this conversation's)."""
+        lock = self.keys.conv(conversation, "lock")
+        result = script(keys=[lock, *keys], args=[token_for(lock), *args])
+        if result == -1:
+            raise LeaseLost(f"the lease on {conversation} is no longer ours")
+        return result
 
     def meta(self, conversation: str) -> dict[str, str]:
         raw = self.redis.hgetall(self.keys.conv(conversation, "meta"))
@@ -40,44 +105,32 @@ class ConversationStore:
         return self.meta(conversation)
 
     def update(self, conversation: str, **fields: str | int | float | None) -> None:
-        key = self.keys.conv(conversation, "meta")
         values = {k: str(v) for k, v in fields.items() if v is not None}
         cleared = [k for k, v in fields.items() if v is None]
-        pipe = self.redis.pipeline(transaction=True)
-        if values:
-            pipe.hset(key, mapping={**values, "updated_at": str(time.time())})
-        if cleared:
-            pipe.hdel(key, *cleared)
-        pipe.execute()
+        if not values and not cleared:
+            return
+        self._fenced(self._update, conversation, [self.keys.conv(conversation, "meta")],
+                     [str(time.time()), len(values), *(x for kv in values.items() for x in kv), *cleared])
 
     def append(self, conversation: str, role: str, text: str, **extra) -> dict:
         """Add an event to the transcript (capped) and refresh the conversation's expiry."""
         event = {"at": time.time(), "role": role, "text": text, **{k: v for k, v in extra.items() if v is not None}}
         key = self.keys.conv(conversation, "history")
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.rpush(key, json.dumps(event, ensure_ascii=False))
-        pipe.ltrim(key, -self.history_cap, -1)
-        for part in self.keys.conversation_parts(conversation):
-            pipe.expire(part, self.idle_ttl)
-        pipe.execute()
+        self._fenced(self._append, conversation, [key, *self.keys.conversation_parts(conversation)],
+                     [json.dumps(event, ensure_ascii=False), self.history_cap, self.idle_ttl])
         return event
 
     def rewind(self, conversation: str, uid: str, look_back: int = 50) -> int:
         """Drop what a crashed first attempt at message `uid` left in the transcript; return how many events.
 
         Messages of one conversation are handled one at a time, so everything from that
-        message's customer event onwards belongs to the attempt that died.
+        message's customer event onwards belongs to the attempt that died. One Lua step, fenced by the
+        lease: it never trims events a live holder is writing.
         """
         if not uid:
             return 0
-        key = self.keys.conv(conversation, "history")
-        tail = self.redis.lrange(key, -look_back, -1)
-        for offset, raw in enumerate(tail):
-            if json.loads(raw).get("uid") == uid:
-                dropped = len(tail) - offset
-                self.redis.ltrim(key, 0, -dropped - 1)
-                return dropped
-        return 0
+        return int(self._fenced(self._rewind, conversation, [self.keys.conv(conversation, "history")],
+                                [uid, look_back]))
 
     def history(self, conversation: str, last: int | None = None) -> list[dict]:
         start = -last if last else 0
@@ -85,12 +138,9 @@ class ConversationStore:
 
     def push_sentiment(self, conversation: str, negative: float) -> list[float]:
         """Record this message's negative-sentiment probability; return the recent trail, oldest first."""
-        key = self.keys.conv(conversation, "sentiment")
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.rpush(key, f"{negative:.4f}")
-        pipe.ltrim(key, -self.sentiment_cap, -1)
-        pipe.lrange(key, 0, -1)
-        return [float(x) for x in pipe.execute()[-1]]
+        trail = self._fenced(self._sentiment, conversation, [self.keys.conv(conversation, "sentiment")],
+                             [f"{negative:.4f}", self.sentiment_cap])
+        return [float(x) for x in trail]
 
 
 def _text(value) -> str:

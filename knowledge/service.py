@@ -19,7 +19,7 @@ from knowledge.calibration import DEFAULT_TARGET, SEARCH_DEPTH, Classifier
 from knowledge.embedder import Embedder, EmbeddingCache
 from knowledge.index import FaqIndex, RetrievalConfig
 from knowledge.policy import Decision, Hit, IntentSignal
-from knowledge.sources import KnowledgeBaseError, SourceProblem, load_entries
+from knowledge.sources import KnowledgeBaseError, SourceProblem, load_entries, questions_file
 from nlu.batching import BatcherClosed, MicroBatcher
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class KnowledgeBase:
     """The FAQ a server answers from.
 
     `questions`: the company's development set of customer questions (`text,faq_id` CSV),
-    re-read on every reload; None generates questions instead (`knowledge.calibration`).
+    re-read on every reload; None: the knowledge-base folder's `dev-questions.csv` when a reload
+    finds one there, else generated questions (`knowledge.calibration`).
     `classify`: the intent model, so the answer rule is calibrated with the signal it will
     see. `use_intents=False` ignores the intent model altogether (retrieval alone).
     """
@@ -95,7 +96,8 @@ class KnowledgeBase:
             current = self._current
             try:
                 index, _ = build_index(entries, self.cache, self.config, previous=current,
-                                       questions=self.questions, classify=self.classify,
+                                       questions=self.questions or questions_file(self.source),
+                                       classify=self.classify,
                                        target=self.target_wrong_rate)
             except KnowledgeBaseError as exc:  # the calibration questions are part of the source
                 log.warning("knowledge base reload rejected: %d problem(s)", len(exc.problems))

@@ -1,16 +1,23 @@
 """The Slack adapter: slack-bolt's AsyncApp in, slack_sdk's WebClient out, one bot core behind both.
 
-Inbound, bolt verifies each request (signing secret, 5-minute replay window), answers
-Slack within its 3 seconds (events are acknowledged before any listener runs; actions
-and commands call `ack()` first), and runs the work afterwards on the event loop, with
-the blocking `Bot.handle` in a worker thread. Retries are answered once because every
-message carries `channel:ts` as its `message_id`, which the core de-duplicates even
-while the first delivery is still being handled.
+Inbound, bolt verifies each request (signing secret, 5-minute replay window) and runs
+the listener before it answers (`process_before_response=True`). A customer's message
+event is answered 200 only once the message is durably queued in Redis (the core's
+intake, `Bot.handle` up to its enqueue), within `INTAKE_WAIT` of Slack's 3 seconds; if it
+cannot be queued (Redis down or too slow) the event gets a 503 and Slack delivers it
+again. Handling and posting the answer continue in the background. Actions and commands
+call `ack()` first and do their work in the background too. Retries are answered once
+because every message carries `channel:ts` as its `message_id`, which the core
+de-duplicates even while the first delivery is still being handled.
 
-Outbound, every post goes through the synchronous `WebClient`: `send` and the staff
-notifier methods are called from worker threads by the core (a staff reply arriving on
-another channel, a claim), and the async listeners call the same methods via
-`asyncio.to_thread`, so there is one code path per kind of post.
+Outbound, every post goes through the synchronous `WebClient`, with slack_sdk's own
+retry handlers (429 honouring `Retry-After` up to `MAX_RETRY_AFTER`, 5xx, connection
+errors; `RETRIES` retries in all per call). A post still failing after them is logged
+(channel and reason, never the text) and raised as `SlackDeliveryError`, so the core
+can tell staff their message did not arrive. `send` and the staff notifier methods are
+called from worker threads by the core (a staff reply arriving on another channel, a
+claim), and the async listeners call the same methods via `asyncio.to_thread`, so there
+is one code path per kind of post.
 """
 
 from __future__ import annotations
@@ -28,6 +35,16 @@ from slack_bolt import BoltResponse
 from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
@@ -45,11 +62,71 @@ MAX_BODY = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd be
 USER_CACHE = 2000
 # Message subtypes a person produces by writing; edits, joins, bot posts and the like are not messages to answer.
 PERSON_SUBTYPES = (None, "thread_broadcast", "file_share")
+# Web API calls: retries after the first attempt, shared by all handlers (slack_sdk counts attempts per call).
+RETRIES = 3
+# A 429 asking for a longer wait than this is given up at once: a worker thread would otherwise sit blocked.
+MAX_RETRY_AFTER = 10
+# How long an event's 200 may wait for its message to be queued in Redis; Slack gives up after 3 s.
+INTAKE_WAIT = 2.0
+
+
+class SlackDeliveryError(SlackClientError):
+    """Slack did not accept a post after the retries: the message did not reach its channel."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        super().__init__(f"Slack refused a post to {channel} after retries ({reason})")
+        self.channel = channel
+        self.reason = reason
+
+
+class IntakeError(RuntimeError):
+    """An event's message could not be queued in Redis in time: Slack gets a 5xx and delivers it again."""
+
+
+def _retry_after(response) -> float:
+    for name, values in (response.headers or {}).items():
+        if name.lower() == "retry-after":
+            value = values[0] if isinstance(values, list | tuple) else values
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return 1.0
+    return 1.0
+
+
+class _RateLimited(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler (sleeps `Retry-After`), but not for waits over `MAX_RETRY_AFTER`."""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        return (super()._can_retry(state=state, request=request, response=response, error=error)
+                and _retry_after(response) <= MAX_RETRY_AFTER)
+
+
+class _ServerErrors(ServerErrorRetryHandler):
+    """slack_sdk's 5xx handler, for every 5xx (the built-in one retries 500 and 503 only)."""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        return response is not None and response.status_code >= 500
+
+
+def retry_handlers() -> list:
+    return [ConnectionErrorRetryHandler(max_retry_count=RETRIES), _RateLimited(max_retry_count=RETRIES),
+            _ServerErrors(max_retry_count=RETRIES)]
+
+
+def async_retry_handlers() -> list:
+    return [AsyncConnectionErrorRetryHandler(max_retry_count=RETRIES),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RETRIES),
+            AsyncServerErrorRetryHandler(max_retry_count=RETRIES)]
 
 
 def _api_error(exc: Exception) -> str:
     """A loggable reason for a failed Web API call; never the request (which carries the token)."""
+    if isinstance(exc, SlackDeliveryError):
+        return exc.reason
     response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", 200) != 200:
+        return f"HTTP {response.status_code}"
     if response is not None and hasattr(response, "get"):
         return str(response.get("error") or type(exc).__name__)
     return type(exc).__name__
@@ -67,16 +144,20 @@ class SlackAdapter:
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self.components = components
         self.support_channel = settings.slack_support_channel
-        self.web = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+        self.web = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,
+                             retry_handlers=retry_handlers())
         # Bolt verifies with `secret`; without one (Socket Mode only) it has no HTTP handler at all, see `http`.
-        self.app = AsyncApp(client=AsyncWebClient(token=token, base_url=settings.slack_api_url),
+        # process_before_response: an event's 200 waits for the listener, which returns once the message is queued.
+        self.app = AsyncApp(client=AsyncWebClient(token=token, base_url=settings.slack_api_url,
+                                                  retry_handlers=async_retry_handlers()),
                             signing_secret=secret, name="frontdesk", logger=logging.getLogger("frontdesk.slack.bolt"),
-                            process_before_response=False)
+                            process_before_response=True)
         self.http = bool(secret)
         self._verifier = SignatureVerifier(secret) if secret else None
         self.socket = None  # the Socket Mode handler, when SLACK_APP_TOKEN is set (see `connect`)
         self._app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
         self._names: dict[str, str] = {}
+        self._tasks: set[asyncio.Future] = set()  # work carried on after Slack got its answer
         self._register()
 
     # ------------------------------------------------------------------ life cycle
@@ -100,6 +181,21 @@ class SlackAdapter:
     async def stop(self) -> None:
         if self.socket is not None:
             await self.socket.close_async()
+        if self._tasks:  # answers being handled and posted: give them a moment to go out
+            await asyncio.wait(set(self._tasks), timeout=15)
+
+    def _spawn(self, work) -> None:
+        """Run `work` after Slack has its answer; kept referenced until done, failures logged."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Future) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("Slack: background work failed (%s)", type(finished.exception()).__name__,
+                          exc_info=finished.exception())
+
+        task.add_done_callback(done)
 
     # ------------------------------------------------------------------ HTTP (Events API, interactivity, commands)
     async def handle_http(self, request: Request) -> Response:
@@ -157,6 +253,15 @@ class SlackAdapter:
                 return BoltResponse(status=503, body="the bot is still loading")
             await next()
 
+        @app.error
+        async def failed(error: Exception):
+            """An event not queued: 503, so Slack delivers it again. Anything else: logged, 500 (see handle_http)."""
+            if isinstance(error, IntakeError):
+                log.warning("Slack: event not taken in (%s); answering 503 so Slack delivers it again", error)
+                return BoltResponse(status=503, body="the message could not be queued; deliver it again")
+            log.error("Slack: a listener failed (%s)", type(error).__name__, exc_info=error)
+            return None
+
         @app.event("app_mention")
         async def mention(event: dict, context) -> None:
             await self._on_mention(event, context.bot_user_id)
@@ -172,22 +277,22 @@ class SlackAdapter:
         @app.action(re.compile(f"^{fmt.CLAIM_ACTION}"))
         async def claim(ack, body: dict, action: dict, respond) -> None:
             await ack()
-            await self._staff_action("claim", body, action, respond)
+            self._spawn(self._staff_action("claim", body, action, respond))
 
         @app.action(re.compile(f"^{fmt.RESOLVE_ACTION}"))
         async def resolve(ack, body: dict, action: dict, respond) -> None:
             await ack()
-            await self._staff_action("resolve", body, action, respond)
+            self._spawn(self._staff_action("resolve", body, action, respond))
 
         @app.action(re.compile(f"^{fmt.SUGGEST_ACTION}_"))
         async def suggestion(ack, body: dict, action: dict, respond) -> None:
             await ack()
-            await self._on_suggestion(body, action, respond)
+            self._spawn(self._on_suggestion(body, action, respond))
 
         @app.command(re.compile("^/"))
         async def command(ack, command: dict, respond) -> None:
             await ack()
-            await self._on_command(command, respond)
+            self._spawn(self._on_command(command, respond))
 
     # ------------------------------------------------------------------ customers
     async def _on_message(self, event: dict, bot_user_id: str | None) -> None:
@@ -198,7 +303,7 @@ class SlackAdapter:
             return
         thread_ts = event.get("thread_ts")
         if thread_ts and thread_ts != event.get("ts"):
-            await self._staff_reply(event, thread_ts)
+            self._spawn(self._staff_reply(event, thread_ts))
         # Other channel messages: mentions arrive (again) as app_mention, everything else is not for us.
 
     async def _on_mention(self, event: dict, bot_user_id: str | None) -> None:
@@ -225,7 +330,57 @@ class SlackAdapter:
         user = event["user"]
         message = InboundMessage(CHANNEL, conversation_id, user, text, message_id=f"{event['channel']}:{event['ts']}",
                                  display_name=await asyncio.to_thread(self.user_name, user))
-        await self._handle_and_send(message, conversation_id)
+        await self._take_in(message, conversation_id)
+
+    async def _take_in(self, message: InboundMessage, conversation_id: str) -> None:
+        """Return once `message` is queued in Redis (then Slack gets its 200); raise `IntakeError` if it is not.
+
+        `Bot.handle` queues the message and then waits for its answer; it runs in a worker
+        thread while this watches for the message's platform id in Redis (set in the same
+        atomic step as the queueing) or for `handle` to finish. Answering and posting go on
+        in the background.
+        """
+        bot = self.components.need("bot")
+        handling = asyncio.ensure_future(asyncio.to_thread(bot.handle, message))
+        self._spawn(self._answer(message, conversation_id, handling))
+        deadline = time.monotonic() + INTAKE_WAIT
+        while True:
+            await asyncio.wait({handling}, timeout=0.05)
+            if handling.done():
+                if handling.exception() is not None or self._not_queued(handling.result()):
+                    raise IntakeError("Redis did not take the message")
+                return
+            if await asyncio.to_thread(self._queued, bot, message):
+                return
+            if time.monotonic() > deadline:
+                raise IntakeError(f"not queued within {INTAKE_WAIT} s")
+
+    @staticmethod
+    def _not_queued(handled) -> bool:
+        # `Bot.handle` answers a Redis failure with an apology of its own, with no message uid.
+        return not handled.uid and not handled.duplicate
+
+    @staticmethod
+    def _queued(bot, message: InboundMessage) -> bool:
+        if not message.message_id:
+            return False
+        try:
+            return bool(bot.redis.exists(bot.keys.seen(message.conversation_key, message.message_id)))
+        except Exception:  # Redis not answering: not queued (yet)
+            return False
+
+    async def _answer(self, message: InboundMessage, conversation_id: str, handling: asyncio.Future) -> None:
+        try:
+            handled = await handling
+        except Exception:
+            log.exception("Slack: handling a message failed")
+            return
+        if self._not_queued(handled):
+            # Slack got a 5xx and delivers the event again; posting the apology now would answer it twice.
+            log.warning("Slack: message %s not queued (Redis unavailable); left to Slack's redelivery",
+                        message.message_id)
+            return
+        await self._send_handled(message, conversation_id, handled)
 
     async def _handle_and_send(self, message: InboundMessage, conversation_id: str) -> None:
         bot = self.components.need("bot")
@@ -234,6 +389,10 @@ class SlackAdapter:
         except Exception:
             log.exception("Slack: handling a message failed")
             return
+        await self._send_handled(message, conversation_id, handled)
+
+    async def _send_handled(self, message: InboundMessage, conversation_id: str, handled) -> None:
+        bot = self.components.need("bot")
         if not await asyncio.to_thread(bot.claim_delivery, handled):
             log.info("Slack: message %s delivered again; already answered", message.message_id)
             return
@@ -243,10 +402,19 @@ class SlackAdapter:
             try:
                 await asyncio.to_thread(self.send, conversation_id, reply)
             except (SlackClientError, OSError) as exc:
-                sent = False  # Slack's retry of this event (or a later one) may still deliver the answer
-                log.warning("Slack: posting a reply failed (%s)", _api_error(exc))
+                sent = False  # `send` logged the give-up; staff see it in the transcript
+                await asyncio.to_thread(self._mark_undelivered, message.conversation_key, _api_error(exc))
                 break
         await asyncio.to_thread(bot.finish_delivery, handled, sent)
+
+    def _mark_undelivered(self, conversation: str, reason: str) -> None:
+        """A transcript line (`delivered: false`) telling staff the bot's answer never reached the customer."""
+        try:
+            self.components.need("bot").store.append(
+                conversation, "system", f"not delivered: Slack refused the bot's answer after retries ({reason})",
+                delivered=False)
+        except Exception as exc:
+            log.warning("Slack: could not record an undelivered answer (%s)", type(exc).__name__)
 
     async def _on_suggestion(self, body: dict, action: dict, respond) -> None:
         """A suggestion button: its text becomes the customer's next message, in the conversation it was shown in."""
@@ -287,10 +455,15 @@ class SlackAdapter:
             return
         agent = await asyncio.to_thread(self.user_name, event["user"])
         try:
-            await asyncio.to_thread(bot.agent_reply, record["id"], agent, text)
+            result = await asyncio.to_thread(bot.agent_reply, record["id"], agent, text)
         except EscalationError as exc:
             await asyncio.to_thread(self._tell_staff, event["channel"], event["user"], thread_ts,
                                     f"Not sent to the customer: {fmt.escape(str(exc))}.")
+            return
+        if result.get("delivered") is False:
+            await asyncio.to_thread(self._tell_staff, event["channel"], event["user"], thread_ts,
+                                    "Not delivered: the customer's platform refused your message after retries. "
+                                    "It is in the transcript, marked undelivered.")
 
     def _tell_staff(self, channel: str, user: str, thread_ts: str, text: str) -> None:
         try:
@@ -344,40 +517,56 @@ class SlackAdapter:
         """Post `reply` into a DM (`D…`) or a channel thread (`C…:ts`), split within Slack's limits."""
         channel, _, thread_ts = conversation_id.partition(":")
         for message in fmt.reply_messages(reply):
-            self.web.chat_postMessage(channel=channel, thread_ts=thread_ts or None, **message)
+            self._post(channel=channel, thread_ts=thread_ts or None, **message)
+
+    def _post(self, **arguments):
+        """`chat.postMessage` with the client's retries; `SlackDeliveryError` once they are spent."""
+        try:
+            return self.web.chat_postMessage(**arguments)
+        except (SlackClientError, OSError) as exc:
+            reason = _api_error(exc)
+            # Channel and reason only: the text is the customer's or staff's words.
+            log.warning("Slack: gave up posting to %s after %d retries (%s)", arguments.get("channel"), RETRIES, reason)
+            raise SlackDeliveryError(str(arguments.get("channel")), reason) from exc
 
     # ------------------------------------------------------------------ StaffNotifier
     def _link(self, record: dict) -> tuple[str, str] | None:
         channel, _, ts = str(record.get(f"link:{CHANNEL}", "")).partition(":")
         return (channel, ts) if channel and ts else None
 
-    def on_escalation(self, record: dict, transcript: list[dict]) -> None:
-        """Post the escalation (or, when re-announced, a reminder in its thread) to the support channel."""
+    def on_escalation(self, record: dict, transcript: list[dict]) -> bool:
+        """Post the escalation (or, when re-announced, a reminder in its thread) to the support channel.
+
+        False when Slack refused it after the retries (logged; the escalation stays in the queue).
+        """
         if not self.support_channel:
-            return
+            return True
         try:
             link = self._link(record)
             if record.get("reannounced") and link:
                 minutes = (time.time() - float(record.get("created_at", time.time()))) / 60
-                self.web.chat_postMessage(channel=link[0], thread_ts=link[1], reply_broadcast=True,
-                                          text=fmt.reminder_text(record, minutes))
-                return
-            posted = self.web.chat_postMessage(channel=self.support_channel,
-                                               **fmt.escalation_message(record, transcript))
+                self._post(channel=link[0], thread_ts=link[1], reply_broadcast=True,
+                           text=fmt.reminder_text(record, minutes))
+                return True
+            posted = self._post(channel=self.support_channel, **fmt.escalation_message(record, transcript))
             self.components.need("bot").queue.link(record["id"], CHANNEL, f"{posted['channel']}:{posted['ts']}")
+            return True
         except (SlackClientError, OSError) as exc:
             log.warning("Slack: posting escalation %s failed (%s)", record.get("id"), _api_error(exc))
+            return False
 
-    def on_customer_message(self, record: dict, text: str) -> None:
-        """The customer wrote while staff hold the conversation: show it in the escalation's thread."""
+    def on_customer_message(self, record: dict, text: str) -> bool:
+        """The customer wrote while staff hold the conversation: show it in the escalation's thread (False: refused)."""
         link = self._link(record)
         if link is None:
-            return
+            return True
         try:
             for piece in fmt.split_text(fmt.customer_relay_text(text)):
-                self.web.chat_postMessage(channel=link[0], thread_ts=link[1], text=piece)
+                self._post(channel=link[0], thread_ts=link[1], text=piece)
+            return True
         except (SlackClientError, OSError) as exc:
             log.warning("Slack: relaying a customer message failed (%s)", _api_error(exc))
+            return False
 
     def on_status_change(self, record: dict) -> None:
         """Redraw the escalation post: who claimed or resolved it, and only the buttons that still apply."""

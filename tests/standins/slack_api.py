@@ -3,7 +3,9 @@
 It speaks the JSON Slack speaks for the methods Frontdesk calls (auth.test,
 chat.postMessage, chat.update, chat.postEphemeral, users.info, apps.connections.open),
 checks the bearer token like Slack does (HTTP 200 with `"ok": false`), and records every
-call so a test can wait for the posts the app made. It also accepts posts to
+call so a test can wait for the posts the app made. `fail` makes chosen calls fail the way
+Slack does under trouble (HTTP 5xx, or 429 with `Retry-After`), a scripted number of times
+or for good; failed attempts are recorded too, with their status, and `find` skips them. It also accepts posts to
 `/respond/<name>` (the `response_url` of commands and actions) and can push Socket Mode
 envelopes to a connected app and record their acknowledgements.
 """
@@ -33,7 +35,9 @@ class SlackStandIn:
 
     def __init__(self, users: dict[str, str] | None = None) -> None:
         self.users = dict(users or {})  # user id -> display name, for users.info
-        self.calls: list[dict] = []  # {"method": ..., "args": {...}} in arrival order
+        self.calls: list[dict] = []  # {"method": ..., "args": {...}, "status": ...} in arrival order
+        # [method, where, responses left (None: fail for good)]; see `fail`
+        self._failures: list[list] = []
         self.socket_acks: list[dict] = []
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -82,11 +86,43 @@ class SlackStandIn:
     def response_url(self, name: str) -> str:
         return f"{self.base_url}/respond/{name}"
 
+    # ------------------------------------------------------------------ failures on demand
+    def fail(self, method: str, responses: list[int | tuple[int, int]] | None = None,
+             where: Callable[[dict], bool] = lambda args: True) -> None:
+        """Answer the next matching `method` calls with `responses` (a status, or `(429, retry_after)`), in order.
+
+        `responses=None` fails every matching call with 500 from now on (until `heal`).
+        """
+        with self._lock:
+            self._failures.append([method, where, None if responses is None else list(responses)])
+
+    def heal(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+    def _scripted_failure(self, method: str, args: dict) -> int | tuple[int, int] | None:
+        for entry in self._failures:
+            name, where, left = entry
+            if name != method or not where(args):
+                continue
+            if left is None:
+                return 500
+            if left:
+                return left.pop(0)
+        return None
+
     # ------------------------------------------------------------------ what tests read
     def find(self, method: str, where: Callable[[dict], bool] = lambda args: True) -> list[dict]:
-        """The arguments of every recorded `method` call that `where` accepts."""
+        """The arguments of every recorded `method` call that `where` accepts and that succeeded."""
         with self._lock:
-            return [c["args"] for c in self.calls if c["method"] == method and where(c["args"])]
+            return [c["args"] for c in self.calls
+                    if c["method"] == method and c.get("status", 200) == 200 and where(c["args"])]
+
+    def attempts(self, method: str, where: Callable[[dict], bool] = lambda args: True) -> list[dict]:
+        """Every recorded `method` call `where` accepts, failed ones included: `{"args", "status", "at"}`."""
+        with self._lock:
+            return [{"args": c["args"], "status": c.get("status", 200), "at": c.get("at")} for c in self.calls
+                    if c["method"] == method and where(c["args"])]
 
     def wait_for(self, method: str, where: Callable[[dict], bool] = lambda args: True, count: int = 1,
                  timeout: float = 30.0) -> list[dict]:
@@ -163,7 +199,14 @@ class SlackStandIn:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
         with self._lock:
-            self.calls.append({"method": method, "args": args})
+            failure = self._scripted_failure(method, args)
+            status, retry_after = failure if isinstance(failure, tuple) else (failure or 200, None)
+            self.calls.append({"method": method, "args": args, "status": status, "at": time.monotonic()})
+        if status == 429:
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(retry_after if retry_after is not None else 1)})
+        if status != 200:
+            return web.Response(status=status, text="upstream trouble")  # Slack's 5xx pages are not JSON
         return web.json_response(handler(args))
 
     def _next_ts(self) -> str:
