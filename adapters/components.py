@@ -184,6 +184,9 @@ class Components:
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
                        hooks=hooks, rate_limit=self.settings.rate_limit_pair, lease_ms=self.settings.lease_ms,
                        rules=self._escalation_rules(), dedup_seconds=self.settings.dedup_seconds)
+        # Answers to work a dead worker left behind go out through the channel registry, once each.
+        self.bot.dispatcher.on_swept = self.bot.deliver_swept
+        self.bot.dispatcher.tracks_delivery = lambda message: message.channel in channels.outputs
         self.bot.dispatcher.start_sweeper()  # takes over work a dead worker left behind (bot.dispatch)
         threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
 

@@ -111,6 +111,44 @@ class Bot:
         except redis.RedisError:
             log.warning("delivery of a handled message not recorded: Redis unavailable")
 
+    def deliver_swept(self, uid: str, message: InboundMessage, replies: list[Reply]) -> bool:
+        """`Dispatcher.on_swept`: deliver the replies of a message handled for nobody known to be waiting.
+
+        That is a message a dead worker left behind, handled by this process's sweeper (or by
+        a waiter that found it in `processing`). Its receiver is gone, so nobody would send its
+        answer: here it goes out like a staff message, published on the outbox (a web page
+        connected to any worker shows it live) and handed to the channel's output (`hooks.deliver`,
+        a push channel such as Slack or Telegram; pull channels have none). Exactly once, under
+        the same delivery claim the adapters take (`claim_delivery` / `finish_delivery`, keyed by
+        the message's uid), so a live waiter that also got the result does not post it again.
+        False when the channel refused it (marked in the transcript for staff) or it was not ours to send.
+        """
+        if not replies:
+            return True  # staff hold the conversation: nothing of the bot's to send
+        handled = Handled(replies, uid=uid, conversation=message.conversation_key)
+        if not self.claim_delivery(handled):
+            return False  # sent already, or being sent by whoever else holds the claim
+        conversation = message.conversation_key
+        sent = False
+        try:
+            for reply in replies:
+                self.outbox.publish(conversation, reply)
+                if self.hooks.deliver is not None:
+                    self.hooks.deliver(conversation, message.channel, reply)
+            sent = True
+        except Exception as exc:  # the channel's output gave up after its retries; never log the text
+            log.warning("delivering a recovered message's answer to %s failed (%s)", message.channel,
+                        type(exc).__name__)
+            try:
+                self.store.append(conversation, "system",
+                                  f"not delivered: {message.channel} refused the bot's answer after retries",
+                                  delivered=False)
+            except redis.RedisError:
+                log.warning("an undelivered answer could not be recorded: Redis unavailable")
+        finally:
+            self.finish_delivery(handled, sent)
+        return sent
+
     def _process(self, message: InboundMessage) -> list[Reply]:
         conversation = message.conversation_key
         if self.store.rewind(conversation, message.uid):

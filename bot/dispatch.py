@@ -83,13 +83,20 @@ return {}
 
 # The commit of a handled message, fenced by the lease token: store its replies (ARGV[2]; '' when they were
 # stored before), wake its waiter, pop it from `processing`, extend OUR lease. 0 when the lease is not ours.
-# KEYS: lock, processing, result, done. ARGV: token, replies JSON, retention s, done TTL s, lease ms.
+# A message of a push channel (ARGV[6], its queued item, not '') is also noted as undelivered (KEYS[5], uid ARGV[7])
+# until `finish_delivery` records it sent: a worker dying between this commit and the post leaves the note to the
+# sweeper. KEYS: lock, processing, result, done, undelivered. ARGV: token, replies JSON, retention s, done TTL s,
+# lease ms, item JSON or '', uid.
 _COMMIT = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then
   redis.call('set', KEYS[3], ARGV[2], 'EX', ARGV[3])
   redis.call('rpush', KEYS[4], 1)
   redis.call('expire', KEYS[4], ARGV[4])
+  if ARGV[6] ~= '' then
+    redis.call('hset', KEYS[5], ARGV[7], ARGV[6])
+    redis.call('expire', KEYS[5], ARGV[3])
+  end
 end
 redis.call('lpop', KEYS[2])
 redis.call('pexpire', KEYS[1], ARGV[5])
@@ -97,10 +104,13 @@ return 1
 """
 
 # The sweeper's look at one marked conversation: 'busy' (someone holds the lease), 'empty' (nothing to do),
-# or 'claimed' (lease taken with ARGV[1] for ARGV[2] ms: work was left behind). KEYS: lock, processing, inbox.
+# or 'claimed' (lease taken with ARGV[1] for ARGV[2] ms: work, or answers not yet delivered, left behind).
+# KEYS: lock, processing, inbox, undelivered.
 _CLAIM = """
 if redis.call('exists', KEYS[1]) == 1 then return 'busy' end
-if redis.call('llen', KEYS[2]) + redis.call('llen', KEYS[3]) == 0 then return 'empty' end
+if redis.call('llen', KEYS[2]) + redis.call('llen', KEYS[3]) + redis.call('hlen', KEYS[4]) == 0 then
+  return 'empty'
+end
 redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 'claimed'
 """
@@ -126,6 +136,7 @@ class Handled:
     replies: list[Reply]
     duplicate: bool = False
     uid: str = ""
+    conversation: str = ""  # its conversation_key, so `finish_delivery` can clear the undelivered note
 
 
 class Dispatcher:
@@ -148,6 +159,9 @@ class Dispatcher:
         # The sweeper looks only at conversations whose last intake is at least this old (a fresh one is being
         # drained by the worker that received it).
         self.sweep_min_age = sweep_min_age
+        # Which messages have answers someone must push to the platform (Slack, Telegram): those are noted as
+        # undelivered at commit until `finish_delivery`, and the sweeper hands leftovers to `on_swept`. None: none.
+        self.tracks_delivery: Callable[[InboundMessage], bool] | None = None
         self._release = client.register_script(_RELEASE)
         self._enqueue = client.register_script(_ENQUEUE)
         self._next = client.register_script(_NEXT)
@@ -173,8 +187,8 @@ class Dispatcher:
                               args=[uid, self.retention_s, json.dumps({"uid": uid, "message": message.to_dict()})])
         if first is not None:  # delivered before: answer with (or wait for) the first delivery's replies
             first_uid = first.decode() if isinstance(first, bytes) else str(first)
-            return Handled(self._wait(first_uid, message), duplicate=True, uid=first_uid)
-        return Handled(self._wait(uid, message), uid=uid)
+            return Handled(self._wait(first_uid, message), duplicate=True, uid=first_uid, conversation=conversation)
+        return Handled(self._wait(uid, message), uid=uid, conversation=conversation)
 
     def _wait(self, uid: str, message: InboundMessage) -> list[Reply]:
         deadline = time.monotonic() + self.wait_timeout
@@ -228,8 +242,11 @@ class Dispatcher:
                     replies = [Reply(APOLOGY, sender="system")]
                 finally:
                     leases.current.reset(fence)
+                tracked = (self.on_swept is not None and self.tracks_delivery is not None
+                           and self.tracks_delivery(message))
                 committed = replies is not None and self._commit_fenced(
-                    lease, conversation, uid, json.dumps([r.to_dict() for r in replies]))
+                    lease, conversation, uid, json.dumps([r.to_dict() for r in replies]),
+                    json.dumps(item) if tracked else "")
                 if not committed:
                     # Someone else holds the conversation now and handles this message again: our result is
                     # discarded, and we touch nothing more of this conversation.
@@ -250,12 +267,41 @@ class Dispatcher:
                 self._unreleased.add((lease.key, lease.token))
                 raise
 
-    def _commit_fenced(self, lease: Lease, conversation: str, uid: str, replies_json: str) -> bool:
+    def _commit_fenced(self, lease: Lease, conversation: str, uid: str, replies_json: str, item_json: str = "") -> bool:
         """Store the replies ('' = stored before), wake the waiter, pop `processing`: only while `lease` is ours."""
         return bool(self._commit(
             keys=[lease.key, self.keys.conv(conversation, "processing"), self.keys.result(conversation, uid),
-                  self.keys.done(conversation, uid)],
-            args=[lease.token, replies_json, self.retention_s, min(self.retention_s, _DONE_TTL), self.lease_ms]))
+                  self.keys.done(conversation, uid), self.keys.conv(conversation, "undelivered")],
+            args=[lease.token, replies_json, self.retention_s, min(self.retention_s, _DONE_TTL), self.lease_ms,
+                  item_json, uid]))
+
+    def _deliver_leftovers(self, conversation: str) -> bool:
+        """Hand answers committed but never recorded as delivered to `on_swept`; True while some remain.
+
+        Their worker died between the commit and the post (or is posting right now: the delivery
+        claim keeps that one from being posted twice, and its note stays until the claim is settled).
+        """
+        undelivered = self.keys.conv(conversation, "undelivered")
+        entries = self.redis.hgetall(undelivered)
+        if not entries or self.on_swept is None:
+            return False
+        left = False
+        for raw_uid, raw in entries.items():
+            uid = raw_uid.decode() if isinstance(raw_uid, bytes) else str(raw_uid)
+            stored = self.redis.get(self.keys.result(conversation, uid))
+            if stored is not None:
+                item = json.loads(raw)
+                message = InboundMessage.from_dict({**item["message"], "uid": uid})
+                try:
+                    self.on_swept(uid, message, [Reply.from_dict(r) for r in json.loads(stored)])
+                except Exception:
+                    log.exception("on_swept failed for a message in %s", conversation)
+            if (stored is not None and not self.redis.exists(self.keys.delivery(uid, "sent"))
+                    and self.redis.exists(self.keys.delivery(uid, "claim"))):
+                left = True  # someone is posting it now: look again next time
+            else:
+                self.redis.hdel(undelivered, uid)  # sent, given up (marked for staff), or expired
+        return left
 
     # ------------------------------------------------------------------ the sweeper
     def sweep_once(self, limit: int = 100) -> int:
@@ -271,7 +317,8 @@ class Dispatcher:
             lock = self.keys.conv(conversation, "lock")
             token = uuid.uuid4().hex
             state = self._claim(keys=[lock, self.keys.conv(conversation, "processing"),
-                                      self.keys.conv(conversation, "inbox")], args=[token, self.lease_ms])
+                                      self.keys.conv(conversation, "inbox"),
+                                      self.keys.conv(conversation, "undelivered")], args=[token, self.lease_ms])
             state = state.decode() if isinstance(state, bytes) else str(state)
             if state == "busy":
                 continue  # a live worker has it (or a dead one's lease has not run out yet: next time)
@@ -281,6 +328,8 @@ class Dispatcher:
                 drained += 1
                 if not self._drain_held(conversation, Lease(lock, token), swept=True):
                     continue
+                if self._deliver_leftovers(conversation):
+                    continue  # stays marked until every answer is settled
             self._unmark(keys=[pending], args=[conversation, repr(float(score))])
         return drained
 
@@ -330,6 +379,8 @@ class Dispatcher:
             # The claim stays until it expires: a redelivery between someone's "sent?" check and their
             # claim attempt then still finds it taken.
             self.redis.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.retention_s)
+            if handled.conversation:
+                self.redis.hdel(self.keys.conv(handled.conversation, "undelivered"), handled.uid)
         else:
             self.redis.delete(self.keys.delivery(handled.uid, "claim"))
 

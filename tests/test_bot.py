@@ -151,3 +151,19 @@ def test_unclaimed_escalations_are_announced_again(redis_url, redis_prefix, demo
     assert [r["conversation_id"] for r in again] == ["rest:waiting"]
     assert announced[-1]["reannounced"] and announced[-1]["conversation_id"] == "rest:waiting"
     assert bot.reannounce_unclaimed(older_than=60) == []  # just announced: not again yet
+
+
+def test_mildly_negative_customer_gets_an_apology_then_the_answer(redis_url, redis_prefix, demo_engine, demo_kb):
+    text = "ugh, how much does standard shipping cost? this is annoying"
+    negative = demo_engine.predict_one(text).sentiment_scores["negative"]
+    # The line sits just above this message's negativity and the apology bar just below it: negative, not angry.
+    rules = EscalationRules(negative_threshold=min(negative + 0.01, 1.0), apology_threshold=negative - 0.01)
+    bot, _ = make_bot(redis_url, redis_prefix, demo_engine, demo_kb, rules=rules)
+    replies = say(bot, text)
+    assert replies[0].text == bot.templates.say("apology")
+    assert len(replies) == 2 and "$5.95" in replies[1].text
+    assert bot.store.meta("rest:alice")["status"] == "bot"
+    # The same message from a calm customer (apology bar above it) gets the answer alone.
+    calm, _ = make_bot(redis_url, redis_prefix + "c", demo_engine, demo_kb,
+                       rules=EscalationRules(negative_threshold=0.999, apology_threshold=min(negative + 0.01, 0.99)))
+    assert [r.text for r in say(calm, text)] == [replies[1].text]
