@@ -96,6 +96,10 @@ class Components:
             missing.append("index")
         if not self.redis_ok():
             missing.append("redis")
+        if not missing and self.bot is None:
+            # The bot is built last (its escalation line is calibrated with the model): a process is not
+            # ready for customers' messages until it exists.
+            missing.append("bot")
         return missing
 
     def redis_ok(self) -> bool:

@@ -32,7 +32,7 @@ def test_demo_faq_answers_paraphrases_and_declines_unrelated(embedder, tmp_path)
     kb = KnowledgeBase(DEMO, embedder=embedder, cache_dir=tmp_path / "cache")
     assert kb.reload().ok
     thresholds = kb.index.thresholds
-    assert thresholds.method.startswith("calibrated for <= 5% wrong answers on generated")
+    assert thresholds.method.startswith("calibrated for <= 5% wrong answers on dev-questions.csv")
     assert thresholds.measured["wrong_rate"] <= 0.05
     decision = kb.answer("how much do you charge for delivery to canada")
     assert decision.kind in ("answer", "suggest")
