@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import uuid
 from pathlib import Path
 
@@ -18,13 +19,28 @@ import yaml
 from adapters.settings import Settings
 from tests.liveserver import live_app
 
-KB_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "demo"
+DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo"
+# Two pairs of entries that share every alternate: a question near them matches both about equally, so the
+# bot offers both as buttons whatever the calibrated bars (the answer rule never picks between near-ties).
+TWINS = [
+    {"id": f"{slug}{suffix.replace(' ', '-')}-sizes", "question": f"What sizes does the {name}{suffix} come in?",
+     "answer": f"The {name}{suffix} comes in small, medium and large ({slug}{suffix} sizes).",
+     "alternates": [f"{name} sizes", f"does the {name} come in large", f"is there a small {name}",
+                    f"{name} size options", f"how big is the {name}"]}
+    for slug, name in (("linen-duvet", "linen duvet"), ("wool-rug", "wool rug")) for suffix in ("", " cover")
+]
+KB_DIR = DEMO_KB  # replaced by the module's copy with the twins (see `base_url`)
 TOKEN = "webchat-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
 def base_url(demo_model, redis_server, tmp_path_factory):
+    global KB_DIR
+    KB_DIR = tmp_path_factory.mktemp("kb")
+    for source in DEMO_KB.iterdir():
+        shutil.copy(source, KB_DIR / source.name)
+    (KB_DIR / "twins.yaml").write_text(yaml.safe_dump(TWINS), encoding="utf-8")
     settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
                         FRONTDESK_REDIS_PREFIX=f"webchat-{uuid.uuid4().hex[:8]}", FRONTDESK_ADMIN_TOKEN=TOKEN,
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu",
@@ -47,14 +63,16 @@ def say(page, text: str) -> None:
 
 def faq_answer(question: str) -> str:
     """The demo FAQ's answer to `question`, read from the file so a reworded answer does not break the test."""
-    entries = yaml.safe_load((KB_DIR / "faq.yaml").read_text(encoding="utf-8"))
+    entries = [e for name in ("faq.yaml", "twins.yaml")
+               for e in yaml.safe_load((KB_DIR / name).read_text(encoding="utf-8"))]
     return next(e["answer"] for e in entries if e["question"] == question)
 
 
 # Topics the demo FAQ covers with several entries. Which of them are too vague for a single answer (so the bot
 # offers the closest questions as buttons) moves as the FAQ and its matching change, so the tests ask the
 # running server rather than hard-code one; what they then check is what the page does with the buttons.
-TOPICS = ("returns", "discount", "warranty", "tax", "refund", "exchange", "payment", "account", "delivery", "gift")
+TOPICS = ("which sizes are there for the linen duvet", "which sizes are there for the wool rug",
+          "returns", "discount", "warranty", "tax", "refund", "exchange", "payment", "account", "delivery", "gift")
 
 
 @pytest.fixture(scope="module")
