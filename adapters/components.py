@@ -195,23 +195,20 @@ class Components:
         threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
 
     def _escalation_rules(self):
-        """The escalation line calibrated on the development set's tone labels, where it has them."""
+        """The escalation line calibrated on the development set's tone labels, where it has them.
+
+        The knowledge base's calibration already ran the model over those questions: their
+        negative-sentiment scores are read from there rather than predicted again.
+        """
         from bot.escalation import EscalationRules
-        from knowledge.calibration import load_questions
-        from knowledge.sources import KnowledgeBaseError, questions_file
 
         rules = EscalationRules()
-        path = self.settings.kb_questions or questions_file(self.settings.kb or DEMO_KB)
-        if path is None or not self.kb.ready:
+        if not self.kb.ready:
             return rules
-        try:
-            questions = load_questions(path, self.kb.index.entries).questions
-        except KnowledgeBaseError:
-            return rules  # already reported by the knowledge base's own load
-        calm = [q.text for q in questions if q.tone in ("calm", "impatient")]
-        angry = [q.text for q in questions if q.tone == "angry"]
-        negative = [r.sentiment_scores.get("negative", 0.0) for r in self.engine.predict(calm + angry)]
-        rules = rules.calibrated(negative[:len(calm)], negative[len(calm):])
+        labelled = [(q.tone, s) for q, s in self.kb.index.calibration if s is not None]
+        calm = [s.sentiment_scores.get("negative", 0.0) for tone, s in labelled if tone in ("calm", "impatient")]
+        angry = [s.sentiment_scores.get("negative", 0.0) for tone, s in labelled if tone == "angry"]
+        rules = rules.calibrated(calm, angry)
         log.info("escalation rules: %s (single-message line %.3f)", rules.method, rules.negative_threshold)
         return rules
 

@@ -47,9 +47,11 @@ def build_index(entries: list[FaqEntry], cache: EmbeddingCache, config: Retrieva
     texts, _, _ = entry_texts(entries)
     base_vectors = cache.encode(texts)
     index = FaqIndex(entries, base_vectors, config or RetrievalConfig(), previous=previous)
-    if question_set.covered >= MIN_COVERED:
+    # Tone-labelled questions are asked even when too few to choose bars from: the escalation line is
+    # calibrated on what the model said about them (see `FaqIndex.calibration`).
+    if question_set.covered >= MIN_COVERED or any(q.tone for q in question_set.questions):
         cases = collect_cases(index, question_set, cache.encode, classify)
-        index.calibration_texts = [q.text for q in question_set.questions]  # their vectors stay cached
+        index.calibration = [(q, case.signal) for q, case in zip(question_set.questions, cases, strict=True)]
     else:  # too few to choose from: say so, and spend no time embedding them
         cases = []
     index.thresholds = calibrate(cases, question_set.origin, target)

@@ -21,12 +21,12 @@ import csv
 import io
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from knowledge.policy import NEVER, DecisionKind, Hit, IntentSignal, PolicyThresholds, decide
+from knowledge.policy import NEVER, DecisionKind, Hit, IntentSignal, PolicyThresholds, decide, lift
 from knowledge.sources import FaqEntry, KnowledgeBaseError, SourceProblem
 
 DEFAULT_TARGET = 0.05  # wrong answers per calibration question
@@ -192,8 +192,6 @@ def evaluate(cases: list[Case], thresholds: PolicyThresholds) -> Outcomes:
 
 def _answer_grid(cases: list[Case], base: PolicyThresholds, target: float) -> tuple[PolicyThresholds, int, int]:
     """The answer bars (boost, confidence, margin, out-of-scope extra, answer) that answer most right."""
-    from knowledge.policy import lift
-
     n = len(cases)
     allowed = int(np.floor(target * n + 1e-9))
     covered = np.array([bool(c.expected) for c in cases])
@@ -235,10 +233,6 @@ def _suggestion_grid(cases: list[Case], chosen: PolicyThresholds) -> PolicyThres
     Answers are decided before suggestions, so only the questions the chosen bars leave
     unanswered (and in scope) are re-scored here, from rankings computed once.
     """
-    from dataclasses import replace
-
-    from knowledge.policy import lift
-
     open_cases = []
     for case in cases:
         if decide(case.hits, case.signal, chosen).kind is DecisionKind.ANSWER:

@@ -14,11 +14,15 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from knowledge.policy import Decision, Hit, IntentSignal, PolicyThresholds, decide
 from knowledge.sources import FaqEntry
+
+if TYPE_CHECKING:  # calibration builds on this module's search
+    from knowledge.calibration import Question
 
 __all__ = ["Decision", "FaqIndex", "Hit", "PolicyThresholds", "RetrievalConfig"]
 
@@ -171,8 +175,14 @@ class FaqIndex:
         self.faiss, index_type = build_faiss(self.vectors, previous.faiss if previous else None)
         self.bm25 = _build_bm25(entries) if config.bm25_weight > 0 else None
         self.thresholds = thresholds or PolicyThresholds()
-        self.calibration_texts: list[str] = []  # the questions the thresholds were chosen on
+        # The questions the thresholds were chosen on, each with what the intent model said about it (None
+        # without a model): kept so the wiring can calibrate the escalation line without predicting them again.
+        self.calibration: list[tuple[Question, IntentSignal | None]] = []
         self.version = IndexVersion(content_hash(entries), len(entries), built_at or time.time(), index_type)
+
+    @property
+    def calibration_texts(self) -> list[str]:
+        return [question.text for question, _ in self.calibration]
 
     def __len__(self) -> int:
         return len(self.entries)
