@@ -131,20 +131,14 @@ class Bot:
         conversation = message.conversation_key
         sent = False
         try:
-            for reply in replies:
-                self.outbox.publish(conversation, reply)
-                if self.hooks.deliver is not None:
-                    self.hooks.deliver(conversation, message.channel, reply)
-            sent = True
-        except Exception as exc:  # the channel's output gave up after its retries; never log the text
-            log.warning("delivering a recovered message's answer to %s failed (%s)", message.channel,
-                        type(exc).__name__)
-            try:
+            # `_send` publishes and hands each reply to the channel's output; the first refusal stops the rest.
+            sent = all(self._send(conversation, message.channel, reply, record=False) for reply in replies)
+            if not sent:
                 self.store.append(conversation, "system",
                                   f"not delivered: {message.channel} refused the bot's answer after retries",
                                   delivered=False)
-            except redis.RedisError:
-                log.warning("an undelivered answer could not be recorded: Redis unavailable")
+        except redis.RedisError:
+            log.warning("an undelivered answer could not be recorded: Redis unavailable")
         finally:
             self.finish_delivery(handled, sent)
         return sent
@@ -346,7 +340,7 @@ class Bot:
                 self.hooks.deliver(conversation, channel, reply)
             except Exception as exc:  # the message text is personal data: only the reason is logged
                 delivered = False
-                log.warning("delivering a staff message to %s failed (%s)", channel, type(exc).__name__)
+                log.warning("delivering a message to %s failed (%s)", channel, type(exc).__name__)
         if record:
             self.store.append(conversation, reply.sender, reply.text, agent=reply.agent,
                               delivered=None if delivered else False)
