@@ -218,6 +218,15 @@ def run_escalation(ctx: Context, block: dict) -> dict:
 
 
 # ---------------------------------------------------------------- main
+def without_examples(result):
+    """`result` with every `examples` entry removed: the console shows them, the stored json does not."""
+    if isinstance(result, dict):
+        return {k: without_examples(v) for k, v in result.items() if k != "examples"}
+    if isinstance(result, list):
+        return [without_examples(v) for v in result]
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
@@ -254,6 +263,8 @@ def main() -> None:
                 continue
             outcome = {**outcome, "_run": {**part_stamp(), "limit": args.limit or None}}
             print(tables_for_console(part, outcome), flush=True)
+            if part != "demo":
+                outcome = without_examples(outcome)  # texts of the public data sets stay out of the repository
             if not save:
                 print("(not saved: --limit without --label)", flush=True)
                 continue
