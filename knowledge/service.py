@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from knowledge.calibration import DEFAULT_TARGET, SEARCH_DEPTH, Classifier
 from knowledge.embedder import Embedder, EmbeddingCache
 from knowledge.index import FaqIndex, RetrievalConfig
 from knowledge.policy import Decision, Hit, IntentSignal
-from knowledge.sources import KnowledgeBaseError, SourceProblem, load_entries, questions_file
+from knowledge.sources import KnowledgeBaseError, SourceProblem, load_entries, questions_file, with_alternates
 from nlu.batching import BatcherClosed, MicroBatcher
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class KnowledgeBase:
         self._previous: FaqIndex | None = None
         self._reload_lock = threading.Lock()  # one build at a time; searches never take it
         self.listeners: list = []  # called with the new index after every swap
+        # Alternates labelled outside the FAQ files (the review inbox): entry id -> texts, read on every reload.
+        self.extra_alternates: Callable[[], dict[str, list[str]]] | None = None
         # Customers' questions arrive one per message; embedding them together is several times cheaper.
         self._queries = MicroBatcher(lambda texts: list(self.embedder.encode(texts)), max_batch=64,
                                      max_wait_ms=2.0, name="faq-queries")
@@ -87,6 +90,8 @@ class KnowledgeBase:
         with self._reload_lock:
             try:
                 entries = load_entries(self.source)
+                if self.extra_alternates is not None:
+                    entries = with_alternates(entries, self.extra_alternates())
             except KnowledgeBaseError as exc:
                 log.warning("knowledge base reload rejected: %d problem(s)", len(exc.problems))
                 current = self._current

@@ -29,7 +29,7 @@ import io
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -344,3 +344,16 @@ def load_entries(path: str | Path) -> list[FaqEntry]:
     if problems:
         raise KnowledgeBaseError(problems)
     return entries
+
+
+def with_alternates(entries: list[FaqEntry], extra: dict[str, list[str]]) -> list[FaqEntry]:
+    """`entries` with `extra[id]` added to their alternates (unknown ids and texts already there ignored).
+
+    How customers' own wordings, labelled by staff in the review inbox, reach the index on the next
+    reload without anyone editing the FAQ files.
+    """
+    out = []
+    for entry in entries:
+        texts = [t for t in dict.fromkeys(extra.get(entry.id, ())) if t not in entry.alternates and t != entry.question]
+        out.append(replace(entry, alternates=(*entry.alternates, *texts)) if texts else entry)
+    return out

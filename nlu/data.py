@@ -2,7 +2,9 @@
 
 Training data arrives as CSV files written by people (`text,intent` or `text,sentiment`).
 A bad row must never be silently dropped or silently kept: we collect *every* problem in
-the file and raise them together, so the author can fix the file in one pass.
+the file and raise them together, so the author can fix the file in one pass. The one
+exception is a text labelled two ways: real data always holds some, so a stated rule
+(`--on-conflict drop|majority|error`) resolves them and each is reported with its lines.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import random
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 OOS_LABEL = "oos"
@@ -54,13 +56,79 @@ def normalize_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def read_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int = 2) -> list[Example]:
+CONFLICT_RULES = ("drop", "majority", "error")
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One text labelled differently in different rows, and what the stated rule did with it."""
+
+    text: str
+    rows: tuple[tuple[int, str], ...]  # (line, label) for every row of this text, in file order
+    kept: str | None  # the label kept (majority), or None when every row was dropped
+
+    def describe(self, source: str) -> str:
+        """`file:line: ...` naming both (all) labels, as a person fixing the file needs it."""
+        first_line, first_label = self.rows[0]
+        others = ", ".join(f"{label!r} on line {line}" for line, label in self.rows[1:] if label != first_label)
+        outcome = f"kept {self.kept!r}" if self.kept is not None else "dropped"
+        return (f"{source}:{first_line}: text {self.text[:60]!r} is labelled {first_label!r} here "
+                f"but {others} ({outcome})")
+
+
+@dataclass
+class LoadedData:
+    """A validated file: the examples to use and the conflicts resolved on the way (see `load_labelled_csv`)."""
+
+    examples: list[Example]
+    source: str
+    rule: str
+    conflicts: list[Conflict] = field(default_factory=list)
+    rows_read: int = 0
+
+    @property
+    def dropped_rows(self) -> int:
+        return sum(len(c.rows) for c in self.conflicts if c.kept is None)
+
+    @property
+    def relabelled_rows(self) -> int:
+        return sum(1 for c in self.conflicts if c.kept is not None for _, label in c.rows if label != c.kept)
+
+    def summary(self) -> dict:
+        """The counts `metrics.json` records under `data`."""
+        return {"file": self.source, "rule": self.rule, "rows": self.rows_read, "examples": len(self.examples),
+                "conflicting_texts": len(self.conflicts), "dropped_rows": self.dropped_rows,
+                "relabelled_rows": self.relabelled_rows}
+
+    def conflict_lines(self) -> list[str]:
+        return [c.describe(self.source) for c in self.conflicts]
+
+
+def read_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int = 2,
+                      on_conflict: str = "error") -> list[Example]:
+    """The examples of `load_labelled_csv` (by default a conflicting label is an error, as it always was here)."""
+    return load_labelled_csv(path, label_column, min_per_label=min_per_label, on_conflict=on_conflict).examples
+
+
+def load_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int = 2,
+                      on_conflict: str = "error") -> LoadedData:
     """Read a `text,<label_column>` CSV and validate it.
 
     Raises `DataError` listing every problem: unreadable file, missing columns, empty
-    text or label, the same text with two different labels, and labels with fewer than
-    `min_per_label` examples (a stratified dev split needs at least two).
+    text or label, and labels with fewer than `min_per_label` examples (a stratified dev
+    split needs at least two). These make a file unusable, whatever the rule.
+
+    The same text (after `normalize_text`) with different labels is a *conflict*. Real data
+    always holds a few (18 of 11,640 airline tweets), so a stated rule decides, and every
+    conflict is returned for the caller to report with file and line:
+      * "drop" (what `frontdesk train` does by default): every row of that text is left out,
+        since we cannot tell which label is right;
+      * "majority": the label most of its rows carry is kept (one row); a tie is dropped;
+      * "error": a problem like the others (nothing is trained until the file is clean).
+    The label-count check runs after the rule, so a label emptied by dropping is still caught.
     """
+    if on_conflict not in CONFLICT_RULES:
+        raise ValueError(f"on_conflict must be one of {', '.join(CONFLICT_RULES)} (got {on_conflict!r})")
     path = Path(path)
     source = str(path)
     problems: list[DataProblem] = []
@@ -96,13 +164,14 @@ def read_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int
         )
     text_idx, label_idx = columns.index("text"), columns.index(label_column)
 
-    examples: list[Example] = []
-    first_seen: dict[str, Example] = {}
+    rows_by_text: dict[str, list[Example]] = {}  # insertion order = first appearance
+    rows_read = 0
     try:
         for row in reader:
             line = reader.line_num
             if not any(cell.strip() for cell in row):
                 continue  # blank lines are harmless
+            rows_read += 1
             if len(row) <= max(text_idx, label_idx):
                 problems.append(
                     DataProblem(source, line, f"row has {len(row)} field(s), expected {len(columns)}")
@@ -116,24 +185,33 @@ def read_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int
             if not label:
                 problems.append(DataProblem(source, line, f"empty {label_column}"))
                 continue
-            example = Example(text=text, label=label, source=source, line=line)
-            key = normalize_text(text)
-            earlier = first_seen.get(key)
-            if earlier is not None:
-                if earlier.label != label:
-                    problems.append(
-                        DataProblem(
-                            source,
-                            line,
-                            f"text {text[:60]!r} is labelled {label!r} here but "
-                            f"{earlier.label!r} on line {earlier.line}",
-                        )
-                    )
-                continue  # an exact duplicate with the same label adds nothing
-            first_seen[key] = example
-            examples.append(example)
+            rows_by_text.setdefault(normalize_text(text), []).append(
+                Example(text=text, label=label, source=source, line=line))
     except csv.Error as exc:
         problems.append(DataProblem(source, reader.line_num, f"malformed CSV: {exc}"))
+
+    examples: list[Example] = []
+    conflicts: list[Conflict] = []
+    for rows in rows_by_text.values():
+        first = rows[0]
+        if all(r.label == first.label for r in rows):
+            examples.append(first)  # an exact duplicate with the same label adds nothing
+            continue
+        if on_conflict == "error":
+            examples.append(first)  # counted as before, so a label is not also reported short of examples
+            for r in rows[1:]:
+                if r.label != first.label:
+                    problems.append(DataProblem(source, r.line, f"text {r.text[:60]!r} is labelled {r.label!r} "
+                                                                f"here but {first.label!r} on line {first.line}"))
+            continue
+        kept = None
+        if on_conflict == "majority":
+            (top, n_top), *rest = Counter(r.label for r in rows).most_common()
+            if not rest or rest[0][1] < n_top:
+                kept = top
+                examples.append(next(r for r in rows if r.label == top))
+        conflicts.append(Conflict(text=first.text, rows=tuple((r.line, r.label) for r in rows), kept=kept))
+    examples.sort(key=lambda e: e.line)
 
     counts = Counter(e.label for e in examples)
     for label, count in sorted(counts.items()):
@@ -147,10 +225,11 @@ def read_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int
                 )
             )
     if not examples and not problems:
-        problems.append(DataProblem(source, 1, "no data rows"))
+        problems.append(DataProblem(source, 1, "no data rows" if not rows_read else
+                                    f"no data rows left after the conflict rule {on_conflict!r}"))
     if problems:
         raise DataError(sorted(problems, key=lambda p: p.line))
-    return examples
+    return LoadedData(examples=examples, source=source, rule=on_conflict, conflicts=conflicts, rows_read=rows_read)
 
 
 def stratified_split(

@@ -29,8 +29,27 @@ class InferenceEngine:
                  on_batch: BatchObserver | None = None):
         self.predictor = predictor
         self.max_batch = max_batch
-        self._batcher = MicroBatcher(predictor.predict, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        self._batcher = MicroBatcher(self._predict, max_batch=max_batch, max_wait_ms=max_wait_ms,
                                      on_batch=on_batch, name="nlu-engine")
+
+    def _predict(self, texts: list[str]) -> list[NluResult]:
+        # One read of the attribute per batch: a batch runs wholly on the old or wholly on the new model.
+        return self.predictor.predict(texts)
+
+    @property
+    def version(self) -> str:
+        return self.predictor.version
+
+    def swap(self, predictor: Predictor) -> Predictor:
+        """Serve `predictor` from the next batch on; returns the one it replaces.
+
+        The new model is loaded (and probed) beside the old one before this call, so the switch
+        is one attribute assignment, atomic under the GIL: a batch already running finishes on
+        the old model, the next one starts on the new; no request fails or waits for a load.
+        The old model's memory is freed once the caller drops the returned predictor.
+        """
+        old, self.predictor = self.predictor, predictor
+        return old
 
     @property
     def labels(self) -> list[str]:
@@ -55,6 +74,15 @@ class InferenceEngine:
 
 def load_predictor(model_dir: str | Path, device: str = "auto", max_batch: int = 64,
                    backend: str = "auto") -> Predictor:
+    """The model directory loaded for prediction, its results stamped with its version (`nlu.versions`)."""
+    from nlu.versions import model_version
+
+    predictor = _load_predictor(model_dir, device, max_batch, backend)
+    predictor.version = model_version(model_dir)
+    return predictor
+
+
+def _load_predictor(model_dir: str | Path, device: str, max_batch: int, backend: str) -> Predictor:
     """Load a model directory once and wrap it for prediction on the chosen device.
 
     `backend`: "torch", "onnx", or "auto" = onnxruntime when the directory holds an ONNX
@@ -68,7 +96,7 @@ def load_predictor(model_dir: str | Path, device: str = "auto", max_batch: int =
     from nlu.ensemble import EnsembleBackend, is_ensemble, member_dirs
 
     if is_ensemble(model_dir):
-        members = [load_predictor(m, device, max_batch, backend) for m in member_dirs(model_dir)]
+        members = [_load_predictor(m, device, max_batch, backend) for m in member_dirs(model_dir)]
         labels = {(tuple(m.bundle.intent_labels), tuple(m.bundle.sentiment_labels)) for m in members}
         if len(labels) != 1:
             raise ModelLoadError(f"ensemble {model_dir}: members have different labels")

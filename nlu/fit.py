@@ -14,7 +14,7 @@ import torch
 from nlu.artifacts import ModelBundle, save_bundle
 from nlu.class_bias import calibrate_bias
 from nlu.data import OOS_LABEL, Example
-from nlu.evaluate import EvalReport, save_plots, score
+from nlu.evaluate import EvalReport, save_plots, score, score_intents
 from nlu.ood import Nearest, NeighbourBank, OodThresholds, calibrate
 from nlu.predictor import Predictor, RawScores, TorchBackend, mix_neighbour_vote
 from nlu.progress import TrainingProgress
@@ -106,7 +106,7 @@ def dev_reports(bundle: ModelBundle, state: TrainedState) -> list[EvalReport]:
     if state.intents.dev_examples:
         examples = state.intents.dev_examples
         results = predictor.predict([e.text for e in examples])
-        reports.append(score(examples, [r.intent for r in results], [r.confidence for r in results], "intent"))
+        reports.append(score_intents(examples, results))
     if state.sentiments.dev_examples:
         examples = state.sentiments.dev_examples
         results = predictor.predict([e.text for e in examples])
@@ -124,7 +124,9 @@ def fit(
     config: TrainConfig,
     *,
     progress: TrainingProgress | None = None,
+    data: dict | None = None,
 ) -> FitResult:
+    """Train, calibrate, save and evaluate; `data` (per task, `LoadedData.summary()`) goes into metrics.json."""
     state = train_model(intent_examples, sentiment_examples, config, progress=progress)
     bundle = build_bundle(state, config)
     out = save_bundle(bundle, out_dir)
@@ -144,5 +146,7 @@ def fit(
                     "threads": torch.get_num_threads()},
         "plots": plots,
     }
+    if data:
+        metrics["data"] = data  # rows read, conflicts found and how the stated rule resolved them
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return FitResult(out_dir=out, metrics=metrics, bundle=bundle)

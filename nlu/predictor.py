@@ -32,6 +32,7 @@ class NluResult:
     sentiment_scores: dict[str, float]
     top_intents: list[dict[str, float | str]] = field(default_factory=list)
     similarity: float = 0.0  # to the nearest training examples; low means unfamiliar
+    model_version: str = ""  # the model that decided it (`nlu.versions.model_version`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,9 +111,10 @@ def mix_neighbour_vote(raw: RawScores, bundle: ModelBundle, weight: float | None
 class Predictor:
     """Texts in, `NluResult`s out, through any backend with a `score(texts)` method."""
 
-    def __init__(self, bundle: ModelBundle, backend=None):
+    def __init__(self, bundle: ModelBundle, backend=None, version: str = ""):
         self.bundle = bundle
         self.backend = backend or TorchBackend(bundle)
+        self.version = version  # set by `nlu.engine.load_predictor`; every result carries it
         labels = bundle.intent_labels
         self._oos_index = labels.index(OOS_LABEL) if OOS_LABEL in labels else None
         self._in_scope = np.array([label != OOS_LABEL for label in labels])
@@ -161,6 +163,7 @@ class Predictor:
                         if self._in_scope[j]
                     ],
                     similarity=round(float(similarity[i]), 4),
+                    model_version=self.version,
                 )
             )
         return results

@@ -1,0 +1,198 @@
+"""Keeping every server process on the same model version through Redis (deploy and restore, live).
+
+The same mechanism as the knowledge base's (`knowledge.sync`): the process that handles a
+deploy or restore first loads and probes the model itself, swaps it in, then records the
+*desired* state in Redis with a sequence number and publishes an event. Every process
+listens; on an event, or on its heartbeat when it missed one (pub/sub is fire-and-forget),
+it compares the desired sequence with the last one it applied and catches up: it loads the
+model beside the one it serves and swaps it in atomically (`InferenceEngine.swap`), so no
+request fails or waits for the load. Each process records the version it serves under a key
+with a TTL (and its id in a sorted set for listing), so a stopped worker drops out by itself.
+
+A deploy survives restarts: a worker that starts while a deploy is recorded catches up to
+it at once (deploy the configured `FRONTDESK_MODEL_DIR` to go back to it).
+
+Key names come from the caller (`bot.keys.Keys.model`): `nlu/` never imports `bot/`.
+Model paths must name the same files on every worker (a shared or identically provisioned
+directory): each worker loads the model itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from nlu.artifacts import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+KeyFn = Callable[..., str]  # key("desired"), key("worker", ID), ...
+
+
+class ModelSync:
+    """One per process: deploys and restores for the fleet, and this worker's part in them."""
+
+    def __init__(self, engine, client: redis.Redis, key: KeyFn, load: Callable[[str], object], *, path: str,
+                 worker_id: str | None = None, heartbeat: float = 2.0):
+        self.engine = engine
+        self.redis = client
+        self.key = key
+        self.load = load  # path -> a probed Predictor carrying its version (nlu.versions.load_checked)
+        self.path = str(path)
+        self.heartbeat = heartbeat
+        self.ttl = max(5, int(heartbeat * 5))  # a worker missing several heartbeats is no longer listed
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.applied_seq = 0
+        self.error: str | None = None  # why the last catch-up failed here (the fleet view shows it)
+        self.listeners: list[Callable[[str], None]] = []  # called with the new version after each swap
+        self._lock = threading.Lock()  # one load-and-swap at a time in this process
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ state
+    def desired(self) -> dict | None:
+        raw = self.redis.get(self.key("desired"))
+        return json.loads(raw) if raw else None
+
+    def serving(self) -> dict:
+        return {"path": self.path, "version": self.engine.version}
+
+    def status(self) -> dict:
+        """`GET /admin/model`: the version the fleet should serve, the previous one, and every live worker."""
+        desired = self.desired()
+        current = desired["current"] if desired else self.serving()
+        previous = (desired or {}).get("previous")
+        return {"version": current["version"], "path": current["path"],
+                "previous": previous["version"] if previous else None,
+                "previous_path": previous["path"] if previous else None,
+                "worker": self.worker_id, "workers": self.workers()}
+
+    def workers(self) -> list[dict]:
+        now = time.time()
+        self.redis.zremrangebyscore(self.key("workers"), "-inf", now - self.ttl)
+        ids = [w.decode() if isinstance(w, bytes) else w for w in self.redis.zrange(self.key("workers"), 0, -1)]
+        if not ids:
+            return []
+        out = []
+        for worker, raw in zip(ids, self.redis.mget([self.key("worker", w) for w in ids]), strict=True):
+            if raw:  # expired between the two reads: that worker is gone
+                out.append({"id": worker, **json.loads(raw)})
+        return out
+
+    # ------------------------------------------------------------ the requesting side
+    def deploy(self, path: str, predictor=None) -> dict:
+        """Serve the model at `path` here, then on every worker; `ModelLoadError` and nothing changes if it fails.
+
+        `predictor`: already loaded and probed (the caller checked it against the serving model).
+        """
+        path = str(Path(path).resolve())
+        with self._lock:
+            predictor = predictor if predictor is not None else self.load(path)
+            desired = self.desired()
+            previous = desired["current"] if desired else self.serving()
+            self._swap(predictor, path)
+            current = self.serving()
+            self._announce("deploy", current, previous)
+        return current
+
+    def restore(self) -> dict:
+        """Serve the previous version again, everywhere (and the one it replaces becomes the previous)."""
+        with self._lock:
+            desired = self.desired()
+            if not desired or not desired.get("previous"):
+                raise LookupError("no previous model version to restore: nothing was deployed yet")
+            previous = desired["previous"]
+            predictor = self.load(previous["path"])
+            self._swap(predictor, previous["path"])
+            self._announce("restore", self.serving(), desired["current"])
+            return self.serving()
+
+    def _announce(self, action: str, current: dict, previous: dict) -> None:
+        seq = int(self.redis.incr(self.key("seq")))
+        desired = {"seq": seq, "action": action, "current": current, "previous": previous}
+        self.redis.set(self.key("desired"), json.dumps(desired))
+        self.applied_seq = max(self.applied_seq, seq)
+        self.redis.publish(self.key("events"), json.dumps({"seq": seq}))
+        self.report()
+
+    def _swap(self, predictor, path: str) -> None:
+        self.engine.swap(predictor)
+        self.path = path
+        self.error = None
+        log.info("model swapped in", extra={"model_version": predictor.version})
+        for listener in self.listeners:
+            try:
+                listener(predictor.version)
+            except Exception:  # a metrics hook must not undo a swap
+                log.exception("model swap listener failed")
+
+    # ------------------------------------------------------------ every process
+    def report(self) -> None:
+        record = {"version": self.engine.version, "path": self.path, "pid": os.getpid(),
+                  "host": socket.gethostname(), "at": time.time(), "error": self.error}
+        self.redis.set(self.key("worker", self.worker_id), json.dumps(record), ex=self.ttl)
+        self.redis.zadd(self.key("workers"), {self.worker_id: record["at"]})
+
+    def catch_up(self) -> None:
+        desired = self.desired()
+        if not desired or desired["seq"] <= self.applied_seq:
+            return
+        with self._lock:
+            current = desired["current"]
+            if current["version"] != self.engine.version:
+                try:
+                    predictor = self.load(current["path"])
+                    if predictor.version != current["version"]:
+                        raise ModelLoadError(f"{current['path']} holds version {predictor.version} here, "
+                                             f"not {current['version']}")
+                    self._swap(predictor, current["path"])
+                except ModelLoadError as exc:
+                    self.error = str(exc)
+                    log.warning("model %s requested by another worker failed to load here: %s",
+                                current["version"], exc)
+            self.applied_seq = desired["seq"]
+        self.report()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="model-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(redis.RedisError):
+            self.redis.delete(self.key("worker", self.worker_id))
+            self.redis.zrem(self.key("workers"), self.worker_id)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pubsub = None
+            try:
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.key("events"))
+                self.catch_up()
+                self.report()
+                next_beat = time.monotonic() + self.heartbeat
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=min(0.5, self.heartbeat))
+                    if message is not None or time.monotonic() >= next_beat:
+                        self.catch_up()
+                        self.report()
+                        next_beat = time.monotonic() + self.heartbeat
+            except redis.RedisError as exc:
+                log.warning("model sync lost Redis (%s); retrying", type(exc).__name__)
+                self._stop.wait(1.0)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(redis.RedisError):
+                        pubsub.close()
