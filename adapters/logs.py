@@ -25,6 +25,9 @@ SECRETS = (
     re.compile(r"xapp-[A-Za-z0-9-]{8,}"),  # Slack app-level tokens
     re.compile(r"\d{6,12}:[A-Za-z0-9_-]{30,}"),  # Telegram bot tokens (also inside API URLs: .../bot<token>/)
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    # The web chat's session id is the customer's credential; uvicorn logs the socket's URL with it
+    # ('"WebSocket /web/ws?session=..." [accepted]'). Past the socket only its hash is used (adapters.web).
+    re.compile(r"(?i)([?&]session=)[^&\s\"']+"),
 )
 EXTRA_FIELDS = ("conversation", "channel", "intent", "outcome", "escalation", "status", "replies", "duplicate", "ms")
 

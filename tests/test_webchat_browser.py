@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from adapters.settings import Settings
+from adapters.web import session_hash
 from tests.liveserver import live_app
 
 DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo"
@@ -215,7 +216,7 @@ def test_staff_messages_appear_live_without_a_reload(page, base_url):
     expect(log.locator(".msg-bot").last).to_contain_text("asked a colleague")
     session = page.evaluate("localStorage.getItem('frontdesk.web.session')")
     queue = httpx.get(f"{base_url}/admin/escalations", headers=AUTH).json()
-    escalation = next(r["id"] for r in queue if r["channel"] == "web" and r["user_id"] == session)
+    escalation = next(r["id"] for r in queue if r["channel"] == "web" and r["user_id"] == session_hash(session))
 
     sent = httpx.post(f"{base_url}/admin/escalations/{escalation}/reply", headers=AUTH,
                       json={"agent": "Sam", "text": "Hi, Sam here. <script>window.pwned=1</script>"})
@@ -230,13 +231,20 @@ def test_staff_messages_appear_live_without_a_reload(page, base_url):
     expect(log.locator(".msg-customer.pending")).to_have_count(0)  # the server acknowledged it
     resolved = httpx.post(f"{base_url}/admin/escalations/{escalation}/resolve", headers=AUTH, json={"agent": "Sam"})
     assert resolved.status_code == 200, resolved.text
-    expect(log.locator(".msg-bot").last).to_contain_text("Sam has handed you back to me")
-    assert log.locator(".msg-bot").count() == 2  # the "asked a colleague" reply and the hand-back
+    expect(log.locator(".msg-bot").last).to_contain_text("How did we do?")  # bot.csat: the rating question
+    expect(log.locator(".msg-bot").nth(1)).to_contain_text("Sam has handed you back to me")
+    rate = log.locator(".msg-bot").last.get_by_role("button")
+    expect(rate).to_have_text(["1", "2", "3", "4", "5"])
+    assert log.locator(".msg-bot").count() == 3  # "asked a colleague", the hand-back, the rating question
     assert page.evaluate("window.sameDocument") is True and page.evaluate("window.pwned") is None
 
     page.reload()  # the internal notes ("claimed by Sam") stay out of the redrawn transcript
     expect(log.locator(".msg-agent .text")).to_have_text(["Hi, Sam here. <script>window.pwned=1</script>"])
     expect(log.locator(".msg-system")).to_have_count(1)
+    log.locator(".msg-bot").last.get_by_role("button", name="4", exact=True).click()  # a rating, by button
+    expect(log.locator(".msg-bot").last).to_contain_text("Thank you for your rating")
+    record = next(r for r in httpx.get(f"{base_url}/admin/escalations", headers=AUTH).json() if r["id"] == escalation)
+    assert record["rating"] == 4
 
 
 def test_bad_frames_get_an_error_frame_and_the_socket_stays_usable(base_url):
@@ -283,7 +291,7 @@ def test_open_pages_share_one_redis_subscriber_and_live_replies_reach_only_their
         return {c["id"] for c in client.client_list(_type="pubsub")}
 
     def listeners(session: str) -> int:
-        [channel] = client.pubsub_channels(f"*:conv:web:{session}}}:outbox") or [f"none:{session}"]
+        [channel] = client.pubsub_channels(f"*:conv:web:{session_hash(session)}}}:outbox") or [f"none:{session}"]
         return dict(client.pubsub_numsub(channel)).get(channel, 0)
 
     before = subscribers()
@@ -301,7 +309,7 @@ def test_open_pages_share_one_redis_subscriber_and_live_replies_reach_only_their
         while json.loads(target.recv(timeout=30))["type"] != "ack":
             pass
         queue = httpx.get(f"{base_url}/admin/escalations", headers=AUTH).json()
-        escalation = next(r["id"] for r in queue if r["channel"] == "web" and r["user_id"] == sessions[2])
+        escalation = next(r["id"] for r in queue if r["channel"] == "web" and r["user_id"] == session_hash(sessions[2]))
         claimed = httpx.post(f"{base_url}/admin/escalations/{escalation}/claim", headers=AUTH, json={"agent": "Sam"})
         assert claimed.status_code == 200, claimed.text
         sent = httpx.post(f"{base_url}/admin/escalations/{escalation}/reply", headers=AUTH,

@@ -145,6 +145,8 @@ def escalation_message(record: dict, transcript: list[dict]) -> dict:
     else:
         state = "Waiting for someone to claim it"
     fields = [f"*Reason*\n{reason}", f"*Customer*\n{customer}", f"*Channel*\n{channel}", f"*Status*\n{state}"]
+    if record.get("out_of_hours") in ("1", True):  # bot.hours: the customer was told when staff are back
+        fields.append("*Queued*\nOut of hours")
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Escalation {escalation_id}"[:150]}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},

@@ -131,6 +131,7 @@
     queueKey = transcriptKey = "";
     $("console").hidden = true;
     $("signin").hidden = false;
+    document.dispatchEvent(new CustomEvent("frontdesk:signed-out"));
     say("signin-error", reason || "", Boolean(reason));
     $("signin-token").focus();
   }
@@ -139,6 +140,7 @@
     $("signin").hidden = true;
     $("console").hidden = false;
     $("agent-name").textContent = session.agent;
+    document.dispatchEvent(new CustomEvent("frontdesk:signed-in")); // console-desk.js: alerts, saved replies, charts
     poll();
   }
 
@@ -176,6 +178,7 @@
   async function loadQueue() {
     const result = await api("GET", "/admin/escalations");
     if (!result.ok) return problem(result);
+    document.dispatchEvent(new CustomEvent("frontdesk:queue", { detail: result.data })); // the new-escalation alert
     const all = $("queue-filter").value === "all";
     const items = result.data.filter((r) => all || r.status !== "resolved");
     const key = JSON.stringify([items, selected, Math.floor(Date.now() / 60000)]);
@@ -196,13 +199,18 @@
     button.append(
       el("span", "reason", REASONS[record.reason] || record.reason),
       status,
-      el("span", "who", `${record.channel} · ${record.user_id}`),
+      el("span", "who", `${record.channel} · ${customerName(record)}${record.out_of_hours ? " · out of hours" : ""}`),
       el("span", "age", record.agent ? `${record.agent} · ${ago(record.created_at)}` : ago(record.created_at)),
     );
     button.addEventListener("click", () => select(record.id));
     const li = el("li");
     li.append(button);
     return li;
+  }
+
+  // The name the customer's channel gave (Slack, Telegram, /chat's "name"), with their id; else the id.
+  function customerName(record) {
+    return record.display_name ? `${record.display_name} (${record.user_id})` : record.user_id;
   }
 
   function select(id) {
@@ -240,7 +248,8 @@
     $("detail-title").textContent = `Conversation ${record.conversation_id}`;
     statusBadge($("detail-status"), record.status);
     setText("detail-reason", REASONS[record.reason] || record.reason);
-    setText("detail-customer", `${record.user_id} on ${record.channel}`);
+    setText("detail-customer", `${customerName(record)} on ${record.channel}`
+      + (record.out_of_hours ? " (queued out of hours)" : "") + (record.rating ? ` · rated ${record.rating}/5` : ""));
     setText("detail-agent", record.agent);
     setText("detail-created", clock(record.created_at));
     $("claim").disabled = record.status !== "open";
@@ -306,6 +315,11 @@
   // ------------------------------------------------------------------ knowledge base
   async function loadFaq() {
     const result = await api("GET", "/admin/faq");
+    // An agent's token: the knowledge base is the admins' (403 by role), not a connection problem.
+    if (result.status === 403) {
+      setText("faq-version", "admins only");
+      return undefined;
+    }
     if (!result.ok) {
       setText("faq-version", result.status === 503 ? "loading…" : "unavailable");
       return problem(result);
