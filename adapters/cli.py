@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,14 +16,32 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli_errors import FrontdeskGroup, usage, version_callback
 from adapters.cli_errors import fail as _fail
 from adapters.cli_faq import faq_app
+from adapters.cli_model import model_app, review_app
+from adapters.cli_staff import staff_app
 
+# FrontdeskGroup: exit 1 for a failure in any command, however registered (adapters/cli_errors.py).
 app = typer.Typer(help="Frontdesk: a self-hosted customer-service chatbot.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=FrontdeskGroup)
 app.add_typer(faq_app, name="faq")
+app.add_typer(staff_app, name="staff")
+app.add_typer(model_app, name="model")
+app.add_typer(review_app, name="review")
 console = Console()
 err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout (progress and logs on stderr).")]
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Frontdesk: a self-hosted customer-service chatbot."""
+
 
 ModelOpt = Annotated[Path, typer.Option("--model", help="Trained model directory.", envvar="FRONTDESK_MODEL_DIR")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
@@ -38,13 +57,35 @@ def _load_predictor(model: Path, device: str):
         raise _fail(str(exc)) from None
 
 
-def _read_csv(path: Path, column: str, min_per_label: int = 2):
-    from nlu.data import DataError, read_labelled_csv
+def _read_csv(path: Path, column: str, min_per_label: int = 2, on_conflict: str = "error",
+              summaries: dict | None = None):
+    """Validated rows; conflicts resolved by `on_conflict` are listed on stderr (and counted in `summaries`)."""
+    from nlu.data import DataError, load_labelled_csv
 
     try:
-        return read_labelled_csv(path, column, min_per_label=min_per_label)
+        loaded = load_labelled_csv(path, column, min_per_label=min_per_label, on_conflict=on_conflict)
     except DataError as exc:
         raise _fail(str(exc)) from None
+    if loaded.conflicts:
+        err.print(f"{len(loaded.conflicts)} text(s) in {path} carry different labels; rule {on_conflict!r}:",
+                  markup=False, highlight=False, soft_wrap=True)
+        for line in loaded.conflict_lines():
+            err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    if summaries is not None:
+        summaries[column] = loaded.summary()
+    return loaded.examples
+
+
+class OnConflict(StrEnum):
+    """`nlu.data.CONFLICT_RULES`: what to do with a text labelled two ways."""
+
+    drop = "drop"
+    majority = "majority"
+    error = "error"
+
+
+OnConflictOpt = Annotated[OnConflict, typer.Option(
+    "--on-conflict", help="A text labelled two ways: drop its rows, keep the majority label, or error.")]
 
 
 @app.command()
@@ -62,6 +103,8 @@ def train(
     balance_sentiment: Annotated[bool, typer.Option("--balance-sentiment", help="Class-weighted loss.")] = False,
     dev_fraction: Annotated[float, typer.Option("--dev-fraction", min=0.0, max=0.5)] = 0.1,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps.")] = None,
+    on_conflict: OnConflictOpt = OnConflict.drop,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune the joint intent + sentiment model and write it to --out."""
     from nlu.data import demo_sentiment_path
@@ -71,21 +114,26 @@ def train(
 
     if base_model is not None and not (base_model / "config.json").is_file():
         raise _fail(f"--base-model {base_model} is not a Hugging Face model directory (no config.json)")
-    intent_rows = _read_csv(intents, "intent")
+    data: dict = {}
+    intent_rows = _read_csv(intents, "intent", on_conflict=on_conflict.value, summaries=data)
     if sentiment is None:
         sentiment = demo_sentiment_path()
         err.print(f"no --sentiment given: training the sentiment head on the bundled examples ({sentiment})")
-    sentiment_rows = _read_csv(sentiment, "sentiment")
+    sentiment_rows = _read_csv(sentiment, "sentiment", on_conflict=on_conflict.value, summaries=data)
     config = TrainConfig(
         base_model=str(base_model) if base_model else None, epochs=epochs, device=device, seed=seed,
         batch_size=batch_size, lr=lr, augment=augment, dev_fraction=dev_fraction, max_steps=max_steps,
         balance_sentiment=balance_sentiment,
     )
     try:
-        result = fit(intent_rows, sentiment_rows, out, config, progress=RichProgress(err))
+        result = fit(intent_rows, sentiment_rows, out, config, progress=RichProgress(err), data=data)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     dev = result.metrics["dev"]
+    if as_json:
+        sys.stdout.write(json.dumps({"out": str(result.out_dir), "dev": dev,
+                                     "train_seconds": result.metrics["train_seconds"]}) + "\n")
+        return
     summary = ", ".join(f"{task} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}" for task, m in dev.items())
     console.print(f"model written to {result.out_dir} ({summary}; {result.metrics['train_seconds']} s)")
 
@@ -129,18 +177,19 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plots: Annotated[Path | None, typer.Option("--plots", help="Write confusion/confidence PNGs here.")] = None,
     device: DeviceOpt = "auto",
+    on_conflict: OnConflictOpt = OnConflict.drop,
 ) -> None:
     """Score a model on a labelled CSV (accuracy, macro-F1, per label; oos rows add oos recall)."""
-    from nlu.evaluate import save_plots, score
+    from nlu.evaluate import save_plots, score, score_intents
 
     if (intents is None) == (sentiment is None):
-        raise _fail("give exactly one of --intents CSV or --sentiment CSV")
+        raise usage("give exactly one of --intents CSV or --sentiment CSV")
     task, path = ("intent", intents) if intents is not None else ("sentiment", sentiment)
-    rows = _read_csv(path, task, min_per_label=1)
+    rows = _read_csv(path, task, min_per_label=1, on_conflict=on_conflict.value)
     predictor = _load_predictor(model, device)
     results = predictor.predict([r.text for r in rows])
     if task == "intent":
-        report = score(rows, [r.intent for r in results], [r.confidence for r in results], task)
+        report = score_intents(rows, results)
     else:
         report = score(rows, [r.sentiment for r in results], [max(r.sentiment_scores.values()) for r in results], task)
     known = set(predictor.bundle.intent_labels if task == "intent" else predictor.bundle.sentiment_labels)
@@ -157,6 +206,9 @@ def evaluate(
         table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
     console.print(table)
     console.print(f"accuracy {report.accuracy:.4f}  macro-F1 {report.macro_f1:.4f}")
+    if report.closed_set_accuracy is not None:
+        console.print(f"closed-set accuracy {report.closed_set_accuracy:.4f} (top intent, no out-of-scope gate; "
+                      "accuracy above is as the bot decides)")
     if report.in_scope_accuracy is not None:
         console.print(f"in-scope accuracy {report.in_scope_accuracy:.4f}  out-of-scope recall {report.oos_recall:.4f}")
     if report.unknown_labels:
@@ -191,16 +243,23 @@ def export(
     model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", help="Directory to write the exported model to.")],
     quantize: Annotated[str | None, typer.Option("--quantize", help="int8: dynamic int8 quantization.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """ONNX export for CPU serving (onnxruntime); the output directory is itself a servable model."""
+    if quantize not in (None, "int8"):  # before the (slow) imports: a usage error answers at once
+        raise usage(f"--quantize {quantize}: the only quantization offered is int8")
     from nlu.artifacts import ModelLoadError
     from nlu.export import export_onnx
 
     try:
-        with console.status("exporting to ONNX" + (" and quantizing to int8" if quantize else "")):
+        with err.status("exporting to ONNX" + (" and quantizing to int8" if quantize else "")):
             path = export_onnx(model, out, quantize)
     except (ModelLoadError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps({"model": str(model), "out": str(path), "onnx": str(path / "model.onnx"),
+                                     "quantize": quantize}) + "\n")
+        return
     console.print(f"Exported {model} to {path / 'model.onnx'}" + (f" ({quantize})" if quantize else "")
                   + f"; serve it with FRONTDESK_MODEL_DIR={path}")
 
@@ -263,13 +322,16 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
     config: Annotated[Path | None, typer.Option("--config", help="dotenv-style settings file.")] = None,
 ) -> None:
-    """The production server: settings from the environment or --config."""
-    from adapters.runtime import serve_forever
+    """The production server: settings from the environment or --config (the environment wins)."""
+    from adapters.runtime import apply_config_file, serve_forever
     from adapters.settings import load_settings
 
     try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValueError) as exc:
+        if config is not None:  # into the environment, which every worker process inherits
+            err.print(f"settings from {config}: {', '.join(apply_config_file(config)) or 'none new'}",
+                      markup=False, highlight=False)
+        settings = load_settings()
+    except ValueError as exc:  # pydantic's ValidationError is one, naming the variable
         raise _fail(str(exc)) from None
     serve_forever(settings, host=host, port=port, workers=workers, console=err)
 

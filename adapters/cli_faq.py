@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +12,7 @@ import typer
 from adapters.cli_errors import fail as _fail
 
 faq_app = typer.Typer(help="Build, query and reload the FAQ knowledge base.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout (progress and logs on stderr).")]
 
 
 @faq_app.command("build")
@@ -29,6 +29,7 @@ def build(
         "--model", help="Intent model the bot serves beside this FAQ: calibrate the combined rule with it.")] = None,
     wrong_rate: Annotated[float, typer.Option("--wrong-rate", min=0.001, max=0.5,
                                               help="Target share of questions answered wrongly.")] = 0.05,
+    as_json: JsonOpt = False,
 ) -> None:
     """Validate the entries, build a searchable index (re-embeds only what changed) and calibrate its answer rule."""
     from knowledge.builder import build_index
@@ -48,6 +49,11 @@ def build(
     cache.save()
     version = index.version.to_dict()
     t = index.thresholds
+    if as_json:
+        sys.stdout.write(json.dumps({"out": str(out), "version": version, "entries": len(entries),
+                                     "index_type": index.version.index_type, "embedded": embedder.calls,
+                                     "answer_rule": _rule(t)}, default=str) + "\n")
+        return
     typer.echo(f"index {version['version']} with {len(entries)} entries written to {out} "
                f"({index.version.index_type}; {embedder.calls} texts embedded)")
     typer.echo(f"answer rule: {t.method}")
@@ -57,6 +63,12 @@ def build(
         m = t.measured
         typer.echo(f"  on those questions: {m['right_of_covered']:.0%} of covered answered right, "
                    f"{m['wrong_rate']:.1%} answered wrongly, {m['declined_of_uncovered']:.0%} of uncovered declined")
+
+
+def _rule(t) -> dict:
+    """The calibrated answer rule, as `faq build --json` reports it."""
+    return {"method": t.method, "answer": t.answer, "margin": t.margin, "suggest": t.suggest,
+            "intent_boost": t.intent_boost, "intent_confidence": t.intent_confidence, "measured": t.measured}
 
 
 def _load_classifier(model: Path):
@@ -123,13 +135,17 @@ def search(
 @faq_app.command("reload")
 def reload(
     url: Annotated[str, typer.Option("--url", help="Base URL of the running server.")] = "http://127.0.0.1:8000",
+    as_json: JsonOpt = False,
 ) -> None:
-    """Ask a running server to reload its knowledge base (uses FRONTDESK_ADMIN_TOKEN)."""
+    """Ask a running server to reload its knowledge base (FRONTDESK_ADMIN_TOKEN, else the one `run` generated)."""
     import httpx
 
-    token = os.environ.get("FRONTDESK_ADMIN_TOKEN")
-    if not token:
-        raise _fail("FRONTDESK_ADMIN_TOKEN is not set")
+    from adapters.runtime import cli_admin_token
+
+    try:
+        token = cli_admin_token()
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     try:
         response = httpx.post(f"{url.rstrip('/')}/admin/faq/reload",
                               headers={"Authorization": f"Bearer {token}"}, timeout=120)
@@ -137,11 +153,16 @@ def reload(
         raise _fail(f"cannot reach {url}: {exc}") from None
     if response.status_code == 422:
         body = response.json()
+        if as_json:
+            sys.stdout.write(json.dumps({"ok": False, **body}) + "\n")
         for problem in body.get("errors", []):
             typer.echo(f"{problem['file']}:{problem['line']}: {problem['message']}", err=True)
         raise _fail(f"reload rejected; still serving version {(body.get('version') or {}).get('version')}")
     if response.status_code != 200:
         raise _fail(f"server answered {response.status_code}: {response.text[:200]}")
     body = response.json()
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": True, **body}) + "\n")
+        return
     state = "now serving" if body.get("changed") else "unchanged, serving"
     typer.echo(f"reloaded: {state} version {body['version']['version']} ({body['version']['entries']} entries)")

@@ -60,6 +60,35 @@ def ensure_demo_model(settings: Settings, console: Console | None = None, config
     return target
 
 
+class ConfigFileError(ValueError):
+    """A `--config` file that is missing or has a line dotenv cannot read (the message names file and line)."""
+
+
+def apply_config_file(path: Path) -> list[str]:
+    """Put a dotenv file's variables into this process's environment, where the environment has not set them.
+
+    Through the environment because uvicorn's workers are new processes that build the app from it: this
+    way every worker, and everything that reads a variable directly (logging, Hugging Face, Prometheus),
+    sees the file. The environment wins where both set a variable (CONTRACT.md "Operations"). Returns the
+    names taken from the file (never their values: the file holds secrets).
+    """
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    if not path.is_file():
+        raise ConfigFileError(f"config file {path} does not exist")
+    with open(path, encoding="utf-8") as handle:
+        bad = [binding.original.line for binding in parse_stream(handle) if binding.error]
+    if bad:
+        raise ConfigFileError(f"{path}:{bad[0]}: not a NAME=value line (dotenv syntax)")
+    applied = []
+    for name, value in dotenv_values(path, encoding="utf-8").items():
+        if value is not None and name not in os.environ:
+            os.environ[name] = value
+            applied.append(name)
+    return applied
+
+
 def resolve_model_dir(settings: Settings, console: Console | None = None) -> Path:
     return settings.model_dir or ensure_demo_model(settings, console)
 
@@ -218,6 +247,21 @@ def ensure_admin_token(settings: Settings, console: Console) -> str:
     return path.read_text().strip()
 
 
+def cli_admin_token() -> str:
+    """The token a command that talks to a running server (`faq reload`, ...) sends: FRONTDESK_ADMIN_TOKEN,
+    else the one `frontdesk run` generated under FRONTDESK_HOME (so the second terminal needs no set-up).
+    Raises `ValueError` saying where it looked."""
+    from adapters.settings import load_settings
+
+    settings = load_settings()
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path = settings.home / "admin-token"
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    raise ValueError(f"FRONTDESK_ADMIN_TOKEN is not set, and {path} (written by `frontdesk run`) does not exist")
+
+
 class _Terminated(BaseException):
     """SIGTERM arrived: unwind (running `finally` blocks), then die of the signal."""
 
@@ -251,6 +295,46 @@ def _terminate_via_finally():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _metrics_dir(workers: int):
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this server start when there are several workers; removed on exit.
+
+    uvicorn's workers are processes of their own: each keeps its metrics in memory-mapped files there, and
+    a scrape (answered by whichever worker the kernel picks) sums them all (adapters/metrics.py). Fresh per
+    start, so nothing counted by an earlier run is added in; under an operator's PROMETHEUS_MULTIPROC_DIR
+    it is a new folder inside it. One worker without that variable keeps the plain in-process registry.
+    """
+    import shutil
+    import tempfile
+
+    parent = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if workers <= 1 and not parent:
+        yield None
+        return
+    if parent:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="frontdesk-metrics-", dir=parent)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # set before the workers start: they inherit it
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if parent:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = parent
+        else:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
+# Slow or greedy clients cannot hold a worker (docs/SECURITY.md): an idle keep-alive connection is closed
+# after 5 s; a request's head may buffer at most 16 KiB while it trickles in; a web-socket message at most
+# 128 KiB (the chat's largest valid frame is 31,000 characters); past 2,000 open connections a worker answers
+# 503 instead of queueing more; a shutdown waits at most 30 s for requests in flight. Handlers run on the
+# event loop until the body is in, so a slow body holds a socket, not a thread. Behind a reverse proxy, its
+# header and body timeouts (nginx: client_header_timeout, client_body_timeout) bound how long that takes.
+UVICORN_LIMITS = {"timeout_keep_alive": 5, "h11_max_incomplete_event_size": 16 * 1024, "ws_max_size": 128 * 1024,
+                  "limit_concurrency": 2000, "timeout_graceful_shutdown": 30}
+
+
 def serve_forever(settings: Settings, *, host: str, port: int, workers: int, console: Console,
                   demo_defaults: bool = False) -> None:
     """Prepare shared pieces once in this process, then hand over to uvicorn and its workers."""
@@ -266,11 +350,11 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
             load_bundle(directory)  # fail fast with a clear message instead of N crashing workers
     except ModelLoadError as exc:
         console.print(f"[bold red]error:[/] {exc}")
-        raise SystemExit(2) from None
+        raise SystemExit(1) from None  # a failure, not a usage error (adapters/cli_errors.py)
     # Workers are separate processes that read their settings from the environment.
     os.environ["FRONTDESK_MODEL_DIR"] = str(model_dir.resolve())
     embedded = None
-    with _terminate_via_finally():
+    with _terminate_via_finally(), _metrics_dir(workers):
         try:
             if not settings.redis_url:
                 embedded, os.environ["REDIS_URL"] = start_embedded_redis(settings, console)
@@ -280,7 +364,7 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
             console.print(f"Serving on http://{host}:{port} with model {model_dir} ({workers} worker(s)): "
                           f"web chat at http://{host}:{port}/, staff console at http://{host}:{port}/console")
             uvicorn.run("adapters.app:create_app", factory=True, host=host, port=port, workers=workers,
-                        log_config=logging_config(), access_log=False)
+                        log_config=logging_config(), access_log=False, **UVICORN_LIMITS)
         finally:
             if embedded is not None:
                 stop_embedded_redis(embedded)

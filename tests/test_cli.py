@@ -45,7 +45,7 @@ def test_train_rejects_bad_csv_with_file_and_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,intent\nhello,greet\n,greet\nhi,greet\n")
     result = runner.invoke(app, ["train", "--intents", str(bad), "--out", str(tmp_path / "m")])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert f"{bad}:3: empty text" in result.output
     assert not (tmp_path / "m").exists()
 
@@ -61,7 +61,7 @@ def test_train_cli_end_to_end(tiny_data, tmp_path):
 
 def test_missing_model_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["predict", "--model", str(tmp_path / "nope"), "hi"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "does not exist" in result.output
 
 

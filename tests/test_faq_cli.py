@@ -44,7 +44,7 @@ def test_build_reports_every_problem(tmp_path):
     kb = tmp_path / "faq.jsonl"
     kb.write_text('{"id": "a", "question": "q?"}\n{"id": "a", "question": "", "answer": "x"}\n')
     result = runner.invoke(app, ["faq", "build", "--kb", str(kb), "--out", str(tmp_path / "i")])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert f"{kb}:1: missing answer" in result.output
     assert f"{kb}:2: empty or missing question" in result.output
     assert f"{kb}:2: duplicate id 'a'" in result.output

@@ -71,7 +71,8 @@ def test_readiness_metrics_and_logs_of_a_serving_process(demo_model, redis_url, 
         before, "frontdesk_messages_total", channel="rest") == 4
     assert metric(after, "frontdesk_escalations_total", reason="asked_for_human", channel="rest") == 1
     assert metric(after, "frontdesk_intents_total", intent="greet") >= 1
-    assert metric(after, "frontdesk_http_request_seconds_count", route="/chat", method="POST", status="200") == 4
+    assert metric(after, "frontdesk_http_request_duration_seconds_count", route="/chat", method="POST",
+                  status="200") == 4
     assert metric(after, "frontdesk_nlu_batch_size_count") > metric(before, "frontdesk_nlu_batch_size_count")
 
     output = log_path.read_text()

@@ -84,6 +84,6 @@ def test_serve_with_a_broken_model_exits_with_a_clear_message(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "FRONTDESK_MODEL_DIR": str(broken),
                                  "FRONTDESK_HOME": str(tmp_path / "h")})
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "incomplete: missing model.safetensors" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
