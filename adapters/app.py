@@ -16,14 +16,15 @@ from typing import Annotated
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters import admin, console, errors, metrics, rest, slack, telegram, web
+from adapters import admin, console, desk_admin, errors, metrics, model_admin, rest, review_admin, slack, telegram, web
 from adapters.components import Components, NotReady
+from adapters.limits import ClientAddressLimit
 from adapters.settings import Settings, load_settings
 from bot.dispatch import HandlingTimeout
+from bot.errors import REDIS_ERRORS
 
 log = logging.getLogger("frontdesk")
 
@@ -69,8 +70,11 @@ class TimingAndAdminGate:
             return
         started = time.perf_counter()
         path = scope["path"]
-        if (path == "/admin" or path.startswith("/admin/")) and not admin.is_admin(Request(scope)):
-            response = admin.unauthorized()
+        is_admin_path = path == "/admin" or path.startswith("/admin/")
+        # 401 without a valid token (admin or staff), 403 for an agent outside their paths (adapters/admin.py).
+        refusal = await admin.gate(scope) if is_admin_path else None
+        if refusal is not None:
+            response = refusal
             await response(scope, receive, send)
             status = response.status_code
         else:
@@ -83,6 +87,8 @@ class TimingAndAdminGate:
                 await send(message)
 
             await self.app(scope, receive, send_and_note_status)
+            if is_admin_path:
+                await admin.audit(scope, status)  # successful changes, and exports, go to the audit log
         # The router stores the matched route in the (shared) scope; the path template keeps labels bounded.
         metrics.REQUEST_LATENCY.labels(getattr(scope.get("route"), "path", "unmatched"), scope["method"],
                                        str(status)).observe(time.perf_counter() - started)
@@ -111,14 +117,21 @@ def create_app(settings: Settings | None = None, components: Components | None =
                     log.exception("stopping %s failed", type(adapter).__name__)
             components.close()
 
-    app = FastAPI(title="Frontdesk", version="0.1.0", lifespan=lifespan)
+    # max_body_size: Starlette's body limit, outermost: 413 on a Content-Length over the cap before any route
+    # reads a byte, and 413 as soon as a chunked body passes it while streaming in (docs/SECURITY.md).
+    app = FastAPI(title="Frontdesk", version="0.1.0", lifespan=lifespan, max_body_size=settings.max_body_bytes)
     app.state.components = components
     app.include_router(admin.router)
+    app.include_router(desk_admin.router)  # the console's saved replies and daily numbers
+    app.include_router(model_admin.router)  # model deploy, restore, check (admins)
+    app.include_router(review_admin.router)  # the review inbox (agents too)
+    app.include_router(review_admin.pages)  # its page, /console/review (before the console's /console/{name})
     app.include_router(rest.router)
     for module in CHANNEL_MODULES:
         app.include_router(module.router)
 
     app.add_middleware(TimingAndAdminGate)
+    app.add_middleware(ClientAddressLimit)  # added last: runs first, before the admin gate (token guessing counts)
 
     @app.exception_handler(HandlingTimeout)
     async def still_handling(request: Request, exc: HandlingTimeout) -> JSONResponse:
@@ -128,6 +141,15 @@ def create_app(settings: Settings | None = None, components: Components | None =
 
     # FastAPI's own 422 handler answers 500 for NaN, lone surrogates and deep inputs: see adapters/errors.py.
     app.add_exception_handler(RequestValidationError, errors.validation_error)
+
+    async def redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # One Redis restarting, a Sentinel fail-over or a cluster moving slots: try again shortly, never a 500.
+        log.warning("Redis unavailable for %s (%s)", request.url.path, type(exc).__name__)
+        return JSONResponse({"detail": "Redis is unavailable; try again shortly"}, status_code=503,
+                            headers={"Retry-After": "2"})
+
+    for redis_error in REDIS_ERRORS:
+        app.add_exception_handler(redis_error, redis_unavailable)
 
     @app.exception_handler(NotReady)
     async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
@@ -156,6 +178,9 @@ def create_app(settings: Settings | None = None, components: Components | None =
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        # No readiness check here: a Redis that does not answer would hold the scrape (and this event loop) for
+        # seconds. Every worker's background check keeps frontdesk_ready at most READY_INTERVAL old.
+        body, content_type = metrics.render()  # under --workers N: the sum over every worker
+        return Response(body, media_type=content_type)
 
     return app

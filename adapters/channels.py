@@ -1,10 +1,11 @@
-"""The seam between the one bot core and each platform (after Rasa's `OutputChannel`).
+"""The registry of what each platform adapter offers the core (after Rasa's channel seam).
 
-Inbound, every adapter builds a `bot.messages.InboundMessage` and calls `Bot.handle`.
-Outbound, replies the customer did not just ask for (a staff member's answer, the
-hand-back) reach them through the `OutputChannel` registered for the conversation's
-channel. An adapter that can also show escalations to staff (Slack's support channel)
-implements `StaffNotifier`; the registry fans each staff event out to all of them.
+Inbound, every adapter builds a `bot.messages.InboundMessage` and calls `Bot.receive`, which
+owns the rest: ordered handling, delivery, acknowledgement, metrics. Outbound, every reply
+to a push platform (answers, a staff member's message, the hand-back) goes through the
+`bot.channels.OutputChannel` registered here for the conversation's channel. An adapter that
+can also show escalations to staff (Slack's support channel) implements `StaffNotifier`; the
+registry fans each staff event out to all of them.
 """
 
 from __future__ import annotations
@@ -12,19 +13,9 @@ from __future__ import annotations
 import logging
 from typing import Protocol, runtime_checkable
 
-from bot.messages import Reply
+from bot.channels import OutputChannel
 
 log = logging.getLogger("frontdesk")
-
-
-@runtime_checkable
-class OutputChannel(Protocol):
-    """Sends replies to a customer on one platform."""
-
-    name: str  # the `InboundMessage.channel` this adapter produces
-
-    def send(self, conversation_id: str, reply: Reply) -> None:
-        """Deliver `reply` into the platform conversation `conversation_id` (the channel's own id)."""
 
 
 @runtime_checkable
@@ -51,13 +42,9 @@ class ChannelRegistry:
         if isinstance(adapter, StaffNotifier):
             self.notifiers.append(adapter)
 
-    def deliver(self, conversation: str, channel: str, reply: Reply) -> None:
-        """`BotHooks.deliver`: route by channel; channels without one (web, rest) rely on the bot's outbox."""
-        output = self.outputs.get(channel)
-        if output is None:
-            return
-        _, _, conversation_id = conversation.partition(":")
-        output.send(conversation_id, reply)
+    def output(self, channel: str) -> OutputChannel | None:
+        """`BotHooks.output`: None for channels that take their replies from `Bot.receive` (web, rest)."""
+        return self.outputs.get(channel)
 
     def on_escalation(self, record: dict, transcript: list[dict]) -> None:
         for notifier in self.notifiers:

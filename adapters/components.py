@@ -7,6 +7,7 @@ They load in a background thread so the process answers `/healthz` at once and
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ def _user_list(value: str) -> set[str]:
 
 def redis_client(url: str, *, cluster: bool = False, sentinels: str = "",
                  sentinel_master: str = "") -> redis.Redis | redis.RedisCluster:
-    """The one place a Redis client is made (CONTRACT.md "Redis deployments"; README "Redis deployments").
+    """The one place a Redis client is made (CONTRACT.md "Redis deployments"; docs/OPERATIONS.md "Redis").
 
     `url` alone: one server (`redis://`, `rediss://` for TLS, `unix://`). `cluster`: redis-py's
     cluster client, `url` naming any node. `sentinels` ("host:port,host:port") and
@@ -40,7 +41,8 @@ def redis_client(url: str, *, cluster: bool = False, sentinels: str = "",
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.retry import Retry
 
-    options = {"socket_timeout": 5, "socket_connect_timeout": 3,
+    # The client name shows in CLIENT LIST which Frontdesk process (worker) holds a connection.
+    options = {"socket_timeout": 5, "socket_connect_timeout": 3, "client_name": f"frontdesk-{os.getpid()}",
                "retry": Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), retries=3)}
     if cluster:
         return redis.RedisCluster.from_url(url, **options)
@@ -74,6 +76,7 @@ class Components:
     kb: object | None = None
     redis: redis.Redis | None = None
     sync: object | None = None
+    model_sync: object | None = None  # nlu.sync.ModelSync: model deploys and restores on every worker
     bot: object | None = None
     errors: dict[str, str] = field(default_factory=dict)
     channels: ChannelRegistry = field(default_factory=ChannelRegistry)
@@ -112,14 +115,18 @@ class Components:
 
     def start(self) -> None:
         threading.Thread(target=self._load, name="startup", daemon=True).start()
+        # frontdesk_ready{component}: from missing()'s checks, kept true in the background (adapters/metrics.py).
+        metrics.watch_readiness(self, self._closed)
 
     def _load(self) -> None:
         try:
             self._load_redis()
             self._load_model()
+            self._start_model_sync()
             self._load_kb()
             self._load_bot()
         finally:
+            metrics.refresh_readiness(self)  # at once, not at the next background tick
             self.loaded.set()
 
     def _load_redis(self) -> None:
@@ -141,10 +148,14 @@ class Components:
             self.engine = load_engine(self.settings.model_dir, self.settings.device,
                                       max_batch=self.settings.max_batch, max_wait_ms=self.settings.max_wait_ms,
                                       on_batch=metrics.observe_batch, backend=self.settings.backend)
-            metrics.READY.labels("model").set(1)
         except (ModelLoadError, ValueError) as exc:
             self.errors["model"] = str(exc)
             log.error("model failed to load: %s", exc)
+
+    def _start_model_sync(self) -> None:
+        from adapters.model_admin import start_model_sync
+
+        start_model_sync(self)  # a deploy recorded in Redis is caught up to here, before the FAQ calibrates
 
     def _load_kb(self) -> None:
         from knowledge.embedder import Embedder
@@ -160,11 +171,9 @@ class Components:
                                     questions=self.settings.kb_questions,
                                     classify=classify, target_wrong_rate=self.settings.wrong_answer_rate)
             self._built_kb = True
-            self.kb.listeners.append(lambda index: metrics.FAQ_VERSION.info({"version": index.version.short}))
+            self.kb.listeners.append(lambda index: metrics.set_faq_version(index.version.short))
             result = self.kb.reload()
-            if result.ok:
-                metrics.READY.labels("index").set(1)
-            else:
+            if not result.ok:
                 self.errors["index"] = f"{len(result.errors)} problem(s) in {source}: " + "; ".join(
                     str(e) for e in result.errors[:5])
                 log.error("knowledge base failed to load: %s", self.errors["index"])
@@ -179,7 +188,7 @@ class Components:
         if self.bot is not None or self.engine is None or self.kb is None or self.redis is None:
             return
         channels = self.channels
-        hooks = BotHooks(deliver=channels.deliver, on_escalation=[channels.on_escalation],
+        hooks = BotHooks(output=channels.output, on_escalation=[channels.on_escalation],
                          on_customer_message=[channels.on_customer_message],
                          on_status_change=[channels.on_status_change],
                          on_event=metrics.observe_bot_event, admin_actions={"/reload": self.reload_summary})
@@ -187,11 +196,17 @@ class Components:
                   "telegram": _user_list(self.settings.telegram_admin_users)}
         self.bot = Bot(self.redis, self.engine, self.kb, prefix=self.settings.redis_prefix, admins=admins,
                        hooks=hooks, rate_limit=self.settings.rate_limit_pair, lease_ms=self.settings.lease_ms,
-                       rules=self._escalation_rules(), dedup_seconds=self.settings.dedup_seconds)
+                       rules=self._escalation_rules(), dedup_seconds=self.settings.dedup_seconds,
+                       hours=self.settings.hours(),
+                       escalation_retention_s=self.settings.escalation_retention_days * 86_400)
+        self.bot.review.retention_s = self.settings.review_days * 86_400
+        self.bot.review.low_confidence = self.settings.review_confidence
         # Answers to work a dead worker left behind go out through the channel registry, once each.
         self.bot.dispatcher.on_swept = self.bot.deliver_swept
+        self.kb.extra_alternates = self.bot.review.faq_alternates  # staff's FAQ labels, from the next reload on
         self.bot.dispatcher.tracks_delivery = lambda message: message.channel in channels.outputs
-        self.bot.dispatcher.start_sweeper()  # takes over work a dead worker left behind (bot.dispatch)
+        # Takes over work a dead worker left behind (bot.dispatch), every FRONTDESK_SWEEP_SECONDS.
+        self.bot.dispatcher.start_sweeper(self.settings.sweep_seconds)
         threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
 
     def _escalation_rules(self):
@@ -238,6 +253,8 @@ class Components:
 
     def close(self) -> None:
         self._closed.set()
+        if self.model_sync is not None:
+            self.model_sync.stop()
         if self.sync is not None:
             self.sync.stop()
         if self.bot is not None:

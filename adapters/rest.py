@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from adapters import metrics
 from bot.messages import InboundMessage
 
 router = APIRouter(tags=["chat"])
@@ -39,6 +38,5 @@ async def chat(body: ChatRequest, request: Request) -> ChatResponse:
     bot = request.app.state.components.need("bot")
     message = InboundMessage(CHANNEL, body.sender, body.sender, body.message, message_id=body.message_id,
                              display_name=body.name)
-    metrics.MESSAGES.labels(CHANNEL).inc()
-    handled = await run_in_threadpool(bot.handle, message)
+    handled = await run_in_threadpool(bot.receive, message)
     return ChatResponse(replies=[ChatReply(**r.to_dict()) for r in handled.replies], duplicate=handled.duplicate)

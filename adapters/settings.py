@@ -43,8 +43,27 @@ class Settings(BaseSettings):
     lease_ms: int = Field(default=15_000, ge=1000, validation_alias="FRONTDESK_LEASE_MS")
     # How long a platform message id is remembered, and its answer kept for a redelivery (one number for both).
     dedup_seconds: int = Field(default=86_400, ge=1, validation_alias="FRONTDESK_DEDUP_SECONDS")
+    # How often each worker's sweeper looks for conversations a dead worker left with work (bot.dispatch).
+    sweep_seconds: float = Field(default=1.0, gt=0, le=60, validation_alias="FRONTDESK_SWEEP_SECONDS")
     # Messages per customer per window, "COUNT/SECONDS"; "0/60" switches the limit off.
     rate_limit: str = Field(default="20/60", pattern=r"^\d+/\d+(\.\d+)?$", validation_alias="FRONTDESK_RATE_LIMIT")
+    # Resolved escalation records (they name the customer) and the unanswered questions in the statistics are
+    # kept this many days; counts stay (docs/STAFF_AND_DATA.md).
+    escalation_retention_days: int = Field(default=30, ge=1, validation_alias="FRONTDESK_ESCALATION_RETENTION_DAYS")
+    # Hardening (docs/SECURITY.md): request bodies refused with 413 past this many bytes, while they stream in;
+    # requests per client address per window ("COUNT/SECONDS", "0/60" off), checked before any route runs;
+    # browser origins the web chat socket accepts besides the served host (comma-separated, "*" any).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="FRONTDESK_MAX_BODY_BYTES")
+    ip_rate_limit: str = Field(default="300/60", pattern=r"^\d+/\d+(\.\d+)?$",
+                               validation_alias="FRONTDESK_IP_RATE_LIMIT")
+    allowed_origins: str = Field(default="", validation_alias="FRONTDESK_ALLOWED_ORIGINS")
+    # Business hours (docs/SUPPORT_DESK.md): "Mon-Fri 09:00-17:30[, Sat 10:00-14:00]"; empty: always open.
+    business_hours: str = Field(default="", validation_alias="FRONTDESK_BUSINESS_HOURS")
+    timezone: str = Field(default="UTC", validation_alias="FRONTDESK_TIMEZONE")
+    # Review inbox items (customers' masked words) are kept this many days (docs/MODEL_LIFECYCLE.md).
+    review_days: int = Field(default=30, ge=1, validation_alias="FRONTDESK_REVIEW_DAYS")
+    # An answer given on an intent confidence under this is kept for review too (1.0: every answer).
+    review_confidence: float = Field(default=0.6, ge=0, le=1, validation_alias="FRONTDESK_REVIEW_CONFIDENCE")
 
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
@@ -83,6 +102,26 @@ class Settings(BaseSettings):
         elif self.redis_cluster and not self.redis_url:
             raise ValueError("REDIS_CLUSTER=1 needs REDIS_URL naming one node of the cluster")
         return self
+
+    @model_validator(mode="after")
+    def readable_hours(self) -> Settings:
+        self.hours()  # a bad FRONTDESK_BUSINESS_HOURS or FRONTDESK_TIMEZONE fails at start-up, naming the part
+        return self
+
+    def hours(self):
+        """The parsed business hours (`bot.hours.BusinessHours`), None when unset (always open)."""
+        from bot.hours import BusinessHours
+
+        return BusinessHours.parse(self.business_hours, self.timezone)
+
+    @property
+    def ip_rate_limit_pair(self) -> tuple[int, float]:
+        count, seconds = self.ip_rate_limit.split("/")
+        return int(count), float(seconds)
+
+    @property
+    def origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
 
     @property
     def rate_limit_pair(self) -> tuple[int, float]:

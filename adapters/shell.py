@@ -56,7 +56,7 @@ def run_shell(settings: Settings, console: Console, user: str | None = None,
                 continue
             if text.isdigit() and 0 < int(text) <= len(suggestions):
                 text = suggestions[int(text) - 1]
-            handled = bot.handle(InboundMessage(CHANNEL, session, session, text, message_id=uuid.uuid4().hex))
+            handled = bot.receive(InboundMessage(CHANNEL, session, session, text, message_id=uuid.uuid4().hex))
             suggestions = ()
             for reply in handled.replies:
                 print_reply(console, reply)

@@ -1,8 +1,10 @@
 """The web chat channel: a page at `/` that talks to the bot over a WebSocket at `/web/ws`.
 
-The page keeps a random session id in the browser's localStorage; the server uses it as
-conversation id and user id on channel "web", so the conversation survives reloads: each
-new socket first gets the transcript (`{"type": "history"}`) and the page redraws it.
+The page keeps a random session id in the browser's localStorage; the server uses its hash
+(`session_hash`: the session itself is a credential and goes nowhere) as conversation id and
+user id on channel "web", so the conversation survives reloads: each new socket first gets
+the transcript (`{"type": "history"}`) and the page redraws it. Sockets from another site's
+page are refused (`origin_allowed`, FRONTDESK_ALLOWED_ORIGINS).
 
 Frames (JSON text):
   page -> server  `{"type": "message", "text": ..., "id": <client id, for de-duplicating resends>}`
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -30,7 +33,6 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from adapters import metrics
 from bot.messages import InboundMessage, Reply
 
 log = logging.getLogger("frontdesk")
@@ -48,6 +50,36 @@ SHOWN_ROLES = ("customer", "bot", "agent", "system")
 CLOSE_POLICY, CLOSE_TRY_LATER = 1008, 1013
 
 router = APIRouter(tags=["web chat"])
+
+
+def session_hash(session: str) -> str:
+    """What stands for a web session everywhere past the socket: conversation and user id, Redis keys, logs,
+    Slack posts, `/admin/escalations` (`user_id`) and `/admin/customers/web/{user_id}`.
+
+    The session id is the customer's only credential (it returns their history and posts as them), so it
+    never leaves this module. A short SHA-256 of it is stable (the same conversation after a reload, on any
+    worker) and cannot be turned back into the session: the ids are 16-64 random characters.
+    """
+    return hashlib.sha256(f"frontdesk-web:{session}".encode()).hexdigest()[:20]
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Whether a page from `origin` may open the chat socket: the served host itself, or an allowed origin.
+
+    Browsers always send Origin on a web socket, and it is the only thing that stops another site's page
+    from talking to the bot as a visitor (cross-site web-socket hijacking). Clients that are not browsers
+    send none and have nothing to hijack: they are let through.
+    """
+    if origin is None:
+        return True
+    origin = origin.rstrip("/")
+    if "*" in allowed or origin in allowed:
+        return True
+    _, _, netloc = origin.partition("://")
+    if not host or not netloc:
+        return False
+    # A proxy passing `Host $host` (nginx) drops the port: then the host name alone has to match.
+    return netloc.lower() == host.lower() or (":" not in host and netloc.lower().rsplit(":", 1)[0] == host.lower())
 
 
 async def start(components) -> None:
@@ -162,9 +194,8 @@ class Connection:
         # Namespaced by session: a page must never get another session's replies by guessing its ids.
         message_id = f"{self.session}:{client_id}" if client_id else None
         message = InboundMessage(CHANNEL, self.session, self.session, text, message_id=message_id)
-        metrics.MESSAGES.labels(CHANNEL).inc()
         try:
-            handled = await run_in_threadpool(self.bot.handle, message)
+            handled = await run_in_threadpool(self.bot.receive, message)
         except Exception as exc:  # e.g. HandlingTimeout: it is still queued and will land in the transcript
             log.warning("web chat message not handled in time (%s)", type(exc).__name__)
             self.out.put_nowait({"type": "error", "id": client_id,
@@ -208,6 +239,11 @@ class Connection:
 @router.websocket("/web/ws")
 async def chat_socket(websocket: WebSocket, session: str = "") -> None:
     """One page's live connection: history first, then its messages answered and staff messages pushed."""
+    allowed = websocket.app.state.components.settings.origin_list
+    if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), allowed):
+        log.warning("web chat socket refused: origin not allowed (FRONTDESK_ALLOWED_ORIGINS)")
+        await websocket.close(CLOSE_POLICY)  # before accepting: the handshake is answered 403
+        return
     await websocket.accept()
     if not SESSION_RE.fullmatch(session):
         await websocket.send_json({"type": "error", "detail": "session must be 16-64 characters of A-Z, a-z, "
@@ -219,4 +255,4 @@ async def chat_socket(websocket: WebSocket, session: str = "") -> None:
         await websocket.send_json({"type": "error", "detail": "the assistant is still starting; reconnecting"})
         await websocket.close(CLOSE_TRY_LATER)
         return
-    await Connection(websocket, bot, session).serve()
+    await Connection(websocket, bot, session_hash(session)).serve()

@@ -40,11 +40,14 @@ from dataclasses import dataclass
 import redis
 
 from bot import lease as leases
+from bot.errors import REDIS_ERRORS
 from bot.keys import Keys
 from bot.lease import Lease, LeaseLost, Renewer
 from bot.messages import InboundMessage, Reply
 
-Handler = Callable[[InboundMessage], list[Reply]]
+Handler = Callable[[InboundMessage], "list[Reply] | Outcome"]
+# Runs one side effect of a committed message (outside its conversation); see `Outcome`.
+EffectHook = Callable[[dict], None]
 # (uid, message, replies) of a message handled for nobody known to be waiting: see `Dispatcher.on_swept`.
 SweptHook = Callable[[str, InboundMessage, list[Reply]], None]
 log = logging.getLogger(__name__)
@@ -57,14 +60,12 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 
 # Remember the platform's message id and queue the message in one step: a process dying between the two
 # would leave an id marked seen whose message was never queued, and every redelivery waiting for it forever.
-# KEYS: [seen,] inbox -- seen only for a message with a platform id; both carry the conversation's hash tag.
+# KEYS: seen, inbox (the conversation's hash tag). ARGV: uid, seen TTL, item. The uid of the first intake, if any.
 _ENQUEUE = """
-if #KEYS == 2 then
-  local first = redis.call('get', KEYS[1])
-  if first then return first end
-  redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
-end
-redis.call('rpush', KEYS[#KEYS], ARGV[3])
+local first = redis.call('get', KEYS[1])
+if first then return first end
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('rpush', KEYS[2], ARGV[3])
 return false
 """
 
@@ -85,8 +86,10 @@ return {}
 # stored before), wake its waiter, pop it from `processing`, extend OUR lease. 0 when the lease is not ours.
 # A message of a push channel (ARGV[6], its queued item, not '') is also noted as undelivered (KEYS[5], uid ARGV[7])
 # until `finish_delivery` records it sent: a worker dying between this commit and the post leaves the note to the
-# sweeper. KEYS: lock, processing, result, done, undelivered. ARGV: token, replies JSON, retention s, done TTL s,
-# lease ms, item JSON or '', uid.
+# sweeper. The message's side effects outside its conversation (ARGV[8], JSON, or '') go into the effects outbox
+# (KEYS[6]) in the same step, run right after the commit and by the sweeper if the worker dies first.
+# KEYS: lock, processing, result, done, undelivered, effects. ARGV: token, replies JSON, retention s, done TTL s,
+# lease ms, item JSON or '', uid, effects JSON or ''.
 _COMMIT = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then
@@ -97,6 +100,10 @@ if ARGV[2] ~= '' then
     redis.call('hset', KEYS[5], ARGV[7], ARGV[6])
     redis.call('expire', KEYS[5], ARGV[3])
   end
+  if ARGV[8] ~= '' then
+    redis.call('hset', KEYS[6], ARGV[7], ARGV[8])
+    redis.call('expire', KEYS[6], ARGV[3])
+  end
 end
 redis.call('lpop', KEYS[2])
 redis.call('pexpire', KEYS[1], ARGV[5])
@@ -105,10 +112,11 @@ return 1
 
 # The sweeper's look at one marked conversation: 'busy' (someone holds the lease), 'empty' (nothing to do),
 # or 'claimed' (lease taken with ARGV[1] for ARGV[2] ms: work, or answers not yet delivered, left behind).
-# KEYS: lock, processing, inbox, undelivered.
+# KEYS: lock, processing, inbox, undelivered, effects.
 _CLAIM = """
 if redis.call('exists', KEYS[1]) == 1 then return 'busy' end
-if redis.call('llen', KEYS[2]) + redis.call('llen', KEYS[3]) + redis.call('hlen', KEYS[4]) == 0 then
+if redis.call('llen', KEYS[2]) + redis.call('llen', KEYS[3]) + redis.call('hlen', KEYS[4])
+   + redis.call('hlen', KEYS[5]) == 0 then
   return 'empty'
 end
 redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -132,11 +140,31 @@ class HandlingTimeout(TimeoutError):
 
 
 @dataclass
+class Outcome:
+    """What a handler returns when its message changes more than its conversation.
+
+    `effects` (JSON-able dicts, their meaning the handler's own: staff notifications, counters in
+    other Redis slots) are committed with the replies, in the same fenced step, then run through
+    `Dispatcher.on_effect` after the commit: a handling that dies or loses its lease leaves none
+    behind, and a committed one is run by the sweeper if its worker dies before running them.
+    """
+
+    replies: list[Reply]
+    effects: list[dict]
+
+
+@dataclass
 class Handled:
     replies: list[Reply]
     duplicate: bool = False
     uid: str = ""
     conversation: str = ""  # its conversation_key, so `finish_delivery` can clear the undelivered note
+    delivered: bool | None = None  # set by `Bot.receive` for push channels: see there
+
+    @property
+    def queued(self) -> bool:
+        """False when Redis never took the message (the replies are then only the bot's apology)."""
+        return bool(self.uid) or self.duplicate
 
 
 class Dispatcher:
@@ -162,6 +190,8 @@ class Dispatcher:
         # Which messages have answers someone must push to the platform (Slack, Telegram): those are noted as
         # undelivered at commit until `finish_delivery`, and the sweeper hands leftovers to `on_swept`. None: none.
         self.tracks_delivery: Callable[[InboundMessage], bool] | None = None
+        # Runs each side effect a handler returned in an `Outcome`, once committed (see there). None: dropped.
+        self.on_effect: EffectHook | None = None
         self._release = client.register_script(_RELEASE)
         self._enqueue = client.register_script(_ENQUEUE)
         self._next = client.register_script(_NEXT)
@@ -179,14 +209,20 @@ class Dispatcher:
         self._release_leftovers()
         uid = uuid.uuid4().hex
         conversation = message.conversation_key
-        seen = [self.keys.seen(conversation, message.message_id)] if message.message_id else []
+        # A message without a platform id is still keyed (by its own uid, briefly): redis-py retrying the script
+        # after a connection drop that hid its success must not queue it twice.
+        seen_id, seen_ttl = ((message.message_id, self.retention_s) if message.message_id
+                             else (f"uid:{uid}", min(self.retention_s, _DONE_TTL)))
+        seen = self.keys.seen(conversation, seen_id)
         # Marked before it is queued (another slot, so not in the same script): a marker without work is
         # harmless (the sweeper drops it), work without a marker would wait for the conversation's next message.
         self.redis.zadd(self.keys.pending(), {conversation: time.time()})
-        first = self._enqueue(keys=[*seen, self.keys.conv(conversation, "inbox")],
-                              args=[uid, self.retention_s, json.dumps({"uid": uid, "message": message.to_dict()})])
-        if first is not None:  # delivered before: answer with (or wait for) the first delivery's replies
-            first_uid = first.decode() if isinstance(first, bytes) else str(first)
+        first = self._enqueue(keys=[seen, self.keys.conv(conversation, "inbox")],
+                              args=[uid, seen_ttl, json.dumps({"uid": uid, "message": message.to_dict()})])
+        first_uid = first.decode() if isinstance(first, bytes) else str(first) if first is not None else None
+        if first_uid == uid:  # our own intake, retried by the client after it had succeeded
+            return Handled(self._wait(uid, message), uid=uid, conversation=conversation)
+        if first_uid is not None:  # delivered before: answer with (or wait for) the first delivery's replies
             return Handled(self._wait(first_uid, message), duplicate=True, uid=first_uid, conversation=conversation)
         return Handled(self._wait(uid, message), uid=uid, conversation=conversation)
 
@@ -216,6 +252,8 @@ class Dispatcher:
         processing = self.keys.conv(conversation, "processing")
         self._renewer.hold(lease)
         try:
+            if swept:
+                self._run_leftover_effects(conversation)
             while True:
                 got = self._next(keys=[lease.key, processing, inbox], args=[lease.token])
                 if not got:
@@ -231,11 +269,14 @@ class Dispatcher:
                     continue
                 message = InboundMessage.from_dict({**item["message"], "uid": uid})
                 fence = leases.current.set(lease)
+                effects: list[dict] = []
                 try:
                     replies = self.handler(message)
+                    if isinstance(replies, Outcome):
+                        replies, effects = replies.replies, replies.effects
                 except LeaseLost:
                     replies = None
-                except redis.RedisError:
+                except REDIS_ERRORS:
                     raise  # the message stays in `processing` and is handled again
                 except Exception:  # a bug must not wedge the conversation behind one message
                     log.exception("handler failed for a message in %s", conversation)
@@ -246,7 +287,8 @@ class Dispatcher:
                            and self.tracks_delivery(message))
                 committed = replies is not None and self._commit_fenced(
                     lease, conversation, uid, json.dumps([r.to_dict() for r in replies]),
-                    json.dumps(item) if tracked else "")
+                    json.dumps(item) if tracked else "",
+                    json.dumps({"message": item["message"], "effects": effects}) if effects else "")
                 if not committed:
                     # Someone else holds the conversation now and handles this message again: our result is
                     # discarded, and we touch nothing more of this conversation.
@@ -254,6 +296,8 @@ class Dispatcher:
                     log.warning("lease lost while handling a message; its result is discarded",
                                 extra={"conversation": conversation, "uid": uid})
                     return False
+                if effects:
+                    self._run_effects(conversation, uid, message, effects)
                 if (swept or recovered) and self.on_swept is not None:
                     try:
                         self.on_swept(uid, message, replies)  # delivery of swept results: see `on_swept`
@@ -263,17 +307,47 @@ class Dispatcher:
             self._renewer.drop(lease)
             try:
                 self._release(keys=[lease.key], args=[lease.token])
-            except redis.RedisError:
+            except REDIS_ERRORS:
                 self._unreleased.add((lease.key, lease.token))
                 raise
 
-    def _commit_fenced(self, lease: Lease, conversation: str, uid: str, replies_json: str, item_json: str = "") -> bool:
+    def _commit_fenced(self, lease: Lease, conversation: str, uid: str, replies_json: str, item_json: str = "",
+                       effects_json: str = "") -> bool:
         """Store the replies ('' = stored before), wake the waiter, pop `processing`: only while `lease` is ours."""
         return bool(self._commit(
             keys=[lease.key, self.keys.conv(conversation, "processing"), self.keys.result(conversation, uid),
-                  self.keys.done(conversation, uid), self.keys.conv(conversation, "undelivered")],
+                  self.keys.done(conversation, uid), self.keys.conv(conversation, "undelivered"),
+                  self.keys.conv(conversation, "effects")],
             args=[lease.token, replies_json, self.retention_s, min(self.retention_s, _DONE_TTL), self.lease_ms,
-                  item_json, uid]))
+                  item_json, uid, effects_json]))
+
+    def _run_effects(self, conversation: str, uid: str, message: InboundMessage, effects: list[dict]) -> None:
+        """Run a committed message's side effects in order, dropping each from the outbox once it ran.
+
+        Still under the lease, which keeps the sweeper away while they run; a worker dying part-way
+        leaves the rest (and only the rest) to the sweeper. So each effect runs once, and twice only
+        for a crash between an effect and the HDEL/HSET that follows it.
+        """
+        key = self.keys.conv(conversation, "effects")
+        for index, effect in enumerate(effects):
+            if self.on_effect is not None:
+                try:
+                    self.on_effect(effect)
+                except Exception:
+                    log.exception("a side effect failed for a message in %s", conversation)
+            rest = effects[index + 1:]
+            if rest:
+                self.redis.hset(key, uid, json.dumps({"message": message.to_dict(), "effects": rest}))
+            else:
+                self.redis.hdel(key, uid)
+
+    def _run_leftover_effects(self, conversation: str) -> None:
+        """Effects committed by a worker that died before running them (see `_run_effects`)."""
+        for raw_uid, raw in self.redis.hgetall(self.keys.conv(conversation, "effects")).items():
+            uid = raw_uid.decode() if isinstance(raw_uid, bytes) else str(raw_uid)
+            stored = json.loads(raw)
+            message = InboundMessage.from_dict({**stored["message"], "uid": uid})
+            self._run_effects(conversation, uid, message, stored["effects"])
 
     def _deliver_leftovers(self, conversation: str) -> bool:
         """Hand answers committed but never recorded as delivered to `on_swept`; True while some remain.
@@ -318,7 +392,8 @@ class Dispatcher:
             token = uuid.uuid4().hex
             state = self._claim(keys=[lock, self.keys.conv(conversation, "processing"),
                                       self.keys.conv(conversation, "inbox"),
-                                      self.keys.conv(conversation, "undelivered")], args=[token, self.lease_ms])
+                                      self.keys.conv(conversation, "undelivered"),
+                                      self.keys.conv(conversation, "effects")], args=[token, self.lease_ms])
             state = state.decode() if isinstance(state, bytes) else str(state)
             if state == "busy":
                 continue  # a live worker has it (or a dead one's lease has not run out yet: next time)
@@ -343,7 +418,7 @@ class Dispatcher:
             while not self._stop.wait(interval * random.uniform(0.8, 1.2)):
                 try:
                     self.sweep_once()
-                except redis.RedisError as exc:
+                except REDIS_ERRORS as exc:
                     log.warning("sweep skipped: Redis unavailable (%s)", type(exc).__name__)
                 except Exception:
                     log.exception("sweep failed")
@@ -372,17 +447,19 @@ class Dispatcher:
         return bool(self.redis.set(self.keys.delivery(handled.uid, "claim"), "1", nx=True, ex=hold_seconds))
 
     def finish_delivery(self, handled: Handled, sent: bool) -> None:
-        """Record that the replies reached the platform (or, `sent=False`, free them for a redelivery)."""
+        """Record that the replies reached the platform (or, `sent=False`, were given up: free for a redelivery)."""
         if not handled.uid:
             return
         if sent:
             # The claim stays until it expires: a redelivery between someone's "sent?" check and their
             # claim attempt then still finds it taken.
             self.redis.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.retention_s)
-            if handled.conversation:
-                self.redis.hdel(self.keys.conv(handled.conversation, "undelivered"), handled.uid)
         else:
             self.redis.delete(self.keys.delivery(handled.uid, "claim"))
+        if handled.conversation:
+            # Settled either way: sent, or given up after the channel's retries (marked for staff). The
+            # sweeper's note is only for answers nobody tried to send; a platform redelivery may still try.
+            self.redis.hdel(self.keys.conv(handled.conversation, "undelivered"), handled.uid)
 
     def _release_leftovers(self) -> None:
         for lock, token in list(self._unreleased):

@@ -17,6 +17,9 @@ one slot and the same code runs on one Redis, on Sentinel and on a cluster.
     {p:conv:KEY}:result:UID    JSON replies of a handled message (committed with `processing` and `lock`)
     {p:conv:KEY}:done:UID      wake-up list for whoever waits on that message
     {p:conv:KEY}:outbox        pub/sub channel: replies pushed to a live connection (see bot.outbox)
+    {p:conv:KEY}:undelivered   hash uid -> message: answers committed for a push channel, not yet posted
+    {p:conv:KEY}:effects       hash uid -> side effects committed with a message, not yet run (bot.dispatch)
+    {p:conv:KEY}:checkpoint    hash: the message being handled and the state before it, to undo a dead attempt
 
     tag {p:esc} -- the staff escalation queue, one slot (create, claim and resolve touch several keys)
     {p:esc}:ID                 hash: id, conversation_id, channel, user_id, reason, status, agent, ...
@@ -29,9 +32,26 @@ one slot and the same code runs on one Redis, on Sentinel and on a cluster.
     {p:delivery:UID}:sent      set once they reached it, so a platform's redelivery is not answered twice
     {p:rate:CHANNEL:USER}:SLOT messages counted in one rate-limit window; the current and previous
                                window are read together (see bot.ratelimit)
+    {p:rate:CHANNEL:USER}:m:UID  a message already counted (so a message handled twice counts once)
     {p:stats:DAY}:PART         one UTC day's statistics, PART in counts, conversations, escalated,
-                               intents, unanswered (see bot.stats)
+                               intents, unanswered, csat (see bot.stats)
+    {p:iprate:ADDRESS}:SLOT    requests from one client address in one rate-limit window (adapters.limits)
+    {p:desk}:saved-replies     hash: id -> JSON saved reply, shared by the team (adapters.desk_admin)
     {p:role:NAME}              the token of the one process playing a role, with a TTL (see bot.roles)
+    {p:staff}:members          hash: staff name -> JSON {role, token_sha256, created_at} (see bot.staff)
+    {p:staff}:tokens           hash: sha256 of a staff token -> name (the lookup on every /admin request)
+    {p:audit}:log              list of JSON {at, actor, action, target}, newest first, capped (see bot.audit)
+    {p:audit}:key              random key that pseudonymises customer ids in audit targets (bot.audit)
+    {p:model}:desired          JSON {seq, action, current, previous} each {path, version}: the model every worker
+                               should serve (nlu.sync, wired in adapters.model_admin)
+    {p:model}:seq              counter behind "seq";  {p:model}:events  pub/sub channel of deploys and restores
+    {p:model}:workers          sorted set: worker id -> last heartbeat time (for listing)
+    {p:model}:worker:ID        JSON {version, path, at, error} of one worker, with a TTL (gone when it stops)
+    {p:review}:item:ID         JSON of one review-inbox item (masked text, prediction, reason, ...; TTL = retention)
+    {p:review}:all             sorted set: item ids by time;  {p:review}:seq  id counter
+    {p:review}:group:G         set of item ids sharing group G (the same text once normalised; see bot.review)
+    {p:review}:user:CHANNEL:USER  set of item ids of one customer (export and erasure find them here)
+    {p:review}:faq-alternates  hash: FAQ entry id -> JSON list of texts labelled for it (merged on FAQ reload)
 
 Owned elsewhere, same scheme: `knowledge.sync` names the knowledge-base sync keys
 `{p:kb}:desired`, `{p:kb}:seq`, `{p:kb}:workers` and the `{p:kb}:events` channel itself
@@ -75,7 +95,7 @@ class Keys:
         return self.conv(conversation, "outbox")
 
     def conversation_parts(self, conversation: str) -> list[str]:
-        return [self.conv(conversation, p) for p in ("meta", "history", "sentiment")]
+        return [self.conv(conversation, p) for p in ("meta", "history", "sentiment", "checkpoint")]
 
     # ---------------------------------------------------------------- the escalation queue: {p:esc}
     def esc(self, *parts: str) -> str:
@@ -90,12 +110,42 @@ class Keys:
     def delivery(self, uid: str, part: str) -> str:
         return f"{self._tag('delivery:' + uid)}:{part}"
 
-    def rate(self, channel: str, user_id: str, slot: int) -> str:
+    def rate(self, channel: str, user_id: str, slot: int | str) -> str:
         return f"{self._tag(f'rate:{channel}:{user_id}')}:{slot}"
 
     def stats(self, day: str, part: str) -> str:
         """A daily statistics key; `day` is the UTC date, YYYY-MM-DD."""
         return f"{self._tag('stats:' + day)}:{part}"
 
+    def client_rate(self, address: str, slot: int) -> str:
+        """Requests from one client address in one window, for the per-address limit in front of routes."""
+        return f"{self._tag(f'iprate:{address}')}:{slot}"
+
+    def desk(self, part: str) -> str:
+        """The staff desk's shared settings: `desk("saved-replies")`."""
+        return f"{self._tag('desk')}:{part}"
+
     def role(self, name: str) -> str:
         return self._tag(f"role:{name}")
+
+    def model(self, *parts: str) -> str:
+        """`model("desired")`, `model("worker", ID)`: one tag, so a deploy's keys share a slot."""
+        return ":".join((self._tag("model"), *parts))
+
+    def review(self, *parts: str) -> str:
+        """`review("item", ID)`, `review("user", CHANNEL, USER)`: one tag, so recording an item is one MULTI."""
+        return ":".join((self._tag("review"), *parts))
+
+    def staff(self, part: str) -> str:
+        """`staff("members")`, `staff("tokens")`: one tag, so adding and removing a member is one Lua step."""
+        return f"{self._tag('staff')}:{part}"
+
+    def audit(self, part: str) -> str:
+        """`audit("log")`, `audit("key")`."""
+        return f"{self._tag('audit')}:{part}"
+
+    def pattern(self, tag: str) -> str:
+        """The start of every key of hash tag `tag` (`conv:rest:u1`, `rate:rest:u1`), as a SCAN MATCH pattern
+        with glob characters escaped: customer ids are chosen by customers and may hold `*` or `[`."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self._tag(tag))
+        return escaped + "*"

@@ -26,15 +26,30 @@ return 1
 """
 
 
+# Create unless it exists (a message handled twice opens one escalation). KEYS: record, all, open.
+# ARGV: id, created at, then the record's field/value pairs. 1 when created.
+_CREATE = """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+redis.call('hset', KEYS[1], unpack(ARGV, 3))
+redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
+redis.call('zadd', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"""
+
+
 class EscalationError(ValueError):
     """An action that does not fit the escalation's state (unknown id, already claimed, ...)."""
 
 
 class EscalationQueue:
-    def __init__(self, client: redis.Redis, keys: Keys):
+    def __init__(self, client: redis.Redis, keys: Keys, *, retention_s: int = 30 * 86_400):
         self.redis = client
         self.keys = keys
+        # A resolved record names a customer: it expires this long after resolution
+        # (FRONTDESK_ESCALATION_RETENTION_DAYS), and `list` drops its id from the index once it is gone.
+        self.retention_s = retention_s
         self._claim = client.register_script(_CLAIM)
+        self._create = client.register_script(_CREATE)
 
     def _key(self, escalation_id: str) -> str:
         return self.keys.esc(escalation_id)
@@ -47,16 +62,19 @@ class EscalationQueue:
     def _open(self) -> str:
         return self.keys.esc("open")
 
-    def create(self, *, conversation_id: str, channel: str, user_id: str, reason: str) -> dict:
-        escalation_id = uuid.uuid4().hex[:12]
+    def create(self, *, conversation_id: str, channel: str, user_id: str, reason: str, uid: str = "") -> dict:
+        """Open an escalation; with the `uid` of the message that caused it, at most one per message.
+
+        The id is then derived from the uid, and creating it again (the message handled again
+        after its worker died) returns the record made the first time instead of a second one.
+        """
+        escalation_id = uid[:16] if uid else uuid.uuid4().hex[:12]
         now = time.time()
         record = {"id": escalation_id, "conversation_id": conversation_id, "channel": channel, "user_id": user_id,
                   "reason": reason, "status": "open", "created_at": now, "announced_at": now}
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._key(escalation_id), mapping={k: str(v) for k, v in record.items()})
-        pipe.zadd(self._all, {escalation_id: now})
-        pipe.zadd(self._open, {escalation_id: now})
-        pipe.execute()
+        fields = [x for kv in record.items() for x in (kv[0], str(kv[1]))]
+        if not self._create(keys=[self._key(escalation_id), self._all, self._open], args=[escalation_id, now, *fields]):
+            return self.get(escalation_id)
         return record
 
     def get(self, escalation_id: str) -> dict:
@@ -77,7 +95,8 @@ class EscalationQueue:
         for raw_id in ids:
             try:
                 record = self.get(raw_id.decode() if isinstance(raw_id, bytes) else raw_id)
-            except EscalationError:
+            except EscalationError:  # expired after its retention (or erased): the index forgets it too
+                self.redis.zrem(self._all, raw_id)
                 continue
             if status is None or record["status"] == status:
                 out.append(record)
@@ -100,6 +119,10 @@ class EscalationQueue:
         pipe.hset(self._key(escalation_id), mapping={"status": "resolved", "resolved_by": agent,
                                                      "resolved_at": str(time.time())})
         pipe.zrem(self._open, escalation_id)
+        pipe.expire(self._key(escalation_id), self.retention_s)
+        for field, ref in record.items():
+            if field.startswith("link:"):
+                pipe.expire(self.keys.esc("link", field.partition(":")[2], ref), self.retention_s)
         pipe.execute()
         return self.get(escalation_id)
 

@@ -51,10 +51,13 @@ def normalise_question(text: str, cap: int = 200) -> str:
 
 class BotStats:
     def __init__(self, client: redis.Redis, keys: Keys, *, ttl: int = 35 * DAY, unanswered_cap: int = 500,
-                 text_cap: int = 200, clock: Callable[[], float] = time.time):
+                 text_cap: int = 200, clock: Callable[[], float] = time.time, text_ttl: int | None = None):
         self.redis = client
         self.keys = keys
         self.ttl = ttl
+        # Customers' own words (the unanswered questions) go sooner than the counts: after the escalation
+        # retention (FRONTDESK_ESCALATION_RETENTION_DAYS) when that is shorter. Counts stay `ttl`.
+        self.text_ttl = min(ttl, text_ttl) if text_ttl else ttl
         self.unanswered_cap = unanswered_cap
         self.text_cap = text_cap
         self.clock = clock  # injectable so tests can record on other days
@@ -91,14 +94,23 @@ class BotStats:
                 pipe.zincrby(unanswered, 1, question)
                 # Keep the `unanswered_cap` most frequent; a no-op until the set is over the cap.
                 pipe.zremrangebyrank(unanswered, 0, -(self.unanswered_cap + 1))
+                pipe.expire(unanswered, self.text_ttl)
 
-        self._write(write, day, "counts", "unanswered")
+        self._write(write, day, "counts")
 
     def escalation(self, conversation: str) -> None:
         day = self.day()
         self._write(lambda pipe: (pipe.hincrby(self.keys.stats(day, "counts"), "escalations", 1),
                                   pipe.sadd(self.keys.stats(day, "escalated"), conversation)),
                     day, "counts", "escalated")
+
+    def csat(self, agent: str, rating: int) -> None:
+        """A customer rated the help `agent` gave them (1-5): counts and sums, overall and per agent."""
+        day = self.day()
+        key = self.keys.stats(day, "csat")
+        self._write(lambda pipe: (pipe.hincrby(key, "count", 1), pipe.hincrby(key, "sum", rating),
+                                  pipe.hincrby(key, f"count:{agent}", 1), pipe.hincrby(key, f"sum:{agent}", rating)),
+                    day, "csat")
 
     def _write(self, commands: Callable[[redis.client.Pipeline], object], day: str, *parts: str) -> None:
         try:
@@ -127,7 +139,11 @@ class BotStats:
             pipe.scard(self.keys.stats(day, "escalated"))
             pipe.zrange(self.keys.stats(day, "intents"), 0, -1, withscores=True)
             pipe.zrange(self.keys.stats(day, "unanswered"), 0, -1, withscores=True)
+            pipe.hgetall(self.keys.stats(day, "csat"))
         results = pipe.execute()
+        csat_fields: Counter[str] = Counter()
+        for i in range(len(dates)):
+            csat_fields.update({_text(k): int(v) for k, v in results.pop(i * 5 + 5).items()})
         counts: Counter[str] = Counter()
         intents: Counter[str] = Counter()
         unanswered: Counter[str] = Counter()
@@ -154,7 +170,45 @@ class BotStats:
             "escalation_rate": None if escalation_rate is None else round(escalation_rate, 4),
             "top_intents": _top(intents, top),
             "top_unanswered": _top(unanswered, top),
+            "csat": csat_summary(csat_fields),
         }
+
+    def daily(self, days: int = 30) -> list[dict]:
+        """One entry per UTC day, oldest first, for the console's charts: messages, conversations, the
+        containment and escalation rates (None on a day without conversations) and CSAT."""
+        if days < 1:
+            raise ValueError("days must be at least 1")
+        dates = [self.day(offset) for offset in reversed(range(days))]
+        pipe = self.redis.pipeline(transaction=False)
+        for day in dates:
+            pipe.hget(self.keys.stats(day, "counts"), "messages")
+            pipe.scard(self.keys.stats(day, "conversations"))
+            pipe.scard(self.keys.stats(day, "escalated"))
+            pipe.hmget(self.keys.stats(day, "csat"), "count", "sum")
+        results = pipe.execute()
+        series = []
+        for i, day in enumerate(dates):
+            messages, conversations, escalated, (rated, total) = results[i * 4:i * 4 + 4]
+            rate = escalated / conversations if conversations else None
+            series.append({"day": day, "messages": int(messages or 0), "conversations": conversations,
+                           "escalated": escalated,
+                           "containment_rate": None if rate is None else round(1 - rate, 4),
+                           "escalation_rate": None if rate is None else round(rate, 4),
+                           "csat_count": int(rated or 0),
+                           "csat_average": round(int(total) / int(rated), 2) if rated and int(rated) else None})
+        return series
+
+
+def csat_summary(fields: Counter[str]) -> dict:
+    """`{"count", "average", "by_agent": {name: {"count", "average"}}}` from summed csat hash fields."""
+    def average(count: int, total: int) -> float | None:
+        return round(total / count, 2) if count else None
+
+    agents = sorted(k.partition(":")[2] for k in fields if k.startswith("count:"))
+    return {"count": fields["count"], "average": average(fields["count"], fields["sum"]),
+            "by_agent": {a: {"count": fields[f"count:{a}"], "average": average(fields[f"count:{a}"],
+                                                                               fields[f"sum:{a}"])}
+                         for a in agents}}
 
 
 def _top(counter: Counter[str], n: int) -> list[tuple[str, int]]:

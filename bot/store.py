@@ -29,19 +29,41 @@ for i = 3, #KEYS do redis.call('expire', KEYS[i], ARGV[4]) end
 return 1
 """
 
-# KEYS: lock, history. ARGV: token, uid, look back. How many events were dropped.
-_REWIND = _FENCE + """
-local tail = redis.call('lrange', KEYS[2], -tonumber(ARGV[3]), -1)
+# The start of handling message ARGV[2]. First attempt: note the state the handling may change (the metadata
+# fields below, the sentiment trail) in the checkpoint, return 0. A later attempt at the same message (its
+# worker died, or lost its lease): put that state back, drop the dead attempt's transcript events, return the
+# number dropped + 1. Metadata is left alone once staff hold the conversation (they may have claimed it since).
+# KEYS: lock, checkpoint, meta, sentiment, history. ARGV: token, uid, look back, idle TTL, the metadata fields.
+_BEGIN = _FENCE + """
+if redis.call('hget', KEYS[2], 'uid') ~= ARGV[2] then
+  local saved = {}
+  for i = 5, #ARGV do saved[ARGV[i]] = redis.call('hget', KEYS[3], ARGV[i]) or cjson.null end
+  redis.call('hset', KEYS[2], 'uid', ARGV[2], 'meta', cjson.encode(saved),
+             'sentiment', cjson.encode(redis.call('lrange', KEYS[4], 0, -1)))
+  redis.call('expire', KEYS[2], ARGV[4])
+  return 0
+end
+if redis.call('hget', KEYS[3], 'status') ~= 'with_agent' then
+  for field, value in pairs(cjson.decode(redis.call('hget', KEYS[2], 'meta'))) do
+    if value == cjson.null then redis.call('hdel', KEYS[3], field) else redis.call('hset', KEYS[3], field, value) end
+  end
+end
+redis.call('del', KEYS[4])
+local trail = cjson.decode(redis.call('hget', KEYS[2], 'sentiment'))
+if #trail > 0 then redis.call('rpush', KEYS[4], unpack(trail)) end
+local tail = redis.call('lrange', KEYS[5], -tonumber(ARGV[3]), -1)
 for i, raw in ipairs(tail) do
   local ok, event = pcall(cjson.decode, raw)
   if ok and type(event) == 'table' and event['uid'] == ARGV[2] then
-    local dropped = #tail - i + 1
-    redis.call('ltrim', KEYS[2], 0, -dropped - 1)
-    return dropped
+    redis.call('ltrim', KEYS[5], 0, -(#tail - i + 1) - 1)
+    return #tail - i + 2
   end
 end
-return 0
+return 1
 """
+
+# The metadata a message's handling may change (staff actions change more, outside any message).
+HANDLED_FIELDS = ("status", "escalation_id", "fallbacks", "csat_pending", "csat_agent", "csat_asked_at", "last_rating")
 
 # KEYS: lock, meta. ARGV: token, updated_at, n, n field/value pairs, then fields to delete.
 _UPDATE = _FENCE + """
@@ -74,7 +96,7 @@ class ConversationStore:
         self.sentiment_cap = sentiment_cap
         self.idle_ttl = idle_ttl
         self._append = client.register_script(_APPEND)
-        self._rewind = client.register_script(_REWIND)
+        self._begin = client.register_script(_BEGIN)
         self._update = client.register_script(_UPDATE)
         self._sentiment = client.register_script(_SENTIMENT)
 
@@ -120,17 +142,21 @@ class ConversationStore:
                      [json.dumps(event, ensure_ascii=False), self.history_cap, self.idle_ttl])
         return event
 
-    def rewind(self, conversation: str, uid: str, look_back: int = 50) -> int:
-        """Drop what a crashed first attempt at message `uid` left in the transcript; return how many events.
+    def begin(self, conversation: str, uid: str, look_back: int = 50) -> bool:
+        """Start handling message `uid`; True when it is a retry whose dead attempt was undone.
 
-        Messages of one conversation are handled one at a time, so everything from that
-        message's customer event onwards belongs to the attempt that died. One Lua step, fenced by the
-        lease: it never trims events a live holder is writing.
+        Messages of one conversation are handled one at a time, so a second start of the same
+        uid means the first attempt died (or lost its lease) part-way: its transcript events
+        (everything from that message's customer event on) are dropped, and the metadata and
+        sentiment trail it may have changed are put back, so a fallback or an angry message
+        counts once toward escalation however often the message is handled. One fenced Lua step.
         """
         if not uid:
-            return 0
-        return int(self._fenced(self._rewind, conversation, [self.keys.conv(conversation, "history")],
-                                [uid, look_back]))
+            return False
+        return bool(self._fenced(self._begin, conversation,
+                                 [self.keys.conv(conversation, p) for p in
+                                  ("checkpoint", "meta", "sentiment", "history")],
+                                 [uid, look_back, self.idle_ttl, *HANDLED_FIELDS]))
 
     def history(self, conversation: str, last: int | None = None) -> list[dict]:
         start = -last if last else 0

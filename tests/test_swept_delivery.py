@@ -17,6 +17,7 @@ import redis
 from bot.core import Bot, BotHooks
 from bot.dispatch import Handled
 from bot.messages import InboundMessage, Reply
+from tests.outputs import outputs
 
 
 class GreetingModel:
@@ -24,9 +25,10 @@ class GreetingModel:
         return SimpleNamespace(intent="greet", sentiment_scores={"negative": 0.0})
 
 
-def make_bot(redis_server, deliver) -> Bot:
+def make_bot(redis_server, sink) -> Bot:
+    deliver = outputs(sink) if sink is not None else None
     client = redis.Redis(unix_socket_path=redis_server.socket_file)
-    bot = Bot(client, GreetingModel(), None, prefix=f"swept-{uuid.uuid4().hex[:6]}", hooks=BotHooks(deliver=deliver),
+    bot = Bot(client, GreetingModel(), None, prefix=f"swept-{uuid.uuid4().hex[:6]}", hooks=BotHooks(output=deliver),
               lease_ms=2000)
     bot.dispatcher.on_swept = bot.deliver_swept  # what adapters/components.py wires in every server
     bot.dispatcher.sweep_min_age = 0.0
@@ -106,7 +108,8 @@ def test_pull_channels_get_the_outbox_only(redis_server):
     from adapters.channels import ChannelRegistry
 
     registry = ChannelRegistry()  # no output registered for web or rest
-    bot = make_bot(redis_server, registry.deliver)
+    bot = make_bot(redis_server, None)
+    bot.hooks.output = registry.output
     pushed: queue.SimpleQueue[Reply] = queue.SimpleQueue()
     message = InboundMessage("web", "s" * 20, "s" * 20, "hello", message_id=f"{'s' * 20}:c1")
     stop = bot.outbox.watch(message.conversation_key, pushed.put)

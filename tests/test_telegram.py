@@ -218,7 +218,8 @@ def test_staff_reply_reaches_the_chat_split_at_the_limit_and_escaped(client, tg)
 
     assert client.post(f"/admin/escalations/{escalation['id']}/resolve", json={"agent": "sam"},
                        headers=auth).status_code == 200
-    assert "handed you back" in tg.sent(TOKEN, 5006)[-1]["params"]["shown"]
+    handed_back, rating = (s["params"]["shown"] for s in tg.sent(TOKEN, 5006)[-2:])
+    assert "handed you back" in handed_back and "How did we do" in rating  # then the 1-5 rating question
 
 
 def test_admin_commands_are_for_allow_listed_users_only(client, tg):

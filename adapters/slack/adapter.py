@@ -49,7 +49,6 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import metrics
 from adapters.components import Components
 from adapters.slack import format as fmt
 from bot.messages import InboundMessage, Reply
@@ -330,35 +329,31 @@ class SlackAdapter:
         user = event["user"]
         message = InboundMessage(CHANNEL, conversation_id, user, text, message_id=f"{event['channel']}:{event['ts']}",
                                  display_name=await asyncio.to_thread(self.user_name, user))
-        await self._take_in(message, conversation_id)
+        await self._take_in(message)
 
-    async def _take_in(self, message: InboundMessage, conversation_id: str) -> None:
+    async def _take_in(self, message: InboundMessage) -> None:
         """Return once `message` is queued in Redis (then Slack gets its 200); raise `IntakeError` if it is not.
 
-        `Bot.handle` queues the message and then waits for its answer; it runs in a worker
-        thread while this watches for the message's platform id in Redis (set in the same
-        atomic step as the queueing) or for `handle` to finish. Answering and posting go on
-        in the background.
+        `Bot.receive` queues the message, then handles it and posts the answer through this
+        adapter's `send`; it runs in a worker thread while this watches for the message's
+        platform id in Redis (set in the same atomic step as the queueing) or for `receive`
+        to finish. From the queueing on, the core owns the message: if this process dies,
+        another worker's sweeper answers it.
         """
         bot = self.components.need("bot")
-        handling = asyncio.ensure_future(asyncio.to_thread(bot.handle, message))
-        self._spawn(self._answer(message, conversation_id, handling))
+        receiving = asyncio.ensure_future(asyncio.to_thread(bot.receive, message))
+        self._spawn(self._settle(message, receiving))
         deadline = time.monotonic() + INTAKE_WAIT
         while True:
-            await asyncio.wait({handling}, timeout=0.05)
-            if handling.done():
-                if handling.exception() is not None or self._not_queued(handling.result()):
+            await asyncio.wait({receiving}, timeout=0.05)
+            if receiving.done():
+                if receiving.exception() is not None or not receiving.result().queued:
                     raise IntakeError("Redis did not take the message")
                 return
             if await asyncio.to_thread(self._queued, bot, message):
                 return
             if time.monotonic() > deadline:
                 raise IntakeError(f"not queued within {INTAKE_WAIT} s")
-
-    @staticmethod
-    def _not_queued(handled) -> bool:
-        # `Bot.handle` answers a Redis failure with an apology of its own, with no message uid.
-        return not handled.uid and not handled.duplicate
 
     @staticmethod
     def _queued(bot, message: InboundMessage) -> bool:
@@ -369,52 +364,20 @@ class SlackAdapter:
         except Exception:  # Redis not answering: not queued (yet)
             return False
 
-    async def _answer(self, message: InboundMessage, conversation_id: str, handling: asyncio.Future) -> None:
+    @staticmethod
+    async def _settle(message: InboundMessage, receiving: asyncio.Future) -> None:
+        """Log how a message taken in ended (the core has answered and posted it, or why not)."""
         try:
-            handled = await handling
+            handled = await receiving
         except Exception:
             log.exception("Slack: handling a message failed")
             return
-        if self._not_queued(handled):
-            # Slack got a 5xx and delivers the event again; posting the apology now would answer it twice.
+        if not handled.queued:
+            # Slack got a 5xx and delivers the event again; the core posted nothing for this attempt.
             log.warning("Slack: message %s not queued (Redis unavailable); left to Slack's redelivery",
                         message.message_id)
-            return
-        await self._send_handled(message, conversation_id, handled)
-
-    async def _handle_and_send(self, message: InboundMessage, conversation_id: str) -> None:
-        bot = self.components.need("bot")
-        try:
-            handled = await asyncio.to_thread(bot.handle, message)
-        except Exception:
-            log.exception("Slack: handling a message failed")
-            return
-        await self._send_handled(message, conversation_id, handled)
-
-    async def _send_handled(self, message: InboundMessage, conversation_id: str, handled) -> None:
-        bot = self.components.need("bot")
-        if not await asyncio.to_thread(bot.claim_delivery, handled):
+        elif handled.delivered is None and handled.duplicate:
             log.info("Slack: message %s delivered again; already answered", message.message_id)
-            return
-        metrics.MESSAGES.labels(CHANNEL).inc()
-        sent = True
-        for reply in handled.replies:
-            try:
-                await asyncio.to_thread(self.send, conversation_id, reply)
-            except (SlackClientError, OSError) as exc:
-                sent = False  # `send` logged the give-up; staff see it in the transcript
-                await asyncio.to_thread(self._mark_undelivered, message.conversation_key, _api_error(exc))
-                break
-        await asyncio.to_thread(bot.finish_delivery, handled, sent)
-
-    def _mark_undelivered(self, conversation: str, reason: str) -> None:
-        """A transcript line (`delivered: false`) telling staff the bot's answer never reached the customer."""
-        try:
-            self.components.need("bot").store.append(
-                conversation, "system", f"not delivered: Slack refused the bot's answer after retries ({reason})",
-                delivered=False)
-        except Exception as exc:
-            log.warning("Slack: could not record an undelivered answer (%s)", type(exc).__name__)
 
     async def _on_suggestion(self, body: dict, action: dict, respond) -> None:
         """A suggestion button: its text becomes the customer's next message, in the conversation it was shown in."""
@@ -431,7 +394,8 @@ class SlackAdapter:
         message = InboundMessage(CHANNEL, conversation_id, user, choice,
                                  message_id=f"action:{channel}:{action.get('action_ts', time.time())}",
                                  display_name=await asyncio.to_thread(self.user_name, user))
-        await self._handle_and_send(message, conversation_id)
+        bot = self.components.need("bot")
+        await self._settle(message, asyncio.ensure_future(asyncio.to_thread(bot.receive, message)))
 
     # ------------------------------------------------------------------ staff
     async def _staff_action(self, kind: str, body: dict, action: dict, respond) -> None:
@@ -513,8 +477,12 @@ class SlackAdapter:
         return self._names[user_id]
 
     # ------------------------------------------------------------------ OutputChannel
-    def send(self, conversation_id: str, reply: Reply) -> None:
-        """Post `reply` into a DM (`D…`) or a channel thread (`C…:ts`), split within Slack's limits."""
+    def send(self, conversation_id: str, reply: Reply, in_reply_to: str | None = None) -> None:
+        """Post `reply` into a DM (`D…`) or a channel thread (`C…:ts`), split within Slack's limits.
+
+        Answers to a mention already go into the mention's thread (the conversation id names it),
+        so `in_reply_to` adds nothing here.
+        """
         channel, _, thread_ts = conversation_id.partition(":")
         for message in fmt.reply_messages(reply):
             self._post(channel=channel, thread_ts=thread_ts or None, **message)

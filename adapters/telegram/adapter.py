@@ -23,7 +23,6 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from adapters import metrics
 from adapters.components import Components
 from adapters.telegram.format import message_text, render, suggestion_keyboard, suggestion_text
 from adapters.telegram.logs import protect_token
@@ -174,8 +173,7 @@ class TelegramAdapter:
             polite = templates.say("non_text") if templates.has("non_text") else NON_TEXT
             await self.deliver(message.chat_id, [Reply(polite)], reply_to)
             return
-        await self._converse(message.chat_id, message.from_user, text, f"{message.chat_id}:{message.message_id}",
-                             reply_to)
+        await self._converse(message.chat_id, message.from_user, text, f"{message.chat_id}:{message.message_id}")
 
     async def _on_callback(self, query: CallbackQuery) -> None:
         """A suggestion button: the button's text goes to the core as if the customer had typed it."""
@@ -185,9 +183,15 @@ class TelegramAdapter:
             await self.call(lambda: query.answer(None if text else "This button has expired."))
         if text is None or message is None:
             return
-        await self._converse(message.chat_id, query.from_user, text, f"{message.chat_id}:cb:{query.id}", None)
+        await self._converse(message.chat_id, query.from_user, text, f"{message.chat_id}:cb:{query.id}")
 
-    async def _converse(self, chat_id: int, user: User, text: str, message_id: str, reply_to: int | None) -> None:
+    async def _converse(self, chat_id: int, user: User, text: str, message_id: str) -> None:
+        """Hand the message to the core, which answers it through `send`; raise if the answer did not arrive.
+
+        The core passes the message id back to `send`, which quotes it in groups. A failed
+        answer raises `DeliveryFailed`, so the update comes again and the core sends the answer
+        it still owes (a redelivery of an answered message is not answered twice).
+        """
         bot = self.components.need("bot")
         inbound = InboundMessage(CHANNEL, str(chat_id), str(user.id), text, message_id=message_id,
                                  display_name=user.first_name)
@@ -195,34 +199,33 @@ class TelegramAdapter:
             return  # Telegram retrying a webhook call still being answered: that one sends the reply
         self._in_flight.add(message_id)
         try:
-            metrics.MESSAGES.labels(CHANNEL).inc()
-            handled = await asyncio.to_thread(bot.handle, inbound)
-            # The core says whether the answer still has to go out: a redelivery after a crash or a failed
-            # send (in this process or another) is sent once; one that was already answered is not.
-            if await asyncio.to_thread(bot.claim_delivery, handled):
-                sent = False
-                try:
-                    await self.deliver(chat_id, handled.replies, reply_to)
-                    sent = True
-                finally:
-                    await asyncio.to_thread(bot.finish_delivery, handled, sent)
+            handled = await asyncio.to_thread(bot.receive, inbound)
         finally:
             self._in_flight.discard(message_id)
+        if not handled.queued:
+            raise DeliveryFailed("Redis did not take the message")
+        if handled.delivered is False:
+            raise DeliveryFailed("Telegram refused the answer")
 
     # ------------------------------------------------------------------ OutputChannel
-    def send(self, conversation_id: str, reply: Reply) -> None:
-        """Staff messages and the hand-back (called from the bot's worker threads)."""
+    def send(self, conversation_id: str, reply: Reply, in_reply_to: str | None = None) -> None:
+        """Answers, staff messages and the hand-back (called from the bot's worker threads).
+
+        In a group the answer quotes the message it answers (`in_reply_to`, "chat:message"),
+        so it is clear whom it is for; in a private chat there is no doubt.
+        """
         chat_id = int(conversation_id)
+        reply_to = _quoted(chat_id, in_reply_to)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self.loop:  # cannot block the loop we need: send in the background
-            task = self.loop.create_task(self.deliver(chat_id, [reply]))
+            task = self.loop.create_task(self.deliver(chat_id, [reply], reply_to))
             self.sending.append(task)
             task.add_done_callback(self.sending.remove)
             return
-        asyncio.run_coroutine_threadsafe(self.deliver(chat_id, [reply]), self.loop).result(self.send_timeout)
+        asyncio.run_coroutine_threadsafe(self.deliver(chat_id, [reply], reply_to), self.loop).result(self.send_timeout)
 
     async def stop(self) -> None:
         """Stop polling (after the batch in hand), finish sends under way, close the HTTP pool."""
@@ -235,3 +238,11 @@ class TelegramAdapter:
                 await asyncio.wait_for(task, 10)
         with contextlib.suppress(Exception):
             await self.bot.shutdown()
+
+
+def _quoted(chat_id: int, in_reply_to: str | None) -> int | None:
+    """The Telegram message id an answer should quote: only in groups (negative chat ids), only real messages."""
+    if chat_id >= 0 or not in_reply_to:
+        return None
+    _, _, message = in_reply_to.partition(":")
+    return int(message) if message.isdigit() else None
