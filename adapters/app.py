@@ -121,12 +121,13 @@ def create_app(settings: Settings | None = None, components: Components | None =
     # reads a byte, and 413 as soon as a chunked body passes it while streaming in (docs/SECURITY.md).
     app = FastAPI(title="Frontdesk", version="0.1.0", lifespan=lifespan, max_body_size=settings.max_body_bytes)
     app.state.components = components
+    # Routes are matched in order: the customers' hot path first, ahead of the many /admin routes.
+    app.include_router(rest.router)
     app.include_router(admin.router)
     app.include_router(desk_admin.router)  # the console's saved replies and daily numbers
     app.include_router(model_admin.router)  # model deploy, restore, check (admins)
     app.include_router(review_admin.router)  # the review inbox (agents too)
     app.include_router(review_admin.pages)  # its page, /console/review (before the console's /console/{name})
-    app.include_router(rest.router)
     for module in CHANNEL_MODULES:
         app.include_router(module.router)
 

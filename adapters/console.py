@@ -17,7 +17,8 @@ router = APIRouter(tags=["console"], include_in_schema=False)
 
 STATIC = Path(__file__).resolve().parent / "static" / "console"
 # Only these files are served (no path from the URL ever reaches the file system).
-ASSETS = {"console.css": "text/css", "console.js": "text/javascript", "console-desk.js": "text/javascript"}
+ASSETS = {"console.css": "text/css", "console.js": "text/javascript", "console-desk.js": "text/javascript",
+          "staff-api.js": "text/javascript"}
 # Scripts and styles from this server only, and no inline script: a message that slipped
 # past textContent still could not run.
 HEADERS = {

@@ -73,13 +73,12 @@ RECENT = 200  # review-inbox texts a check replays
 
 def compare(components: Components, candidate) -> dict:
     """`nlu.check.compare` on this server's review inbox, with the bot's own decision rule."""
-    from bot.review import decision_of
     from nlu.check import compare as run
 
     bot, engine = components.need("bot"), components.need("engine")
     labelled = [(item["text"], item["label_intent"]) for item in bot.review.labelled()]
     recent = [item["text"] for item in bot.review.list(limit=RECENT)]
-    return run(engine.predict, candidate.predict, labelled, recent, lambda text, result: decision_of(bot, text, result),
+    return run(engine.predict, candidate.predict, labelled, recent, bot.decision_for,
                serving_version=engine.version, candidate_version=candidate.version)
 
 

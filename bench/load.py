@@ -211,7 +211,8 @@ def main() -> None:
     from adapters.runtime import ensure_demo_model
     from adapters.settings import Settings
 
-    model = args.model or ensure_demo_model(Settings(FRONTDESK_HOME=ROOT / ".frontdesk", FRONTDESK_DEVICE="cpu"))
+    model = (args.model or ensure_demo_model(Settings(FRONTDESK_HOME=ROOT / ".frontdesk",
+                                                      FRONTDESK_DEVICE="cpu"))).resolve()
     runs: list[tuple[str, dict]] = []
     if args.baseline:
         runs.append((f"baseline {args.baseline}", run_server(baseline_tree(args.baseline), model, args)))

@@ -1,10 +1,12 @@
-"""The bot: `handle(message) -> replies`, the one entry point every channel uses, plus staff actions.
+"""The bot: `receive(message)`, the one entry point every channel uses, and the handling of each message.
 
 Per message (under the conversation's lease, see `bot.dispatch`): record it, and unless
 staff hold the conversation, classify it (intent, out of scope, sentiment), check the
 escalation rules, and answer from templates, canned intent answers or the FAQ, with an
-honest fallback when nothing fits. Staff claim, reply to and resolve escalations through
-the methods at the bottom; every step lands in the transcript with who did it.
+honest fallback when nothing fits. What it changes outside the conversation (staff
+notifications, statistics) is committed with its replies and run once after (`_later`).
+Delivery to the platforms is `bot.delivery`; staff claim, reply to and resolve escalations
+through `bot.staff_actions`; both are mixins of `Bot`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import redis
 
 from bot import csat
 from bot.channels import Answerer, Classifier, OutputChannel
+from bot.delivery import Delivery
 from bot.dispatch import Dispatcher, Handled, Outcome
 from bot.errors import REDIS_ERRORS
 from bot.escalation import EscalationRules
@@ -31,6 +34,7 @@ from bot.queue import EscalationError, EscalationQueue
 from bot.ratelimit import RateLimiter
 from bot.review import ReviewInbox
 from bot.roles import RoleLease
+from bot.staff_actions import StaffActions
 from bot.stats import BotStats
 from bot.store import ConversationStore
 from bot.templates import Templates
@@ -57,7 +61,7 @@ class BotHooks:
     admin_actions: dict[str, Callable[[], str]] = field(default_factory=dict)  # "/reload" -> summary text
 
 
-class Bot:
+class Bot(Delivery, StaffActions):
     def __init__(self, client: redis.Redis, nlu: Classifier, kb: Answerer | None, *, prefix: str = "frontdesk",
                  templates: Templates | None = None,
                  rules: EscalationRules | None = None, admins: dict[str, set[str]] | None = None,
@@ -82,7 +86,7 @@ class Bot:
         self.hooks = hooks or BotHooks()
         self.dispatcher = Dispatcher(client, self.keys, self._process, lease_ms=lease_ms,
                                      retention_s=dedup_seconds)
-        self.dispatcher.on_effect = self._run_effect
+        self.dispatcher.on_effects = self._run_effects
         self.review = ReviewInbox(client, self.keys)  # what the bot was unsure of, for staff to label (bot.review)
 
     def close(self) -> None:
@@ -109,94 +113,6 @@ class Bot:
             log.warning("redis unavailable while handling a message (%s)", type(exc).__name__)
             self._event("redis_error", {})
             return Handled([Reply(self.templates.say("unavailable"), sender="system")])
-
-    def receive(self, message: InboundMessage) -> Handled:
-        """The one entry point of every channel: intake, ordered handling, delivery, acknowledgement, metrics.
-
-        Returns once the message is handled. For a channel with a registered output (Slack,
-        Telegram) the replies have then been sent through it, once per message however often
-        the platform delivers it (`handled.delivered`: True, False when the platform refused,
-        None when they were sent before or by someone else). Channels without one (REST, web
-        chat) send `handled.replies` back themselves. A message Redis did not take (`queued`
-        false) is answered only with the apology, never sent to a push platform: that platform
-        is told to deliver it again instead.
-        """
-        handled = self.handle(message)
-        output = self._output(message.channel)
-        if output is not None and handled.queued:
-            handled.delivered = self._deliver(message, handled, output)
-        if handled.queued and not handled.duplicate:
-            self._event("message", {"channel": message.channel})
-        return handled
-
-    def _output(self, channel: str) -> OutputChannel | None:
-        return self.hooks.output(channel) if self.hooks.output is not None else None
-
-    def _deliver(self, message: InboundMessage, handled: Handled, output: OutputChannel | None,
-                 publish: bool = False) -> bool | None:
-        """Send `handled.replies` through `output` unless they were sent already; whether they arrived.
-
-        Exactly once per message uid, under the delivery claim (`claim_delivery`): a platform's
-        redelivery, a waiter and the sweeper may all hold the same result. With `publish`, each
-        reply also goes out on the live outbox (a web page connected to any worker shows it).
-        A refusal (after the output's own retries) stops the rest and is marked in the
-        transcript (`delivered: false`) so staff see it; the claim is freed for a redelivery.
-        """
-        if not self.claim_delivery(handled):
-            return None  # sent already, or being sent by whoever else holds the claim
-        sent = False
-        try:
-            for index, reply in enumerate(handled.replies):
-                if publish:
-                    self.outbox.publish(message.conversation_key, reply)
-                if output is not None:  # the first reply answers the message (a group may quote it)
-                    output.send(message.conversation_id, reply, message.message_id if index == 0 else None)
-            sent = True
-        except Exception as exc:  # the message text is personal data: only the reason is logged
-            log.warning("delivering an answer to %s failed (%s)", message.channel, type(exc).__name__)
-            try:
-                self.store.append(message.conversation_key, "system",
-                                  f"not delivered: {message.channel} refused the bot's answer after retries",
-                                  delivered=False)
-            except redis.RedisError:
-                log.warning("an undelivered answer could not be recorded: Redis unavailable")
-        finally:
-            self.finish_delivery(handled, sent)
-        return sent
-
-    def claim_delivery(self, handled: Handled) -> bool:
-        """For push channels (Slack, Telegram): send `handled.replies` only when this returns True.
-
-        A platform redelivers a message when it is not sure we answered; this tells a
-        redelivery whose answer never went out (a crash between answering and sending)
-        from one that was answered. Call `finish_delivery` afterwards.
-        """
-        try:
-            return self.dispatcher.claim_delivery(handled)
-        except redis.RedisError:
-            return not handled.duplicate
-
-    def finish_delivery(self, handled: Handled, sent: bool) -> None:
-        try:
-            self.dispatcher.finish_delivery(handled, sent)
-        except redis.RedisError:
-            log.warning("delivery of a handled message not recorded: Redis unavailable")
-
-    def deliver_swept(self, uid: str, message: InboundMessage, replies: list[Reply]) -> bool:
-        """`Dispatcher.on_swept`: deliver the replies of a message handled for nobody known to be waiting.
-
-        That is a message a dead worker left behind, handled by this process's sweeper (or by
-        a waiter that found it in `processing`). Its receiver is gone, so nobody would send its
-        answer: here it goes out like a staff message, published on the outbox (a web page
-        connected to any worker shows it live) and sent through the channel's output (push
-        channels; pull channels have none), under the same delivery claim as `receive`, so a
-        live waiter that also got the result does not send it again. False when the channel
-        refused it (marked in the transcript for staff) or it was not ours to send.
-        """
-        if not replies:
-            return True  # staff hold the conversation: nothing of the bot's to send
-        handled = Handled(replies, uid=uid, conversation=message.conversation_key)
-        return bool(self._deliver(message, handled, self._output(message.channel), publish=True))
 
     def _process(self, message: InboundMessage) -> Outcome:
         """`Dispatcher`'s handler: the replies, plus the side effects to commit with them (see `_later`)."""
@@ -280,6 +196,21 @@ class Bot:
         self.review.record_message(message, "fallback", result, decision)
         return self._fallback(message, fallbacks + 1)
 
+    def decision_for(self, text: str, result) -> str:
+        """What the bot would do with `text` classified as `result`, changing nothing: "escalate", "answer",
+        "suggest" or "fallback". `model check` replays recent messages through it for two models.
+
+        The same rules as `_respond` for a fresh conversation (no earlier fallbacks or sentiment trail).
+        """
+        negative = float(result.sentiment_scores.get("negative", 0.0))
+        if self.rules.reason(negative=negative, trail=[negative], intent=result.intent, fallbacks=0):
+            return "escalate"
+        if (result.intent in SMALL_TALK and self.templates.has(result.intent)) or self.templates.intent_answer(
+                result.intent):
+            return "answer"
+        decision = self.kb.answer(text, result) if self.kb is not None else None
+        return str(decision.kind) if decision is not None and decision.kind in ("answer", "suggest") else "fallback"
+
     def _fallback(self, message: InboundMessage, fallbacks: int) -> list[Reply]:
         conversation = message.conversation_key
         self.store.update(conversation, fallbacks=fallbacks)
@@ -311,18 +242,28 @@ class Bot:
         Staff notifications and counters in other Redis slots cannot share the conversation's
         atomic commit, and must not repeat when a message is handled again after a crash. So
         they wait in the message's `Outcome`, enter the effects outbox in the commit's step and
-        run once it succeeded (`_run_effect`, called by the dispatcher); an attempt that died or lost its lease leaves
+        run once it succeeded (`_run_effects`, called by the dispatcher); an attempt that died or lost its lease leaves
         none. Outside a dispatcher (a direct call) they run at once.
         """
-        effect = {"kind": kind, **details}
+        # Staff notifications leave the system: they are tracked one by one (`Dispatcher._run_effects`).
+        effect = {"kind": kind, **details, "external": kind in ("escalation", "relay")}
         pending = _EFFECTS.get()
         if pending is None:
-            self._run_effect(effect)
+            self._run_effects([effect])
         else:
             pending.append(effect)
 
+    def _run_effects(self, effects: list[dict]) -> None:
+        """`Dispatcher.on_effects`: committed side effects, their statistics in one round trip."""
+        with self.stats.batch():
+            for effect in effects:
+                try:
+                    self._run_effect(effect)
+                except Exception:  # a notifier or Redis failing must not cost the other effects
+                    log.exception("side effect %s failed", effect.get("kind"))
+
     def _run_effect(self, effect: dict) -> None:
-        """`Dispatcher.on_effect`: one committed side effect (see `_later`)."""
+        """One committed side effect (see `_later`)."""
         kind = effect["kind"]
         if kind == "stats" and effect["op"] in STATS_OPS:
             getattr(self.stats, effect["op"])(*effect["args"])
@@ -371,43 +312,6 @@ class Bot:
         if self.hooks.on_event is not None:
             self.hooks.on_event(name, details)
 
-    # ------------------------------------------------------------------ staff
-    # Each returns the escalation record plus `delivered`: whether the customer's platform accepted the
-    # message this action sends them (False: refused after the channel's retries; marked in the transcript).
-    def claim(self, escalation_id: str, agent: str) -> dict:
-        record = self.queue.claim(escalation_id, agent)
-        conversation = record["conversation_id"]
-        self.store.update(conversation, status="with_agent", agent=agent)
-        self.store.append(conversation, "system", f"claimed by {agent}", by=agent)
-        delivered = self._send(conversation, record["channel"],
-                               Reply(self.templates.say("agent_joined", agent=agent), sender="system"))
-        self._status_changed(record)
-        return {**record, "delivered": delivered}
-
-    def agent_reply(self, escalation_id: str, agent: str, text: str) -> dict:
-        record = self.queue.get(escalation_id)
-        if record["status"] == "open":
-            record = self.claim(escalation_id, agent)  # replying to an open escalation takes it
-        elif record["status"] != "claimed":
-            raise EscalationError(f"escalation {escalation_id} is {record['status']}")
-        conversation = record["conversation_id"]
-        delivered = self._send(conversation, record["channel"], Reply(text, sender="agent", agent=agent),
-                               record=False)
-        self.review.staff_answered(record, lambda: self.store.history(conversation, last=50))
-        # Recorded whether or not it arrived, marked `delivered: false` when the platform refused it.
-        self.store.append(conversation, "agent", text, by=agent, delivered=None if delivered else False)
-        return {**record, "delivered": delivered}
-
-    def resolve(self, escalation_id: str, agent: str) -> dict:
-        record = self.queue.resolve(escalation_id, agent)
-        conversation = record["conversation_id"]
-        self.store.update(conversation, status="bot", agent=None, escalation_id=None, fallbacks=0)
-        self.store.append(conversation, "system", f"resolved by {agent}", by=agent)
-        delivered = self._send(conversation, record["channel"], Reply(self.templates.say("resolved", agent=agent)))
-        self._ask_rating(record, agent)
-        self._status_changed(record)
-        return {**record, "delivered": delivered}
-
     # ------------------------------------------------------------------ business hours and ratings
     def _note_escalation(self, record: dict, message: InboundMessage) -> dict | None:
         """Mark a new escalation out of hours (and with the customer's name) for staff; the next opening
@@ -437,12 +341,6 @@ class Bot:
         return ("Our team is away right now; they're back {day} at {time} ({timezone}) and will pick this up "
                 "then.").format(**away)
 
-    def _ask_rating(self, record: dict, agent: str) -> None:
-        """After a resolution: "how did we do?", with 1-5 as buttons (see `bot.csat`)."""
-        self.store.update(record["conversation_id"], **csat.ask_fields(record["id"], agent, self.clock()))
-        self._send(record["conversation_id"], record["channel"], Reply(csat.ask_text(self.templates),
-                                                                        suggestions=csat.RATINGS))
-
     def _take_rating(self, message: InboundMessage, meta: dict) -> list[Reply] | None:
         """The thanks for a rating, once stored (`bot.csat.store_rating`); None when the message is none."""
         escalation_id = csat.pending(meta, self.clock())
@@ -452,51 +350,3 @@ class Bot:
         csat.store_rating(self, message, escalation_id, meta.get("csat_agent") or "unknown", rating)
         self._event("csat", {"rating": rating, "channel": message.channel})
         return [Reply(csat.thanks_text(self.templates))]
-
-    def _status_changed(self, record: dict) -> None:
-        for notify in self.hooks.on_status_change:
-            try:
-                notify(record)
-            except Exception:  # a stale staff notification must not undo the action itself
-                log.exception("status-change notifier failed")
-
-    def reannounce_unclaimed(self, older_than: float) -> list[dict]:
-        """Notify staff again about escalations nobody has claimed for `older_than` seconds."""
-        due = self.queue.due_for_reannounce(older_than)
-        for record in due:
-            transcript = self.store.history(record["conversation_id"])
-            for notify in self.hooks.on_escalation:
-                try:
-                    notify({**record, "reannounced": True}, transcript)
-                except Exception:
-                    log.exception("escalation notifier failed")
-        return due
-
-    def transcript(self, escalation_id: str) -> list[dict]:
-        return self.store.history(self.queue.get(escalation_id)["conversation_id"])
-
-    def history(self, channel: str, conversation_id: str, last: int | None = None) -> list[dict]:
-        """A conversation's transcript, for channels that redraw it (the web chat after a page reload)."""
-        return self.store.history(f"{channel}:{conversation_id}", last=last)
-
-    def _send(self, conversation: str, channel: str, reply: Reply, record: bool = True) -> bool:
-        """Publish `reply` and hand it to the channel's output; whether the platform accepted it.
-
-        The channel's output retries (Slack: its SDK's retry handlers) and raises once it gives
-        up. With `record`, the reply goes into the transcript after the attempt, marked
-        `delivered: false` when it failed, so staff see it (console, `/admin/escalations/{id}`).
-        """
-        self.outbox.publish(conversation, reply)
-        delivered = True
-        output = self._output(channel)
-        if output is not None:
-            try:
-                output.send(conversation.partition(":")[2], reply)
-            except Exception as exc:  # the message text is personal data: only the reason is logged
-                delivered = False
-                log.warning("delivering a message to %s failed (%s)", channel, type(exc).__name__)
-        if record:
-            self.store.append(conversation, reply.sender, reply.text, agent=reply.agent,
-                              suggestions=list(reply.suggestions) or None,  # a reload redraws the buttons
-                              delivered=None if delivered else False)
-        return delivered

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 import redis
 
 from bot.keys import Keys
+from bot.review import ReviewInbox
 from bot.stats import DAY, normalise_question
 
 # How to ask whether a stats key of each type holds a member (or field) named by a conversation key.
@@ -118,16 +119,9 @@ class CustomerData:
                         break
         return found
 
-    def _review(self):
-        """The review inbox, when this installation has one (`bot.review`); None otherwise."""
-        try:
-            from bot import review
-        except ImportError:
-            return None
-        inbox = getattr(review, "ReviewInbox", None)
-        if inbox is None or not hasattr(inbox, "for_customer") or not hasattr(inbox, "erase_customer"):
-            return None
-        return inbox(self.redis, self.keys)
+    def _review(self) -> ReviewInbox:
+        """The review inbox, which keeps customers' texts (masked) with their channel and id."""
+        return ReviewInbox(self.redis, self.keys)
 
     def _rate_keys(self, channel: str, user_id: str) -> list[str]:
         return [_text(k) for k in self.redis.scan_iter(match=self.keys.pattern(f"rate:{channel}:{user_id}"),
@@ -161,7 +155,7 @@ class CustomerData:
             "exported_at": time.time(),
             "conversations": out_conversations,
             "escalations": escalations,
-            "review_items": review.for_customer(channel, user_id) if review is not None else [],
+            "review_items": review.for_customer(channel, user_id),
             "rate_limit": {key: _dump(self.redis, key) for key in self._rate_keys(channel, user_id)},
             "statistics": {
                 "counted_in": [{"key": key, "member": member}
@@ -179,7 +173,7 @@ class CustomerData:
         memberships = self._stats_memberships(set(conversations))
         escalations = self._escalations(channel, user_id, set(conversations))
         review = self._review()
-        review_removed = review.erase_customer(channel, user_id) if review is not None else 0
+        review_removed = review.erase_customer(channel, user_id)
 
         rate_keys = self._rate_keys(channel, user_id)
         deleted_keys = list(rate_keys)

@@ -46,8 +46,8 @@ from bot.lease import Lease, LeaseLost, Renewer
 from bot.messages import InboundMessage, Reply
 
 Handler = Callable[[InboundMessage], "list[Reply] | Outcome"]
-# Runs one side effect of a committed message (outside its conversation); see `Outcome`.
-EffectHook = Callable[[dict], None]
+# Runs side effects of a committed message (outside its conversation), together where it can; see `Outcome`.
+EffectsHook = Callable[[list[dict]], None]
 # (uid, message, replies) of a message handled for nobody known to be waiting: see `Dispatcher.on_swept`.
 SweptHook = Callable[[str, InboundMessage, list[Reply]], None]
 log = logging.getLogger(__name__)
@@ -71,14 +71,16 @@ return false
 
 
 # The next message to handle, only while the lease is ours: one left in `processing` by a dead worker first
-# ([1, raw]), else the inbox's oldest moved into `processing` ([0, raw]); [] when there is none, [-1] when the
-# lease is no longer ours. KEYS: lock, processing, inbox (one conversation's tag). ARGV: token.
+# ([1, raw]), else the inbox's oldest moved into `processing` ([0, raw]); [] when there is none (the lease is
+# then given back in the same step), [-1] when the lease is no longer ours.
+# KEYS: lock, processing, inbox (one conversation's tag). ARGV: token.
 _NEXT = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return {-1} end
 local raw = redis.call('lindex', KEYS[2], 0)
 if raw then return {1, raw} end
 raw = redis.call('lmove', KEYS[3], KEYS[2], 'LEFT', 'RIGHT')
 if raw then return {0, raw} end
+redis.call('del', KEYS[1])
 return {}
 """
 
@@ -145,7 +147,7 @@ class Outcome:
 
     `effects` (JSON-able dicts, their meaning the handler's own: staff notifications, counters in
     other Redis slots) are committed with the replies, in the same fenced step, then run through
-    `Dispatcher.on_effect` after the commit: a handling that dies or loses its lease leaves none
+    `Dispatcher.on_effects` after the commit: a handling that dies or loses its lease leaves none
     behind, and a committed one is run by the sweeper if its worker dies before running them.
     """
 
@@ -190,8 +192,8 @@ class Dispatcher:
         # Which messages have answers someone must push to the platform (Slack, Telegram): those are noted as
         # undelivered at commit until `finish_delivery`, and the sweeper hands leftovers to `on_swept`. None: none.
         self.tracks_delivery: Callable[[InboundMessage], bool] | None = None
-        # Runs each side effect a handler returned in an `Outcome`, once committed (see there). None: dropped.
-        self.on_effect: EffectHook | None = None
+        # Runs the side effects a handler returned in an `Outcome`, once committed (see there). None: dropped.
+        self.on_effects: EffectsHook | None = None
         self._release = client.register_script(_RELEASE)
         self._enqueue = client.register_script(_ENQUEUE)
         self._next = client.register_script(_NEXT)
@@ -229,8 +231,11 @@ class Dispatcher:
     def _wait(self, uid: str, message: InboundMessage) -> list[Reply]:
         deadline = time.monotonic() + self.wait_timeout
         conversation = message.conversation_key
+        mine: dict[str, list[Reply]] = {}
         while True:
-            self._drain(conversation)
+            self._drain(conversation, mine)
+            if uid in mine:  # handled by this very call: no need to read it back
+                return mine[uid]
             stored = self.redis.get(self.keys.result(conversation, uid))
             if stored is not None:
                 return [Reply.from_dict(r) for r in json.loads(stored)]
@@ -239,24 +244,30 @@ class Dispatcher:
             # Wake as soon as the lease holder finishes our message; re-check the lease otherwise.
             self.redis.blpop([self.keys.done(conversation, uid)], timeout=0.25)
 
-    def _drain(self, conversation: str) -> bool:
+    def _drain(self, conversation: str, results: dict[str, list[Reply]] | None = None) -> bool:
         lock = self.keys.conv(conversation, "lock")
         token = uuid.uuid4().hex
         if not self.redis.set(lock, token, nx=True, px=self.lease_ms):
             return False
-        return self._drain_held(conversation, Lease(lock, token))
+        return self._drain_held(conversation, Lease(lock, token), results=results)
 
-    def _drain_held(self, conversation: str, lease: Lease, *, swept: bool = False) -> bool:
-        """Handle the conversation's messages in order while `lease` is ours; True once nothing is left."""
+    def _drain_held(self, conversation: str, lease: Lease, *, swept: bool = False,
+                    results: dict[str, list[Reply]] | None = None) -> bool:
+        """Handle the conversation's messages in order while `lease` is ours; True once nothing is left.
+
+        `results` collects the replies committed here by uid (a waiter then needs no read-back).
+        """
         inbox = self.keys.conv(conversation, "inbox")
         processing = self.keys.conv(conversation, "processing")
         self._renewer.hold(lease)
+        released = False
         try:
             if swept:
                 self._run_leftover_effects(conversation)
             while True:
                 got = self._next(keys=[lease.key, processing, inbox], args=[lease.token])
                 if not got:
+                    released = True  # by the script, with nothing left
                     return True
                 if int(got[0]) == -1:
                     log.warning("lease lost between messages; leaving the conversation to its new holder",
@@ -296,6 +307,8 @@ class Dispatcher:
                     log.warning("lease lost while handling a message; its result is discarded",
                                 extra={"conversation": conversation, "uid": uid})
                     return False
+                if results is not None:
+                    results[uid] = replies
                 if effects:
                     self._run_effects(conversation, uid, message, effects)
                 if (swept or recovered) and self.on_swept is not None:
@@ -306,7 +319,8 @@ class Dispatcher:
         finally:
             self._renewer.drop(lease)
             try:
-                self._release(keys=[lease.key], args=[lease.token])
+                if not released:
+                    self._release(keys=[lease.key], args=[lease.token])
             except REDIS_ERRORS:
                 self._unreleased.add((lease.key, lease.token))
                 raise
@@ -322,24 +336,35 @@ class Dispatcher:
                   item_json, uid, effects_json]))
 
     def _run_effects(self, conversation: str, uid: str, message: InboundMessage, effects: list[dict]) -> None:
-        """Run a committed message's side effects in order, dropping each from the outbox once it ran.
+        """Run a committed message's side effects, dropping them from the outbox as they are done.
 
-        Still under the lease, which keeps the sweeper away while they run; a worker dying part-way
-        leaves the rest (and only the rest) to the sweeper. So each effect runs once, and twice only
-        for a crash between an effect and the HDEL/HSET that follows it.
+        Still under the lease, which keeps the sweeper away while they run. The effects that stay
+        in Redis (counters: `external` false) run first, together (`on_effects` may batch them into
+        one round trip); the outbox then keeps only the external ones (staff notifications), each
+        dropped once sent. A worker dying part-way leaves the rest, and only the rest, to the
+        sweeper: each effect runs once, twice only for a crash between it and the write after it.
         """
         key = self.keys.conv(conversation, "effects")
-        for index, effect in enumerate(effects):
-            if self.on_effect is not None:
-                try:
-                    self.on_effect(effect)
-                except Exception:
-                    log.exception("a side effect failed for a message in %s", conversation)
-            rest = effects[index + 1:]
-            if rest:
+        internal = [e for e in effects if not e.get("external")]
+        external = [e for e in effects if e.get("external")]
+        if internal:
+            self._call_effects(conversation, internal)
+        for index in range(len(external) + 1):
+            rest = external[index:]
+            if rest and (index > 0 or internal):  # what is left, unless that is what the commit stored
                 self.redis.hset(key, uid, json.dumps({"message": message.to_dict(), "effects": rest}))
-            else:
+            elif not rest:
                 self.redis.hdel(key, uid)
+                return
+            self._call_effects(conversation, rest[:1])
+
+    def _call_effects(self, conversation: str, effects: list[dict]) -> None:
+        if self.on_effects is None:
+            return
+        try:
+            self.on_effects(effects)
+        except Exception:
+            log.exception("side effects failed for a message in %s", conversation)
 
     def _run_leftover_effects(self, conversation: str) -> None:
         """Effects committed by a worker that died before running them (see `_run_effects`)."""

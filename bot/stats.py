@@ -19,11 +19,13 @@ it never costs a customer their reply (`summary` does raise; the admin route ans
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 import redis
 
@@ -32,6 +34,8 @@ from bot.keys import Keys
 log = logging.getLogger(__name__)
 
 DAY = 86_400
+# The writes collected by `BotStats.batch` on this thread; None outside one.
+_BATCH: ContextVar[list | None] = ContextVar("frontdesk_stats_batch", default=None)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _NUMBER = re.compile(r"\d[\d \-]{2,}\d")  # order, phone and card numbers: 4+ digits, maybe spaced
 _SPACE = re.compile(r"\s+")
@@ -112,12 +116,32 @@ class BotStats:
                                   pipe.hincrby(key, f"count:{agent}", 1), pipe.hincrby(key, f"sum:{agent}", rating)),
                     day, "csat")
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Everything recorded inside goes to Redis in one round trip, at the end (a message's several counts)."""
+        writes: list[tuple[Callable, str, tuple[str, ...]]] = []
+        collecting = _BATCH.set(writes)
+        try:
+            yield
+        finally:
+            _BATCH.reset(collecting)
+            if writes:
+                self._execute(writes)
+
     def _write(self, commands: Callable[[redis.client.Pipeline], object], day: str, *parts: str) -> None:
+        batch = _BATCH.get()
+        if batch is not None:
+            batch.append((commands, day, parts))
+        else:
+            self._execute([(commands, day, parts)])
+
+    def _execute(self, writes: list[tuple[Callable, str, tuple[str, ...]]]) -> None:
         try:
             pipe = self.redis.pipeline(transaction=False)
-            commands(pipe)
-            for part in parts:
-                pipe.expire(self.keys.stats(day, part), self.ttl)
+            for commands, day, parts in writes:
+                commands(pipe)
+                for part in parts:
+                    pipe.expire(self.keys.stats(day, part), self.ttl)
             pipe.execute()
         except redis.RedisError as exc:
             log.warning("conversation statistics not recorded: Redis unavailable (%s)", type(exc).__name__)

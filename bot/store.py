@@ -123,8 +123,9 @@ class ConversationStore:
         pipe = self.redis.pipeline(transaction=True)
         for field, value in fields.items():
             pipe.hsetnx(key, field, value)
-        pipe.execute()
-        return self.meta(conversation)
+        pipe.hgetall(key)  # in the same round trip
+        raw = pipe.execute()[-1]
+        return {_text(k): _text(v) for k, v in raw.items()}
 
     def update(self, conversation: str, **fields: str | int | float | None) -> None:
         values = {k: str(v) for k, v in fields.items() if v is not None}

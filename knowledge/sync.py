@@ -15,17 +15,16 @@ Keys (all under the configured prefix, with one Redis Cluster hash tag; `bot.key
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import socket
-import threading
 import time
 
 import redis
 
 from knowledge.service import KnowledgeBase
+from nlu.fleet import Follower
 
 log = logging.getLogger(__name__)
 STALE_AFTER = 30.0  # seconds without a heartbeat before a worker is no longer listed
@@ -36,20 +35,21 @@ def sync_key(prefix: str, part: str) -> str:
     return f"{{{prefix}:kb}}:{part}"
 
 
-class ReloadSync:
+class ReloadSync(Follower):
+    """One per process: announces this process's reloads and follows everyone else's."""
+
+    name = "kb-sync"
+
     def __init__(self, kb: KnowledgeBase, client: redis.Redis, prefix: str = "frontdesk",
                  worker_id: str | None = None, heartbeat: float = 2.0):
+        super().__init__(client, heartbeat)
         self.kb = kb
-        self.redis = client
-        self.heartbeat = heartbeat
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.desired_key = sync_key(prefix, "desired")
         self.seq_key = sync_key(prefix, "seq")
         self.workers_key = sync_key(prefix, "workers")
         self.channel = sync_key(prefix, "events")
         self.applied_seq = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ the requesting side
     def announce(self, action: str) -> None:
@@ -99,36 +99,9 @@ class ReloadSync:
         self.applied_seq = desired["seq"]
         self.report()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="kb-sync", daemon=True)
-        self._thread.start()
+    @property
+    def events_channel(self) -> str:
+        return self.channel
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        with contextlib.suppress(redis.RedisError):
-            self.redis.hdel(self.workers_key, self.worker_id)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pubsub = None
-            try:
-                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                self.catch_up()
-                self.report()
-                next_beat = time.monotonic() + self.heartbeat
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=min(0.5, self.heartbeat))
-                    if message is not None or time.monotonic() >= next_beat:
-                        self.catch_up()
-                        self.report()
-                        next_beat = time.monotonic() + self.heartbeat
-            except redis.RedisError as exc:
-                log.warning("knowledge-base sync lost Redis (%s); retrying", type(exc).__name__)
-                self._stop.wait(1.0)
-            finally:
-                if pubsub is not None:
-                    with contextlib.suppress(redis.RedisError):
-                        pubsub.close()
+    def forget(self) -> None:
+        self.redis.hdel(self.workers_key, self.worker_id)

@@ -19,7 +19,6 @@ directory): each worker loads the model itself.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -32,31 +31,31 @@ from pathlib import Path
 import redis
 
 from nlu.artifacts import ModelLoadError
+from nlu.fleet import Follower
 
 log = logging.getLogger(__name__)
 
 KeyFn = Callable[..., str]  # key("desired"), key("worker", ID), ...
 
 
-class ModelSync:
+class ModelSync(Follower):
     """One per process: deploys and restores for the fleet, and this worker's part in them."""
+
+    name = "model-sync"
 
     def __init__(self, engine, client: redis.Redis, key: KeyFn, load: Callable[[str], object], *, path: str,
                  worker_id: str | None = None, heartbeat: float = 2.0):
+        super().__init__(client, heartbeat)
         self.engine = engine
-        self.redis = client
         self.key = key
         self.load = load  # path -> a probed Predictor carrying its version (nlu.versions.load_checked)
         self.path = str(path)
-        self.heartbeat = heartbeat
         self.ttl = max(5, int(heartbeat * 5))  # a worker missing several heartbeats is no longer listed
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.applied_seq = 0
         self.error: str | None = None  # why the last catch-up failed here (the fleet view shows it)
         self.listeners: list[Callable[[str], None]] = []  # called with the new version after each swap
         self._lock = threading.Lock()  # one load-and-swap at a time in this process
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ state
     def desired(self) -> dict | None:
@@ -162,37 +161,10 @@ class ModelSync:
             self.applied_seq = desired["seq"]
         self.report()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="model-sync", daemon=True)
-        self._thread.start()
+    @property
+    def events_channel(self) -> str:
+        return self.key("events")
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        with contextlib.suppress(redis.RedisError):
-            self.redis.delete(self.key("worker", self.worker_id))
-            self.redis.zrem(self.key("workers"), self.worker_id)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pubsub = None
-            try:
-                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.key("events"))
-                self.catch_up()
-                self.report()
-                next_beat = time.monotonic() + self.heartbeat
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=min(0.5, self.heartbeat))
-                    if message is not None or time.monotonic() >= next_beat:
-                        self.catch_up()
-                        self.report()
-                        next_beat = time.monotonic() + self.heartbeat
-            except redis.RedisError as exc:
-                log.warning("model sync lost Redis (%s); retrying", type(exc).__name__)
-                self._stop.wait(1.0)
-            finally:
-                if pubsub is not None:
-                    with contextlib.suppress(redis.RedisError):
-                        pubsub.close()
+    def forget(self) -> None:
+        self.redis.delete(self.key("worker", self.worker_id))
+        self.redis.zrem(self.key("workers"), self.worker_id)

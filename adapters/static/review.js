@@ -16,39 +16,8 @@
   const $ = (id) => document.getElementById(id);
   const session = { token: sessionStorage.getItem(STORE.token) };
 
-  class Unauthorized extends Error {}
-
-  async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${session.token}` };
-    const init = { method, headers, cache: "no-store" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const response = await fetch(path, init);
-    if (response.status === 401) throw new Unauthorized("wrong token");
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-    return { ok: response.ok, status: response.status, data };
-  }
-
-  function problem(result) {
-    const detail = result.data && result.data.detail;
-    if (typeof detail === "string") return detail;
-    if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");
-    return `the server answered ${result.status}`;
-  }
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const { Unauthorized, problem, el } = window.FrontdeskStaff; // /console/staff-api.js
+  const api = window.FrontdeskStaff.client(() => session.token);
 
   function say(text, bad) {
     $("message").textContent = text;

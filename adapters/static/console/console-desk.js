@@ -21,29 +21,9 @@
     return sessionStorage.getItem("frontdesk.console.token");
   }
 
-  async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${token()}` };
-    const init = { method, headers, cache: "no-store" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const response = await fetch(path, init);
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-    return { ok: response.ok, status: response.status, data };
-  }
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  // 401 throws; every call here treats a refusal like an unreachable server (`.catch(() => null)`).
+  const api = window.FrontdeskStaff.client(token);
+  const { el } = window.FrontdeskStaff; // staff-api.js
 
   // ------------------------------------------------------------------ who is signed in
   async function loadMe() {

@@ -26,43 +26,10 @@
   let queueKey = "";
   let transcriptKey = "";
 
-  class Unauthorized extends Error {}
-
-  // ------------------------------------------------------------------ HTTP
-  async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${session.token}` };
-    const init = { method, headers, cache: "no-store" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const response = await fetch(path, init);
-    if (response.status === 401) throw new Unauthorized("wrong token");
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-    return { ok: response.ok, status: response.status, data };
-  }
-
-  // FastAPI answers {"detail": "text"} or, for a bad body, {"detail": [{"msg": ...}, ...]}.
-  function problem(result) {
-    const detail = result.data && result.data.detail;
-    if (typeof detail === "string") return detail;
-    if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");
-    return `the server answered ${result.status}`;
-  }
+  const { Unauthorized, problem, el } = window.FrontdeskStaff; // staff-api.js
+  const api = window.FrontdeskStaff.client(() => session.token);
 
   // ------------------------------------------------------------------ small DOM helpers
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
   function setText(id, text) {
     $(id).textContent = text === undefined || text === null ? "–" : String(text);
   }

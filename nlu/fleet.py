@@ -1,0 +1,78 @@
+"""Following a fleet-wide desired state in Redis: the loop both live reloads use (the FAQ's and the model's).
+
+One process records what every process should serve and publishes an event; every process
+runs a `Follower` thread that catches up on each event and, since pub/sub is fire-and-forget,
+on a heartbeat too, then reports what it serves. What "catching up" and "reporting" mean is
+the subclass's (`knowledge.sync.ReloadSync`, `nlu.sync.ModelSync`). Lives in `nlu/` because
+`knowledge/` already builds on `nlu/` and neither may import `bot/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+class Follower:
+    """A background thread: `catch_up()` and `report()` on every event on `events_channel` and every `heartbeat`."""
+
+    name = "fleet-sync"  # the thread's name, and how the log names this follower
+
+    def __init__(self, client: redis.Redis, heartbeat: float = 2.0):
+        self.redis = client
+        self.heartbeat = heartbeat
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def events_channel(self) -> str:
+        raise NotImplementedError
+
+    def catch_up(self) -> None:
+        raise NotImplementedError
+
+    def report(self) -> None:
+        raise NotImplementedError
+
+    def forget(self) -> None:
+        """Remove this process's report when it stops (a stopped worker should not be listed)."""
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(redis.RedisError):
+            self.forget()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pubsub = None
+            try:
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.events_channel)
+                self.catch_up()
+                self.report()
+                next_beat = time.monotonic() + self.heartbeat
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=min(0.5, self.heartbeat))
+                    if message is not None or time.monotonic() >= next_beat:
+                        self.catch_up()
+                        self.report()
+                        next_beat = time.monotonic() + self.heartbeat
+            except redis.RedisError as exc:
+                log.warning("%s lost Redis (%s); retrying", self.name, type(exc).__name__)
+                self._stop.wait(1.0)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(redis.RedisError):
+                        pubsub.close()
