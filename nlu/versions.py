@@ -83,5 +83,7 @@ def load_checked(model_dir: str | Path, device: str = "auto", *, max_batch: int 
         predictor = load_predictor(Path(model_dir), device, max_batch, backend)  # stamps the version
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
+    except OSError as exc:  # a name too long, a directory that is not readable, ...: the caller's input
+        raise ModelLoadError(f"cannot read {str(model_dir)[:200]}: {exc.strerror or type(exc).__name__}") from exc
     probe(predictor)
     return predictor
