@@ -62,6 +62,8 @@ class BotHooks:
 
 
 class Bot(Delivery, StaffActions):
+    """One per process: customers' messages in (`receive`), answers and staff actions out, all state in Redis."""
+
     def __init__(self, client: redis.Redis, nlu: Classifier, kb: Answerer | None, *, prefix: str = "frontdesk",
                  templates: Templates | None = None,
                  rules: EscalationRules | None = None, admins: dict[str, set[str]] | None = None,

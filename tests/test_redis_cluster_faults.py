@@ -63,8 +63,11 @@ def test_a_conversation_whose_slot_no_node_serves_gets_the_apology_not_a_crash(r
         deadline = time.monotonic() + 30
         while True:
             try:
-                if all(n.cluster("info")["cluster_state"] == "ok" for n in nodes):
-                    client.nodes_manager.initialize()  # every node names the slot's owner again
+                # Every node must see the slot assigned again (its own view, not just "ok": that can lag), or the
+                # next client to ask that node for the slot map would find a hole in it.
+                if all(int(info["cluster_slots_assigned"]) == 16384 and info["cluster_state"] == "ok"
+                       for info in (n.cluster("info") for n in nodes)):
+                    client.nodes_manager.initialize()
                     break
             except RedisClusterException:
                 pass
