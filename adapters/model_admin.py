@@ -98,6 +98,8 @@ def _load(sync, path: str):
         return sync.load(str(Path(path).resolve()))
     except ModelLoadError as exc:
         raise HTTPException(422, f"path: {exc}; nothing changed") from None
+    except (ValueError, OSError) as exc:  # a NUL byte, a name the OS refuses: not a directory of ours either
+        raise HTTPException(422, f"path: not a usable directory name ({exc}); nothing changed") from None
 
 
 @router.get("")

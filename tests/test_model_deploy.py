@@ -131,7 +131,8 @@ def test_deploy_and_restore_reach_every_worker_with_no_failed_call(two_workers, 
     not_model = tmp_path / "not-a-model"
     not_model.mkdir()
     (not_model / "config.json").write_text("{}")
-    for path, needle in ((not_model, "missing"), (tmp_path / "nowhere", "does not exist")):
+    for path, needle in ((not_model, "missing"), (tmp_path / "nowhere", "does not exist"),
+                         ("bad\x00name", "not a usable"), ("0" * 300, "cannot read")):
         refused = admin(first, "POST", "/admin/model/deploy", {"path": str(path)})
         assert refused.status_code == 422 and needle in refused.json()["detail"] and "path" in refused.json()["detail"]
     assert admin(first, "POST", "/admin/model/deploy", {"nope": 1}).status_code == 422
