@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 
-import redis
-
 from bot.channels import OutputChannel
 from bot.dispatch import Handled
+from bot.errors import REDIS_ERRORS
 from bot.messages import InboundMessage, Reply
 
 log = logging.getLogger("bot.core")
@@ -71,7 +70,7 @@ class Delivery:
                 self.store.append(message.conversation_key, "system",
                                   f"not delivered: {message.channel} refused the bot's answer after retries",
                                   delivered=False)
-            except redis.RedisError:
+            except REDIS_ERRORS:
                 log.warning("an undelivered answer could not be recorded: Redis unavailable")
         finally:
             self.finish_delivery(handled, sent)
@@ -86,13 +85,13 @@ class Delivery:
         """
         try:
             return self.dispatcher.claim_delivery(handled)
-        except redis.RedisError:
+        except REDIS_ERRORS:
             return not handled.duplicate
 
     def finish_delivery(self, handled: Handled, sent: bool) -> None:
         try:
             self.dispatcher.finish_delivery(handled, sent)
-        except redis.RedisError:
+        except REDIS_ERRORS:
             log.warning("delivery of a handled message not recorded: Redis unavailable")
 
     def deliver_swept(self, uid: str, message: InboundMessage, replies: list[Reply]) -> bool:
