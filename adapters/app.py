@@ -121,7 +121,36 @@ def create_app(settings: Settings | None = None, components: Components | None =
     # reads a byte, and 413 as soon as a chunked body passes it while streaming in (docs/SECURITY.md).
     app = FastAPI(title="Frontdesk", version="0.1.0", lifespan=lifespan, max_body_size=settings.max_body_bytes)
     app.state.components = components
-    # Routes are matched in order: the customers' hot path first, ahead of the many /admin routes.
+    # Routes are matched in order: /predict and the probes, then the customers' hot path, then the many
+    # /admin routes.
+    @app.post("/predict", response_model=PredictResponse)
+    async def predict(body: PredictRequest) -> PredictResponse:
+        engine = components.need("engine")
+        texts = [body.text] if body.text is not None else body.texts or []
+        results = await engine.apredict(texts)
+        for r in results:
+            metrics.NLU_PREDICTIONS.labels(r.intent).inc()
+        return PredictResponse(results=[r.to_dict() for r in results])
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(response: Response) -> dict:
+        missing = components.missing()
+        if missing:
+            response.status_code = 503
+        return {"ready": not missing, "missing": missing,
+                "errors": {k: v for k, v in components.errors.items() if k in missing}}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        # No readiness check here: a Redis that does not answer would hold the scrape (and this event loop) for
+        # seconds. Every worker's background check keeps frontdesk_ready at most READY_INTERVAL old.
+        body, content_type = metrics.render()  # under --workers N: the sum over every worker
+        return Response(body, media_type=content_type)
+
     app.include_router(rest.router)
     app.include_router(admin.router)
     app.include_router(desk_admin.router)  # the console's saved replies and daily numbers
@@ -155,33 +184,5 @@ def create_app(settings: Settings | None = None, components: Components | None =
     @app.exception_handler(NotReady)
     async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.post("/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest) -> PredictResponse:
-        engine = components.need("engine")
-        texts = [body.text] if body.text is not None else body.texts or []
-        results = await engine.apredict(texts)
-        for r in results:
-            metrics.NLU_PREDICTIONS.labels(r.intent).inc()
-        return PredictResponse(results=[r.to_dict() for r in results])
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz(response: Response) -> dict:
-        missing = components.missing()
-        if missing:
-            response.status_code = 503
-        return {"ready": not missing, "missing": missing,
-                "errors": {k: v for k, v in components.errors.items() if k in missing}}
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        # No readiness check here: a Redis that does not answer would hold the scrape (and this event loop) for
-        # seconds. Every worker's background check keeps frontdesk_ready at most READY_INTERVAL old.
-        body, content_type = metrics.render()  # under --workers N: the sum over every worker
-        return Response(body, media_type=content_type)
 
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli_data import OnConflict, OnConflictOpt
+from adapters.cli_data import read_csv as _read_csv
+from adapters.cli_distill import distill
 from adapters.cli_errors import FrontdeskGroup, usage, version_callback
 from adapters.cli_errors import fail as _fail
 from adapters.cli_faq import faq_app
@@ -29,6 +31,7 @@ app.add_typer(faq_app, name="faq")
 app.add_typer(staff_app, name="staff")
 app.add_typer(model_app, name="model")
 app.add_typer(review_app, name="review")
+app.command()(distill)
 console = Console()
 err = Console(stderr=True)
 
@@ -55,37 +58,6 @@ def _load_predictor(model: Path, device: str):
         return load_predictor(model, device)
     except (ModelLoadError, ValueError) as exc:
         raise _fail(str(exc)) from None
-
-
-def _read_csv(path: Path, column: str, min_per_label: int = 2, on_conflict: str = "error",
-              summaries: dict | None = None):
-    """Validated rows; conflicts resolved by `on_conflict` are listed on stderr (and counted in `summaries`)."""
-    from nlu.data import DataError, load_labelled_csv
-
-    try:
-        loaded = load_labelled_csv(path, column, min_per_label=min_per_label, on_conflict=on_conflict)
-    except DataError as exc:
-        raise _fail(str(exc)) from None
-    if loaded.conflicts:
-        err.print(f"{len(loaded.conflicts)} text(s) in {path} carry different labels; rule {on_conflict!r}:",
-                  markup=False, highlight=False, soft_wrap=True)
-        for line in loaded.conflict_lines():
-            err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
-    if summaries is not None:
-        summaries[column] = loaded.summary()
-    return loaded.examples
-
-
-class OnConflict(StrEnum):
-    """`nlu.data.CONFLICT_RULES`: what to do with a text labelled two ways."""
-
-    drop = "drop"
-    majority = "majority"
-    error = "error"
-
-
-OnConflictOpt = Annotated[OnConflict, typer.Option(
-    "--on-conflict", help="A text labelled two ways: drop its rows, keep the majority label, or error.")]
 
 
 @app.command()

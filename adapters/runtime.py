@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -24,40 +25,90 @@ def _exclusive(lock_path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_demo_model(settings: Settings, console: Console | None = None, config=None) -> Path:
-    """Return the demo model directory, training it from the bundled demo data if absent."""
+def ensure_demo_model(settings: Settings, console: Console | None = None, config=None, distill_config=None) -> Path:
+    """Return the demo model directory, building it from the bundled demo data if absent.
+
+    What it builds follows the distillation benchmark (docs/BENCHMARKS.md): the 6-layer model is trained
+    (kept as `demo-teacher`), distilled into a `FRONTDESK_DEMO_LAYERS`-layer student and exported to int8
+    ONNX, which is what is served; with FRONTDESK_DEMO_LAYERS=0 the 6-layer model itself is served.
+    `config` (TrainConfig) and `distill_config` (DistillConfig) override the recipes, for tests.
+    """
     from nlu.artifacts import REQUIRED_FILES
-    from nlu.data import demo_intents_path, demo_sentiment_path, read_labelled_csv
-    from nlu.fit import fit
-    from nlu.progress import RichProgress
-    from nlu.train import TrainConfig
 
     target = settings.demo_model_dir
     console = console or Console(stderr=True)
 
-    def complete() -> bool:
-        return all((target / name).is_file() for name in REQUIRED_FILES)
+    def complete(path: Path) -> bool:
+        return all((path / name).is_file() for name in REQUIRED_FILES)
 
-    if complete():
+    if complete(target):
         return target
     with _exclusive(target.parent / ".demo-model.lock"):
-        if complete():  # another process trained it while we waited
+        if complete(target):  # another process built it while we waited
             return target
-        console.print(f"No model yet: training the demo model into {target} (a few minutes on a CPU).")
+        teacher = _demo_teacher(settings, console, config, complete)
         staging = target.parent / ".demo-model.partial"
-        fit(
-            read_labelled_csv(demo_intents_path(), "intent"),
-            read_labelled_csv(demo_sentiment_path(), "sentiment"),
-            staging,
-            config or TrainConfig(epochs=8, augment=True, device=settings.device),
-            progress=RichProgress(console, "training demo model"),
-        )
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
+        _remove(staging)
+        if settings.demo_layers:
+            _demo_student(settings, console, teacher, staging, distill_config)
+        else:
+            shutil.copytree(teacher, staging)
+        _remove(target)
         os.replace(staging, target)  # the model appears complete or not at all
     return target
+
+
+def _remove(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def _demo_data() -> tuple[list, list, dict]:
+    from nlu.data import demo_intents_path, demo_sentiment_path, load_labelled_csv
+
+    intents, sentiment = load_labelled_csv(demo_intents_path(), "intent"), load_labelled_csv(
+        demo_sentiment_path(), "sentiment")
+    return intents.examples, sentiment.examples, {"intent": intents.summary(), "sentiment": sentiment.summary()}
+
+
+def _demo_teacher(settings: Settings, console: Console, config, complete) -> Path:
+    """The 6-layer demo model, trained unless a complete one is already there."""
+    from nlu.fit import fit
+    from nlu.progress import RichProgress
+    from nlu.train import TrainConfig
+
+    teacher = settings.demo_teacher_dir
+    if complete(teacher):
+        return teacher
+    console.print(f"No model yet: training the demo model into {teacher} (a few minutes on a CPU).")
+    staging = teacher.parent / ".demo-teacher.partial"
+    _remove(staging)
+    intents, sentiment, data = _demo_data()
+    fit(intents, sentiment, staging, config or TrainConfig(epochs=8, augment=True, device=settings.device),
+        progress=RichProgress(console, "training demo model"), data=data)
+    _remove(teacher)
+    os.replace(staging, teacher)
+    return teacher
+
+
+def _demo_student(settings: Settings, console: Console, teacher: Path, out: Path, distill_config) -> None:
+    """Distil the teacher into `out`, then export it to int8 ONNX in place (the served directory)."""
+    import dataclasses
+
+    from nlu.distill import DistillConfig, distill
+    from nlu.export import export_onnx
+    from nlu.progress import RichProgress
+
+    config = distill_config or DistillConfig(device=settings.device)
+    config = dataclasses.replace(config, layers=settings.demo_layers)
+    console.print(f"Distilling it into a {config.layers}-layer model and exporting that to int8 ONNX.")
+    intents, sentiment, data = _demo_data()
+    student = out.with_name(out.name + "-student")
+    _remove(student)
+    distill(teacher, student, intents, sentiment, config,
+            progress=RichProgress(console, "distilling demo model"), data=data)
+    export_onnx(student, out, "int8")
+    _remove(student)
 
 
 class ConfigFileError(ValueError):

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
     # auto: onnxruntime when the model directory holds an ONNX export and the device is the CPU.
     backend: str = Field(default="auto", pattern="^(auto|torch|onnx)$", validation_alias="FRONTDESK_BACKEND")
+    # The demo model `frontdesk run` serves: a student of this many layers, distilled from the 6-layer model it
+    # trains and exported to int8 ONNX (docs/BENCHMARKS.md "Distilled students"); 0 serves the 6-layer model.
+    demo_layers: int = Field(default=3, ge=0, le=5, validation_alias="FRONTDESK_DEMO_LAYERS")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     redis_prefix: str = Field(default="frontdesk", validation_alias="FRONTDESK_REDIS_PREFIX")
     # CONTRACT.md "Redis deployments": REDIS_URL names one node of a cluster, or (with Sentinel) holds only the
@@ -131,6 +134,11 @@ class Settings(BaseSettings):
     @property
     def demo_model_dir(self) -> Path:
         return self.home / "models" / "demo"
+
+    @property
+    def demo_teacher_dir(self) -> Path:
+        """The 6-layer demo model the served one is distilled from (kept: a new student needs it)."""
+        return self.home / "models" / "demo-teacher"
 
 
 def load_settings(config_file: Path | None = None) -> Settings:

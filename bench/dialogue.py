@@ -52,7 +52,9 @@ from bench.report import DATA, ROOT, part_stamp, write_section
 
 RESULTS = ROOT / "docs" / "benchmarks" / "dialogue.json"
 WORK = ROOT / "bench" / "results"
-HOME = WORK / "dialogue-home"  # FRONTDESK_HOME of the bench: the demo model (trained once), the FAQ cache
+# FRONTDESK_HOME of the bench: the demo model (built once), the FAQ cache. FRONTDESK_BENCH_HOME picks another, e.g.
+# to compare demo models built with different settings (FRONTDESK_DEMO_LAYERS) side by side.
+HOME = Path(os.environ.get("FRONTDESK_BENCH_HOME") or WORK / "dialogue-home")
 DEMO_KB = ROOT / "knowledge" / "demo"
 PARTS = ("demo", "banking", "escalation")
 

@@ -24,9 +24,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+from bench import nlu_distill
 from bench.report import DATA, ROOT, part_stamp, run_stamp, runs_summary, table, write_section
 from nlu.augment import noisy_variant
 from nlu.data import DataError, Example, demo_intents_path, normalize_text, read_labelled_csv, stratified_split
+from nlu.distill import DistillConfig
 from nlu.evaluate import score
 from nlu.fit import fit
 from nlu.predictor import Predictor, TorchBackend
@@ -36,7 +38,8 @@ from nlu.train import TrainConfig, default_base_model
 RESULTS = ROOT / "docs" / "benchmarks" / "nlu.json"
 WORK = ROOT / "bench" / "results"
 SEED = 2024
-PARTS = ("baselines", "banking", "clinc", "airline", "airline-ensemble", "augment", "speed", "ensemble")
+PARTS = ("baselines", "banking", "clinc", "airline", "airline-ensemble", "augment", "speed", "ensemble",
+         "distill-banking", "distill-clinc", "distill-airline", "distill-speed")
 
 
 def load(name: str, file: str, column: str) -> list[Example]:
@@ -343,6 +346,7 @@ def render(results: dict, config: TrainConfig) -> str:
                   f"{(r['ensemble_of_3']['accuracy'] - sum(singles) / len(singles)) * 100:+.2f} points, at "
                   f"{r['ensemble_of_3']['texts_per_s'] / single_speed:.2f}x "
                   "the single model's speed. Off by default (`frontdesk ensemble` builds one).\n"]
+    lines += nlu_distill.render(results)
     return "\n".join(lines)
 
 
@@ -350,10 +354,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
     parser.add_argument("--config", default="{}", help="JSON overrides for TrainConfig")
+    parser.add_argument("--distill", default="{}", help="JSON overrides for DistillConfig (distill-* parts)")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"benchmark data not found at {DATA} (set FRONTDESK_BENCH_DATA)")
     config = TrainConfig(**{"device": "auto", "seed": SEED, **json.loads(args.config)})
+    # The public sets are large: students learn from them as they are (no augmented copies), for 3 epochs.
+    distill_config = DistillConfig(**{"epochs": 3, "augment_copies": 0, "seed": SEED, **json.loads(args.distill)})
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     WORK.mkdir(parents=True, exist_ok=True)
     runners = {
@@ -365,6 +372,9 @@ def main() -> None:
         "augment": lambda: run_augment(config),
         "speed": run_speed,
         "ensemble": lambda: run_ensemble(config),
+        **{f"distill-{task}": (lambda task=task: nlu_distill.run_task(task, distill_config))
+           for task in nlu_distill.TASKS},
+        "distill-speed": nlu_distill.run_speed,
     }
     for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
         if part not in runners:

@@ -32,7 +32,16 @@ from bench.nlu import banking_split, intent_metrics
 from bench.report import DATA, ROOT, part_stamp, write_section
 from bench.serve_chat import run_chat
 from bench.serve_report import render
-from bench.serve_setup import HOME, WORK, banking_model, onnx_model, server_env, start_baseline, start_frontdesk
+from bench.serve_setup import (
+    HOME,
+    WORK,
+    banking_model,
+    compressed_model,
+    onnx_model,
+    server_env,
+    start_baseline,
+    start_frontdesk,
+)
 
 RESULTS = ROOT / "docs" / "benchmarks" / "serve.json"
 PARTS = ("predict", "profile", "onnx", "chat", "gpu")
@@ -105,6 +114,7 @@ def batch_totals(base: str) -> tuple[float, float]:
 def run_predict(t: Timing, device: str = "cpu", seed: bool = True) -> dict:
     texts = sentences()
     model, note = banking_model()
+    student_note = None
     designs: list[tuple[str, object]] = [
         ("ours-torch", lambda: start_frontdesk("ours-torch", server_env(
             FRONTDESK_MODEL_DIR=str(model), FRONTDESK_BACKEND="torch", FRONTDESK_DEVICE=device)))]
@@ -112,6 +122,10 @@ def run_predict(t: Timing, device: str = "cpu", seed: bool = True) -> dict:
         int8 = onnx_model("int8")
         designs.append(("ours-onnx-int8", lambda: start_frontdesk("ours-onnx-int8", server_env(
             FRONTDESK_MODEL_DIR=str(int8), FRONTDESK_BACKEND="auto", FRONTDESK_DEVICE="cpu"))))
+    if device == "cpu":  # the default `frontdesk run` serves: a distilled student, int8
+        student, student_note = compressed_model()
+        designs.append(("ours-distilled-int8", lambda: start_frontdesk("ours-distilled-int8", server_env(
+            FRONTDESK_MODEL_DIR=str(student), FRONTDESK_BACKEND="auto", FRONTDESK_DEVICE="cpu"))))
     designs.append(("naive", lambda: start_baseline("naive", device)))
     if seed:
         designs.append(("seed", lambda: start_baseline("seed", device)))
@@ -140,7 +154,8 @@ def run_predict(t: Timing, device: str = "cpu", seed: bool = True) -> dict:
     naive64 = cells["naive"][-1]["rps"]
     ratios = {name: rows[-1]["rps"] / naive64 for name, rows in cells.items()
               if name.startswith("ours") and naive64 > 0}
-    return {"device": device, "model": note, "cells": cells, "ratio_vs_naive_at_64": ratios,
+    return {"device": device, "model": note, "student": student_note,
+            "cells": cells, "ratio_vs_naive_at_64": ratios,
             "timing": {"warmup_s": t.warmup, "duration_s": t.duration}}
 
 

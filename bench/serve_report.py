@@ -10,6 +10,7 @@ def n(value: float) -> str:
     return f"{value:.2f}" if value < 1 else f"{value:.1f}"
 
 DESIGNS = {
+    "ours-distilled-int8": "**Frontdesk** `serve`, distilled student, int8 ONNX (the default), micro-batching",
     "ours-onnx-int8": "**Frontdesk** `serve`, int8 ONNX (onnxruntime), micro-batching",
     "ours-torch": "**Frontdesk** `serve`, PyTorch fp32, micro-batching",
     "naive": "naive: HF `pipeline` per request, `ThreadingHTTPServer`",
@@ -36,7 +37,8 @@ def _predict(r: dict, title: str) -> list[str]:
     headers = ["design", "clients", "req/s", "p50 ms", "p99 ms", "measured", "errors", "texts per forward pass"]
     return [title, "", table(headers, rows),
             f"Throughput at 64 clients, Frontdesk ÷ naive (target ≥ 10×): {ratios}.\n",
-            f"Model: {r['model']} (all-MiniLM-L6-v2 fine-tuned, 77 intents); the baselines use the same-sized "
+            f"Model: {r['model']} (all-MiniLM-L6-v2 fine-tuned, 77 intents)"
+            + (f"; the default: {r['student']}" if r.get("student") else "") + "; the baselines use the same-sized "
             "all-MiniLM-L6-v2 with an untrained 77-way head. Each request is one BANKING77 sentence. Closed loop "
             f"(each client sends its next request when the last one is answered) for {timing['duration_s']:.0f} s "
             f"after {timing['warmup_s']:.0f} s of warm-up, per cell; the seed-style design is bounded in count "

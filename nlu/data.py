@@ -95,8 +95,9 @@ class LoadedData:
         return sum(1 for c in self.conflicts if c.kept is not None for _, label in c.rows if label != c.kept)
 
     def summary(self) -> dict:
-        """The counts `metrics.json` records under `data`."""
-        return {"file": self.source, "rule": self.rule, "rows": self.rows_read, "examples": len(self.examples),
+        """The counts `metrics.json` records under `data`, and the file's absolute path (for `frontdesk distill`)."""
+        return {"file": self.source, "path": str(Path(self.source).resolve()), "rule": self.rule,
+                "rows": self.rows_read, "examples": len(self.examples),
                 "conflicting_texts": len(self.conflicts), "dropped_rows": self.dropped_rows,
                 "relabelled_rows": self.relabelled_rows}
 

@@ -128,7 +128,15 @@ def fit(
 ) -> FitResult:
     """Train, calibrate, save and evaluate; `data` (per task, `LoadedData.summary()`) goes into metrics.json."""
     state = train_model(intent_examples, sentiment_examples, config, progress=progress)
-    bundle = build_bundle(state, config)
+    return save_and_evaluate(build_bundle(state, config), state, out_dir, data=data)
+
+
+def save_and_evaluate(bundle: ModelBundle, state: TrainedState, out_dir: str | Path, *,
+                      data: dict | None = None) -> FitResult:
+    """Write the calibrated model, score it on both dev splits and write metrics.json and the plots.
+
+    Shared by training and distillation, so a student's directory is made exactly like any model's.
+    """
     out = save_bundle(bundle, out_dir)
     reports = dev_reports(bundle, state)
     plots: list[str] = []
@@ -147,6 +155,8 @@ def fit(
         "plots": plots,
     }
     if data:
-        metrics["data"] = data  # rows read, conflicts found and how the stated rule resolved them
+        # Rows read, conflicts found and how the stated rule resolved them; and which files, so
+        # `frontdesk distill` can find the data again.
+        metrics["data"] = data
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return FitResult(out_dir=out, metrics=metrics, bundle=bundle)

@@ -8,6 +8,8 @@ questions we ask of it.
 
 from __future__ import annotations
 
+import copy
+import re
 from dataclasses import dataclass
 
 import torch
@@ -106,3 +108,51 @@ class JointClassifier(nn.Module):
             for k, v in self.state_dict().items()
             if not k.startswith("encoder.")
         }
+
+
+_LAYER_KEY = re.compile(r"^(.*\blayers?\.)(\d+)(\..+)$")
+
+
+def spread_layers(n_layers: int, keep: int) -> list[int]:
+    """Which of `n_layers` layers a `keep`-layer copy takes: evenly spread, always the first and the last.
+
+    The first layer turns token embeddings into contextual states and the last one is what the
+    heads were trained on; the ones between are spread so each kept layer stands in for its neighbours
+    (the usual initialisation of a layer-dropped student, as in DistilBERT's every-other-layer).
+    """
+    if not 1 <= keep <= n_layers:
+        raise ValueError(f"cannot keep {keep} of {n_layers} transformer layers (choose 1 to {n_layers})")
+    if keep == 1:
+        return [n_layers - 1]
+    return sorted({round(i * (n_layers - 1) / (keep - 1)) for i in range(keep)})
+
+
+def shrink_encoder(encoder: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
+    """A copy of `encoder` with only the given transformer layers (in order), weights included.
+
+    Works on any Hugging Face encoder whose layers are a numbered `layer.N` / `layers.N` list in
+    its state dict (BERT, MiniLM, RoBERTa, DistilBERT, ...); raises ValueError naming the model
+    type otherwise, rather than returning an untrained network.
+    """
+    config = copy.deepcopy(encoder.config)
+    config.num_hidden_layers = len(layers)
+    small = AutoModel.from_config(config)
+    position = {old: new for new, old in enumerate(layers)}
+    state: dict[str, torch.Tensor] = {}
+    matched = False
+    for key, value in encoder.state_dict().items():
+        found = _LAYER_KEY.match(key)
+        if not found:
+            state[key] = value
+            continue
+        matched = True
+        if int(found.group(2)) in position:
+            state[f"{found.group(1)}{position[int(found.group(2))]}{found.group(3)}"] = value
+    if not matched:
+        raise ValueError(f"{type(encoder).__name__} has no numbered layer list to take layers from")
+    missing, unexpected = small.load_state_dict(state, strict=False)
+    real_missing = [k for k in missing if "position_ids" not in k]
+    if real_missing or unexpected:
+        raise ValueError(f"cannot copy layers of {type(encoder).__name__}: missing {real_missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
+    return small

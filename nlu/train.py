@@ -29,7 +29,7 @@ from transformers import AutoTokenizer
 
 from nlu.augment import augment_texts
 from nlu.data import Example, stratified_split
-from nlu.model import JointClassifier
+from nlu.model import JointClassifier, shrink_encoder, spread_layers
 from nlu.progress import TrainingProgress
 
 
@@ -67,6 +67,8 @@ class TrainConfig:
     seed: int = 13
     device: str = "auto"
     max_steps: int | None = None  # cap for smoke tests; None trains the full schedule
+    # Train a smaller model directly: keep this many of the base encoder's layers (nlu.model.spread_layers).
+    layers: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -259,7 +261,11 @@ def train_model(
     model = JointClassifier.from_base(
         base, max(len(intents.labels), 1), max(len(sentiments.labels), 1),
         dropout=config.dropout, head=config.head, scale=config.scale,
-    ).to(device)
+    )
+    if config.layers:
+        model.encoder = shrink_encoder(
+            model.encoder, spread_layers(int(model.encoder.config.num_hidden_layers), config.layers))
+    model = model.to(device)
 
     # Prototype initialisation from the base encoder's embeddings.
     for task, head in ((intents, model.intent_head), (sentiments, model.sentiment_head)):

@@ -223,7 +223,8 @@ def test_training_job_script_trains_exports_and_switches_the_model_the_pods_wait
     container = job_pod["containers"][0]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "FRONTDESK_HOME": str(tmp_path / "home"),
-           "TRAIN_EPOCHS": "1", "TRAIN_ARGS": "--max-steps 4 --batch-size 8 --dev-fraction 0.2"}
+           "TRAIN_EPOCHS": "1", "TRAIN_ARGS": "--max-steps 4 --batch-size 8 --dev-fraction 0.2",
+           "DISTILL_ARGS": "--max-steps 2 --epochs 1"}
     script = _script_paths(container["args"][0], models, training)
     result = subprocess.run([*container["command"], script], env=env, capture_output=True, text=True, timeout=540)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -231,6 +232,7 @@ def test_training_job_script_trains_exports_and_switches_the_model_the_pods_wait
     current = models / "current"
     assert current.is_symlink() and not os.readlink(current).startswith("/")  # relative: same path in every pod
     assert (current / "model.onnx").is_file()
+    assert json.loads((current / "config.json").read_text())["num_hidden_layers"] == 3  # the distilled student
     assert subprocess.run(["timeout", "10", *wait[:-1], wait_script]).returncode == 0  # the pods may start
     assert _script_paths(config["FRONTDESK_MODEL_DIR"], models, training) == str(current)
     engine = load_engine(current, "cpu")

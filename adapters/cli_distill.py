@@ -1,0 +1,89 @@
+"""`frontdesk distill`: a smaller student of a trained model, in the same directory format."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from adapters.cli_data import read_csv
+from adapters.cli_errors import fail
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _data_file(given: Path | None, recorded: dict[str, Path], task: str, option: str, teacher: Path) -> Path:
+    """The file given on the command line, else the one the teacher was trained on (its metrics.json)."""
+    if given is not None:
+        return given
+    path = recorded.get(task)
+    if path is None:
+        raise fail(f"teacher {teacher} does not record its {task} data (metrics.json has no data.{task}): "
+                   f"pass {option} CSV")
+    if not path.is_file():
+        raise fail(f"teacher {teacher} was trained on {path}, which does not exist here: pass {option} CSV")
+    return path
+
+
+def distill(
+    teacher: Annotated[Path, typer.Option("--teacher", help="The trained model directory to compress.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the student model to.")],
+    layers: Annotated[int, typer.Option("--layers", min=1, help="Transformer layers the student keeps.")] = 3,
+    texts: Annotated[Path | None, typer.Option("--texts", help="CSV with a text column: unlabelled texts.")] = None,
+    intents: Annotated[Path | None, typer.Option("--intents", help="Intent CSV (default: the teacher's).")] = None,
+    sentiment: Annotated[Path | None, typer.Option("--sentiment", help="Sentiment CSV (default: the teacher's).")]
+    = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 3,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Distil --teacher into a student with fewer layers that matches its answers; serve, export or deploy it
+    like any model directory."""
+    from nlu.distill import DistillConfig, DistillError, load_teacher, read_texts, recorded_data_files
+    from nlu.progress import RichProgress
+
+    try:
+        load_teacher(teacher)  # first: a teacher it cannot read is the most likely mistake
+    except DistillError as exc:
+        raise fail(str(exc)) from None
+    recorded = recorded_data_files(teacher)
+    rules = _recorded_rules(teacher)
+    data: dict = {}
+    intent_rows = read_csv(_data_file(intents, recorded, "intent", "--intents", teacher), "intent",
+                           on_conflict=rules.get("intent", "drop"), summaries=data)
+    sentiment_rows = read_csv(_data_file(sentiment, recorded, "sentiment", "--sentiment", teacher), "sentiment",
+                              on_conflict=rules.get("sentiment", "drop"), summaries=data)
+    from nlu.distill import distill as run_distill
+
+    try:
+        extra = read_texts(texts) if texts is not None else []
+        result = run_distill(teacher, out, intent_rows, sentiment_rows,
+                             DistillConfig(layers=layers, epochs=epochs, device=device, seed=seed,
+                                           max_steps=max_steps),
+                             texts=extra, progress=RichProgress(err, f"distilling to {layers} layers"), data=data)
+    except (DistillError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    dev = result.metrics["dev"]
+    if as_json:
+        sys.stdout.write(json.dumps({"out": str(result.out_dir), "teacher": str(teacher), "layers": layers,
+                                     "dev": dev, "train_seconds": result.metrics["train_seconds"]}) + "\n")
+        return
+    summary = ", ".join(f"{task} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}" for task, m in dev.items())
+    console.print(f"{layers}-layer student written to {result.out_dir} ({summary}); "
+                  f"export it with `frontdesk export --model {result.out_dir} --out DIR --quantize int8`")
+
+
+def _recorded_rules(teacher: Path) -> dict[str, str]:
+    """The conflict rule each data file was read with when the teacher was trained (default: drop)."""
+    try:
+        data = json.loads((teacher / "metrics.json").read_text(encoding="utf-8")).get("data") or {}
+    except (OSError, ValueError):
+        return {}
+    return {task: info["rule"] for task, info in data.items() if isinstance(info, dict) and info.get("rule")}

@@ -1,0 +1,190 @@
+"""Distilled students against their teachers: accuracy on the three public sets, speed, size (bench/nlu.py parts).
+
+    python bench/nlu.py --parts distill-banking,distill-clinc,distill-airline   # students, accuracy
+    python bench/nlu.py --parts distill-speed                                   # speed and size, idle machine
+
+Each `distill-<task>` part distils that task's teacher (the model the `banking` / `clinc` / `airline` part
+trained, under bench/results) into students of 4, 3 and 2 layers with `nlu.distill.distill` (what
+`frontdesk distill` runs), exports each to int8 ONNX with `nlu.export.export_onnx` (`frontdesk export
+--quantize int8`), and scores teacher and students, PyTorch and int8, through `Predictor.predict` on the
+same held-out split as the teacher's part. `distill-speed` measures texts/s at batch 1 and 32 for the
+BANKING77 teacher and students in both backends, with the naive design (a Hugging Face `pipeline` over
+the same-sized 6-layer model) in the same run, in rounds that take every model in turn.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bench.report import ROOT, table
+
+LAYERS = (4, 3, 2)
+TASKS = ("banking", "clinc", "airline")
+TEACHER_DIRS = {"banking": "banking77", "clinc": "clinc150", "airline": "airline"}
+
+
+def _data(task: str):
+    """(intent train, sentiment train, test rows, which task the test scores) as the teacher's part used them."""
+    from bench import nlu as b
+    from nlu.data import demo_intents_path, read_labelled_csv
+
+    demo_sentiment = read_labelled_csv(ROOT / "nlu" / "demo" / "sentiment.csv", "sentiment")
+    if task == "banking":
+        train, test = b.banking_split()
+        return train, demo_sentiment, test
+    if task == "clinc":
+        train, test = b.clinc_split()
+        return train, demo_sentiment, test
+    train, test = b.airline_split()
+    return read_labelled_csv(demo_intents_path(), "intent"), train, test
+
+
+def _score(task: str, path: Path, backend: str, test) -> dict:
+    from bench import nlu as b
+    from nlu.engine import load_predictor
+
+    predictor = load_predictor(path, "cpu", backend=backend)
+    texts = [e.text for e in test]
+    results = []
+    for i in range(0, len(texts), 32):
+        results += predictor.predict(texts[i : i + 32])
+    if task == "banking":  # no out-of-scope rows: the top intent, as the banking part scores it
+        return b.intent_metrics(test, [r.top_intents[0]["intent"] for r in results])
+    if task == "clinc":
+        return b.intent_metrics(test, [r.intent for r in results])
+    return b.sentiment_metrics(test, [r.sentiment for r in results])
+
+
+def _size_mb(path: Path, backend: str) -> float:
+    files = [path / "model.onnx"] if backend == "onnx" else [path / "model.safetensors", path / "heads.safetensors"]
+    return sum(f.stat().st_size for f in files) / 1e6
+
+
+def student_dir(task: str, layers: int, int8: bool = False) -> Path:
+    from bench.nlu import WORK
+
+    return WORK / f"{TEACHER_DIRS[task]}-student-{layers}l{'-int8' if int8 else ''}"
+
+
+def run_task(task: str, config) -> dict:
+    """Distil, export and score one task's teacher and its students; `config` is the DistillConfig."""
+    import dataclasses
+
+    from bench.nlu import WORK
+    from nlu.distill import distill
+    from nlu.export import export_onnx
+    from nlu.progress import RichProgress
+
+    teacher = WORK / TEACHER_DIRS[task]
+    if not (teacher / "model.safetensors").exists():
+        raise SystemExit(f"distill-{task} needs the {task} part's model at {teacher}: run --parts {task} first")
+    intents, sentiments, test = _data(task)
+    rows: dict[str, dict] = {}
+    models = [("teacher (6 layers)", teacher, None)]
+    for layers in LAYERS:
+        out = student_dir(task, layers)
+        started = time.perf_counter()
+        result = distill(teacher, out, intents, sentiments, dataclasses.replace(config, layers=layers),
+                         progress=RichProgress(description=f"{task} student {layers}"))
+        models.append((f"student, {layers} layers", out, {"distill_seconds": time.perf_counter() - started,
+                                                         "best_epoch": result.metrics["best_epoch"]}))
+    for name, path, extra in models:
+        int8 = path.parent / f"{path.name}-int8"  # student_dir(..., int8=True) for a student
+        export_onnx(path, int8, "int8")
+        for backend, where in (("PyTorch", path), ("int8 ONNX", int8)):
+            scores = _score(task, where, "torch" if backend == "PyTorch" else "onnx", test)
+            rows[f"{name} · {backend}"] = {**scores, **(extra or {}),
+                                           "size_mb": _size_mb(where, "torch" if backend == "PyTorch" else "onnx")}
+            print(task, name, backend, rows[f"{name} · {backend}"], flush=True)
+    return {"rows": rows, "test_rows": len(test), "config": config.to_dict()}
+
+
+def _naive_rate(texts: list[str], batch: int, pipe) -> float:
+    started = time.perf_counter()
+    if batch == 1:
+        for text in texts:
+            pipe(text)
+    else:
+        pipe(texts, batch_size=batch)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def run_speed(rounds: int = 5) -> dict:
+    """texts/s at batch 1 (64 texts one at a time) and 32 (320 texts), best of `rounds` rounds per model."""
+    from bench import nlu as b
+    from bench.serve_baselines import make_pipeline
+    from nlu.engine import load_predictor
+
+    texts = [e.text for e in b.banking_split()[1]]
+    teacher = b.WORK / TEACHER_DIRS["banking"]
+    models = {"teacher (6 layers)": (teacher, b.WORK / f"{teacher.name}-int8")}
+    for layers in LAYERS:
+        models[f"student, {layers} layers"] = (student_dir("banking", layers), student_dir("banking", layers, True))
+    predictors = {}
+    for name, (torch_dir, int8_dir) in models.items():
+        for backend, path in (("PyTorch", torch_dir), ("int8 ONNX", int8_dir)):
+            if not (path / "labels.json").exists():
+                raise SystemExit(f"{path} is missing: run --parts distill-banking first")
+            predictors[f"{name} · {backend}"] = (load_predictor(path, "cpu", backend="torch" if backend == "PyTorch"
+                                                                else "onnx"), _size_mb(path, "torch" if backend ==
+                                                                                        "PyTorch" else "onnx"))
+    pipe = make_pipeline("cpu")
+    best: dict[str, dict[str, float]] = {}
+    for round_ in range(rounds):
+        for name, (predictor, _) in predictors.items():
+            predictor.predict(texts[:32])
+            rates = best.setdefault(name, {})
+            for batch, sample in ((1, texts[:64]), (32, texts[:320])):
+                started = time.perf_counter()
+                for i in range(0, len(sample), batch):
+                    predictor.predict(sample[i : i + batch])
+                rates[f"batch{batch}"] = max(rates.get(f"batch{batch}", 0.0),
+                                             len(sample) / (time.perf_counter() - started))
+        naive = best.setdefault("naive: HF pipeline, 6 layers", {})
+        for batch, sample in ((1, texts[:64]), (32, texts[:320])):
+            naive[f"batch{batch}"] = max(naive.get(f"batch{batch}", 0.0), _naive_rate(sample, batch, pipe))
+        print(f"round {round_ + 1}", best, flush=True)
+    sizes = {name: size for name, (_, size) in predictors.items()}
+    return {"rates": best, "size_mb": sizes, "rounds": rounds}
+
+
+def render(results: dict) -> list[str]:
+    """The distillation section of the nlu benchmark page (empty when no distill part has run)."""
+    parts = {task: results.get(f"distill-{task}") for task in TASKS}
+    speed = results.get("distill-speed", {})
+    if not any(parts.values()) and not speed:
+        return []
+    names = [f"{m} · {b}" for m in ["teacher (6 layers)"] + [f"student, {n} layers" for n in LAYERS]
+             for b in ("PyTorch", "int8 ONNX")]
+
+    def cell(task: str, name: str, key: str):
+        return ((parts.get(task) or {}).get("rows", {}).get(name) or {}).get(key, "-")
+
+    rates = speed.get("rates", {})
+    rows = [[name, cell("banking", name, "accuracy"), cell("clinc", name, "in_scope_accuracy"),
+             cell("clinc", name, "oos_recall"), cell("airline", name, "macro_f1"),
+             rates.get(name, {}).get("batch1", "-"), rates.get(name, {}).get("batch32", "-"),
+             speed.get("size_mb", {}).get(name, cell("banking", name, "size_mb"))] for name in names]
+    naive = rates.get("naive: HF pipeline, 6 layers")
+    if naive:
+        rows.append(["naive: HF `pipeline`, 6 layers, untrained head", "-", "-", "-", "-", naive["batch1"],
+                     naive["batch32"], "-"])
+    config = next((p["config"] for p in parts.values() if p), {})
+    lines = ["### Distilled students (`frontdesk distill`) against their teachers", "",
+             table(["model", "BANKING77 accuracy", "CLINC150 in-scope accuracy", "CLINC150 oos recall",
+                    "airline macro-F1", "texts/s, batch 1", "texts/s, batch 32", "size MB"], rows)]
+    lines.append(
+        "Teachers: the models of the `banking`, `clinc` and `airline` parts above. Each student keeps the first, "
+        "the last and evenly spread layers of its teacher and its heads, and learns the teacher's intent and "
+        "sentiment distributions (temperature "
+        f"{config.get('temperature', '-')}), its pooled embedding (cosine) and the gold labels (weight "
+        f"{config.get('gold_weight', '-')}) on the teacher's training split, for up to {config.get('epochs', '-')} "
+        f"epochs (augmented copies: {config.get('augment_copies', '-')}), then is calibrated on the teacher's dev "
+        "split (out-of-scope thresholds, neighbour bank, sentiment bias). Same test rows as the parts above; "
+        "BANKING77 scores the top intent, CLINC150 the decision with the out-of-scope rule. int8 = `frontdesk "
+        "export --quantize int8`. Speed: BANKING77 models on its dev texts through `Predictor.predict`, one "
+        "at a time over 64 texts and in batches of 32 over 320, best of "
+        f"{speed.get('rounds', '-')} rounds taking every model in turn; the naive pipeline in the same rounds. "
+        "Size: encoder and heads (PyTorch) or model.onnx (int8).\n")
+    return lines
