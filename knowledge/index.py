@@ -1,7 +1,8 @@
 """The FAQ index: dense (FAISS) + lexical (BM25) retrieval over every phrasing of every entry.
 
-Each entry contributes several texts (question, alternates, answer); a query's score for
-an entry is its best text match in the dense space, plus a small weighted BM25 term. The
+Each entry contributes its phrasings (question, alternates; the answer only where TEXT_WEIGHTS
+gives it a weight); a query's score for an entry is its best text match in the dense space,
+blended with its entry's centroid, plus an optional weighted BM25 term. The
 dense space is the base sentence embedding passed through a linear map *learned from the
 alternates* (within-entry covariance normalisation): the admin's paraphrases tell us which
 directions of the embedding space vary within one question and which tell questions apart.
@@ -33,7 +34,13 @@ __all__ = ["Decision", "FaqIndex", "Hit", "PolicyThresholds", "RetrievalConfig"]
 # see `build_ivf`): a process must be able to start in seconds, so exact search holds while its latency
 # is tolerable.
 EXACT_LIMIT = 100_000
-TEXT_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.85}
+# Answers are not embedded (weight 0), by cross-validation over whole StackFAQ threads (bench/faq_cv.py,
+# docs/BENCHMARKS.md): answers at 0.85 helped on the threads they were tuned on and lost to the question alone
+# on the others (issue 17), and the answer weight and blend chosen on some folds fell below the question alone
+# on a held-out fold. A kind weighted 0 is not embedded at all (`entry_texts`).
+TEXT_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.0}
+# What every index saved before TEXT_WEIGHTS was recorded beside it embedded (see `FaqIndex.load`).
+_SAVED_BEFORE_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.85}
 
 
 @dataclass
@@ -59,16 +66,24 @@ def content_hash(entries: list[FaqEntry]) -> str:
     return digest.hexdigest()
 
 
-def entry_texts(entries: list[FaqEntry]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(texts, entry index per text, weight per text)."""
-    texts, owners, weights = [], [], []
+def _entry_rows(entries: list[FaqEntry]):
+    """(entry index, kind, text) for every text of every entry, embedded or not."""
     for i, entry in enumerate(entries):
-        for kind, text in [("question", entry.question), *(("alternate", a) for a in entry.alternates),
-                           ("answer", entry.answer)]:
-            texts.append(text)
-            owners.append(i)
-            weights.append(TEXT_WEIGHTS[kind])
-    return texts, np.asarray(owners, dtype=np.int64), np.asarray(weights, dtype=np.float32)
+        yield i, "question", entry.question
+        for alternate in entry.alternates:
+            yield i, "alternate", alternate
+        yield i, "answer", entry.answer
+
+
+def entry_texts(entries: list[FaqEntry]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts, entry index per text, weight per text) of the texts that are embedded.
+
+    A kind weighted 0 in TEXT_WEIGHTS is not embedded at all: it neither matches a query nor
+    moves its entry's centroid, and a reload spends no time encoding it.
+    """
+    rows = [(i, TEXT_WEIGHTS[kind], text) for i, kind, text in _entry_rows(entries) if TEXT_WEIGHTS[kind] > 0]
+    return ([text for _, _, text in rows], np.asarray([i for i, _, _ in rows], dtype=np.int64),
+            np.asarray([w for _, w, _ in rows], dtype=np.float32))
 
 
 def learn_adapter(vectors: np.ndarray, groups: np.ndarray, strength: float) -> np.ndarray | None:
@@ -150,7 +165,9 @@ def build_ivf(vectors: np.ndarray, nprobe: int = 24, previous=None):
 
 @dataclass
 class RetrievalConfig:
-    centroid_weight: float = 0.5  # share of similarity to the mean of an entry's phrasings
+    # Share of similarity to the mean of an entry's phrasings (question and alternates): it changes nothing on
+    # StackFAQ (no alternates) and lifts BANKING77-as-FAQ, whose entries have alternates (docs/BENCHMARKS.md).
+    centroid_weight: float = 0.5
     adapter_strength: float | None = None  # within-entry covariance normalisation; None: off
     bm25_weight: float = 0.0  # BM25 did not help on our benchmarks (docs/BENCHMARKS.md); opt-in
     candidates: int = 64  # dense text hits examined per query before grouping by entry
@@ -165,7 +182,8 @@ class FaqIndex:
         self.entries = entries
         self.config = config
         _texts, self.owners, self.weights = entry_texts(entries)
-        groups = np.where(np.asarray([w == TEXT_WEIGHTS["answer"] for w in self.weights]), -1, self.owners)
+        kinds = [kind for _, kind, _ in _entry_rows(entries) if TEXT_WEIGHTS[kind] > 0]
+        groups = np.where(np.asarray([kind == "answer" for kind in kinds], dtype=bool), -1, self.owners)
         self.adapter = (learn_adapter(base_vectors[groups >= 0], groups[groups >= 0], config.adapter_strength)
                         if config.adapter_strength else None)
         self.vectors = apply_adapter(base_vectors, self.adapter)
@@ -253,6 +271,7 @@ class FaqIndex:
         np.save(folder / "base_vectors.npy", base_vectors)
         (folder / "index.json").write_text(json.dumps({
             "version": self.version.to_dict(), "config": asdict(self.config), "encoder": encoder,
+            "text_weights": TEXT_WEIGHTS,
             "thresholds": self.thresholds.to_dict()}, indent=2))
 
     @classmethod
@@ -261,8 +280,24 @@ class FaqIndex:
         entries = [FaqEntry(**{**d, "alternates": tuple(d["alternates"]), "tags": tuple(d["tags"]),
                                 "intents": tuple(d.get("intents", ()))})
                    for d in map(json.loads, (folder / "entries.jsonl").read_text(encoding="utf-8").splitlines())]
-        return cls(entries, np.load(folder / "base_vectors.npy"), RetrievalConfig(**meta["config"]),
+        base = _embedded_now(entries, np.load(folder / "base_vectors.npy"),
+                             meta.get("text_weights", _SAVED_BEFORE_WEIGHTS))
+        return cls(entries, base, RetrievalConfig(**meta["config"]),
                    PolicyThresholds.from_dict(meta["thresholds"]), meta["version"]["built_at"])
+
+
+def _embedded_now(entries: list[FaqEntry], base: np.ndarray, saved: dict[str, float]) -> np.ndarray:
+    """The rows of a saved index's vectors that the current TEXT_WEIGHTS embeds.
+
+    An index saved with other weights (answers embedded, before issue 17) still loads: its extra rows
+    are dropped. One that lacks a kind now embedded has to be built again.
+    """
+    kinds = [kind for _, kind, _ in _entry_rows(entries) if saved.get(kind, 0) > 0]
+    missing = {kind for kind, weight in TEXT_WEIGHTS.items() if weight > 0 and saved.get(kind, 0) <= 0}
+    if len(kinds) != len(base) or missing:
+        raise ValueError(f"the saved index's vectors do not match its entries ({len(base)} vectors, "
+                         f"kinds missing: {sorted(missing) or 'none'}): build it again with `frontdesk faq build`")
+    return base[[i for i, kind in enumerate(kinds) if TEXT_WEIGHTS[kind] > 0]]
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
