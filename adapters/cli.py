@@ -75,6 +75,9 @@ def train(
     balance_sentiment: Annotated[bool, typer.Option("--balance-sentiment", help="Class-weighted loss.")] = False,
     dev_fraction: Annotated[float, typer.Option("--dev-fraction", min=0.0, max=0.5)] = 0.1,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps.")] = None,
+    layers: Annotated[int | None, typer.Option(
+        "--layers", min=1, help="Keep only this many of the base model's layers (a smaller model, trained directly; "
+        "`frontdesk distill` usually does better).")] = None,
     on_conflict: OnConflictOpt = OnConflict.drop,
     as_json: JsonOpt = False,
 ) -> None:
@@ -95,7 +98,7 @@ def train(
     config = TrainConfig(
         base_model=str(base_model) if base_model else None, epochs=epochs, device=device, seed=seed,
         batch_size=batch_size, lr=lr, augment=augment, dev_fraction=dev_fraction, max_steps=max_steps,
-        balance_sentiment=balance_sentiment,
+        balance_sentiment=balance_sentiment, layers=layers,
     )
     try:
         result = fit(intent_rows, sentiment_rows, out, config, progress=RichProgress(err), data=data)

@@ -100,6 +100,31 @@ def run_task(task: str, config) -> dict:
     return {"rows": rows, "test_rows": len(test), "config": config.to_dict()}
 
 
+def run_direct(config, layers: int = 3) -> dict:
+    """The alternative to distilling: a BANKING77 model of `layers` layers trained directly on the labels
+    (`frontdesk train --layers`), with the teacher's recipe (`config`), exported and scored the same way."""
+    import dataclasses
+
+    from bench.nlu import WORK
+    from nlu.export import export_onnx
+    from nlu.fit import fit
+    from nlu.progress import RichProgress
+
+    intents, sentiments, test = _data("banking")
+    out = WORK / f"banking77-direct-{layers}l"
+    started = time.perf_counter()
+    fit(intents, sentiments, out, dataclasses.replace(config, layers=layers),
+        progress=RichProgress(description=f"banking direct {layers}"))
+    seconds = time.perf_counter() - started
+    export_onnx(out, out.parent / f"{out.name}-int8", "int8")
+    rows = {}
+    for backend, where in (("PyTorch", out), ("int8 ONNX", out.parent / f"{out.name}-int8")):
+        kind = "torch" if backend == "PyTorch" else "onnx"
+        rows[f"trained directly, {layers} layers · {backend}"] = {
+            **_score("banking", where, kind, test), "train_seconds": seconds, "size_mb": _size_mb(where, kind)}
+    return {"rows": rows, "config": config.to_dict()}
+
+
 def _naive_rate(texts: list[str], batch: int, pipe) -> float:
     started = time.perf_counter()
     if batch == 1:
@@ -162,10 +187,12 @@ def render(results: dict) -> list[str]:
         return ((parts.get(task) or {}).get("rows", {}).get(name) or {}).get(key, "-")
 
     rates = speed.get("rates", {})
+    direct = results.get("distill-direct", {}).get("rows", {})
     rows = [[name, cell("banking", name, "accuracy"), cell("clinc", name, "in_scope_accuracy"),
              cell("clinc", name, "oos_recall"), cell("airline", name, "macro_f1"),
              rates.get(name, {}).get("batch1", "-"), rates.get(name, {}).get("batch32", "-"),
              speed.get("size_mb", {}).get(name, cell("banking", name, "size_mb"))] for name in names]
+    rows += [[name, r["accuracy"], "-", "-", "-", "-", "-", r["size_mb"]] for name, r in direct.items()]
     naive = rates.get("naive: HF pipeline, 6 layers")
     if naive:
         rows.append(["naive: HF `pipeline`, 6 layers, untrained head", "-", "-", "-", "-", naive["batch1"],
@@ -186,5 +213,7 @@ def render(results: dict) -> list[str]:
         "export --quantize int8`. Speed: BANKING77 models on its dev texts through `Predictor.predict`, one "
         "at a time over 64 texts and in batches of 32 over 320, best of "
         f"{speed.get('rounds', '-')} rounds taking every model in turn; the naive pipeline in the same rounds. "
-        "Size: encoder and heads (PyTorch) or model.onnx (int8).\n")
+        "Size: encoder and heads (PyTorch) or model.onnx (int8). \"Trained directly\": `frontdesk train --layers` "
+        f"with the teacher's recipe for up to {results.get('distill-direct', {}).get('config', {}).get('epochs', '-')} "
+        "epochs (part `distill-direct`), no teacher.\n")
     return lines

@@ -151,3 +151,19 @@ def test_distill_refuses_what_it_cannot_use_with_a_clear_error(teacher, tiny_mod
     no_text.write_text("message\nhello\n")
     assert "no 'text' column" in refused("--teacher", str(teacher), "--texts", str(no_text))
     assert "--out must differ" in cli("distill", "--teacher", str(teacher), "--out", str(teacher)).output
+
+
+def test_train_can_keep_fewer_layers_of_the_base_model(tiny_data, tmp_path):
+    from nlu.artifacts import load_bundle
+
+    intents, sentiment = tiny_data
+    out = tmp_path / "small"
+    result = cli("train", "--intents", str(intents), "--sentiment", str(sentiment), "--out", str(out),
+                 "--layers", "2", "--epochs", "1", "--batch-size", "8", "--max-steps", "2", "--dev-fraction", "0.2",
+                 "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)
+    assert bundle.model.encoder.config.num_hidden_layers == 2 and bundle.training_config["layers"] == 2
+    too_many = cli("train", "--intents", str(intents), "--out", str(tmp_path / "no"), "--layers", "7",
+                   "--max-steps", "1", "--device", "cpu")
+    assert too_many.exit_code == 1 and "cannot keep 7 of 6 transformer layers" in too_many.output
