@@ -33,7 +33,7 @@ def _data_file(given: Path | None, recorded: dict[str, Path], task: str, option:
 def distill(
     teacher: Annotated[Path, typer.Option("--teacher", help="The trained model directory to compress.")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the student model to.")],
-    layers: Annotated[int, typer.Option("--layers", min=1, help="Transformer layers the student keeps.")] = 3,
+    layers: Annotated[int, typer.Option("--layers", min=1, help="Transformer layers the student keeps.")] = 4,
     texts: Annotated[Path | None, typer.Option("--texts", help="CSV with a text column: unlabelled texts.")] = None,
     intents: Annotated[Path | None, typer.Option("--intents", help="Intent CSV (default: the teacher's).")] = None,
     sentiment: Annotated[Path | None, typer.Option("--sentiment", help="Sentiment CSV (default: the teacher's).")]

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     backend: str = Field(default="auto", pattern="^(auto|torch|onnx)$", validation_alias="FRONTDESK_BACKEND")
     # The demo model `frontdesk run` serves: a student of this many layers, distilled from the 6-layer model it
     # trains and exported to int8 ONNX (docs/BENCHMARKS.md "Distilled students"); 0 serves the 6-layer model.
-    demo_layers: int = Field(default=3, ge=0, le=5, validation_alias="FRONTDESK_DEMO_LAYERS")
+    demo_layers: int = Field(default=4, ge=0, le=5, validation_alias="FRONTDESK_DEMO_LAYERS")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     redis_prefix: str = Field(default="frontdesk", validation_alias="FRONTDESK_REDIS_PREFIX")
     # CONTRACT.md "Redis deployments": REDIS_URL names one node of a cluster, or (with Sentinel) holds only the

@@ -198,6 +198,8 @@ def render(results: dict) -> list[str]:
         rows.append(["naive: HF `pipeline`, 6 layers, untrained head", "-", "-", "-", "-", naive["batch1"],
                      naive["batch32"], "-"])
     config = next((p["config"] for p in parts.values() if p), {})
+    epochs = ", ".join(f"{p['config']['epochs']} ({name})" for name, p in
+                       zip(("BANKING77", "CLINC150", "airline"), parts.values(), strict=True) if p)
     lines = ["### Distilled students (`frontdesk distill`) against their teachers", "",
              table(["model", "BANKING77 accuracy", "CLINC150 in-scope accuracy", "CLINC150 oos recall",
                     "airline macro-F1", "texts/s, batch 1", "texts/s, batch 32", "size MB"], rows)]
@@ -206,8 +208,8 @@ def render(results: dict) -> list[str]:
         "the last and evenly spread layers of its teacher and its heads, and learns the teacher's intent and "
         "sentiment distributions (temperature "
         f"{config.get('temperature', '-')}), its pooled embedding (cosine) and the gold labels (weight "
-        f"{config.get('gold_weight', '-')}) on the teacher's training split, for up to {config.get('epochs', '-')} "
-        f"epochs (augmented copies: {config.get('augment_copies', '-')}), then is calibrated on the teacher's dev "
+        f"{config.get('gold_weight', '-')}) on the teacher's training split, for up to {epochs} epochs "
+        f"(augmented copies: {config.get('augment_copies', '-')}), then is calibrated on the teacher's dev "
         "split (out-of-scope thresholds, neighbour bank, sentiment bias). Same test rows as the parts above; "
         "BANKING77 scores the top intent, CLINC150 the decision with the out-of-scope rule. int8 = `frontdesk "
         "export --quantize int8`. Speed: BANKING77 models on its dev texts through `Predictor.predict`, one "

@@ -126,6 +126,10 @@ def run_predict(t: Timing, device: str = "cpu", seed: bool = True) -> dict:
         student, student_note = compressed_model()
         designs.append(("ours-distilled-int8", lambda: start_frontdesk("ours-distilled-int8", server_env(
             FRONTDESK_MODEL_DIR=str(student), FRONTDESK_BACKEND="auto", FRONTDESK_DEVICE="cpu"))))
+        smallest, _ = compressed_model(2)  # the smallest student of the table, for comparison
+        if smallest != student:
+            designs.append(("ours-distilled-2l-int8", lambda: start_frontdesk("ours-distilled-2l-int8", server_env(
+                FRONTDESK_MODEL_DIR=str(smallest), FRONTDESK_BACKEND="auto", FRONTDESK_DEVICE="cpu"))))
     designs.append(("naive", lambda: start_baseline("naive", device)))
     if seed:
         designs.append(("seed", lambda: start_baseline("seed", device)))

@@ -10,7 +10,8 @@ def n(value: float) -> str:
     return f"{value:.2f}" if value < 1 else f"{value:.1f}"
 
 DESIGNS = {
-    "ours-distilled-int8": "**Frontdesk** `serve`, distilled student, int8 ONNX (the default), micro-batching",
+    "ours-distilled-int8": "**Frontdesk** `serve`, distilled 4-layer student, int8 ONNX (the default), micro-batching",
+    "ours-distilled-2l-int8": "**Frontdesk** `serve`, distilled 2-layer student, int8 ONNX, micro-batching",
     "ours-onnx-int8": "**Frontdesk** `serve`, int8 ONNX (onnxruntime), micro-batching",
     "ours-torch": "**Frontdesk** `serve`, PyTorch fp32, micro-batching",
     "naive": "naive: HF `pipeline` per request, `ThreadingHTTPServer`",

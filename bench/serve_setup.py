@@ -36,14 +36,14 @@ def banking_model() -> tuple[Path, str]:
     return path, "bench/results/banking77-serve (one epoch: bench/results/banking77 was absent)"
 
 
-def compressed_model() -> tuple[Path, str]:
+def compressed_model(layers: int | None = None) -> tuple[Path, str]:
     """The default the product serves, applied to BANKING77: the distilled student (as many layers as
-    `frontdesk run`'s demo model, FRONTDESK_DEMO_LAYERS) exported to int8, made by bench/nlu.py's
-    distill-banking part."""
+    `frontdesk run`'s demo model, FRONTDESK_DEMO_LAYERS, unless `layers` says otherwise) exported to int8,
+    made by bench/nlu.py's distill-banking part."""
     from adapters.settings import Settings
     from bench.nlu_distill import student_dir
 
-    layers = Settings().demo_layers
+    layers = layers or Settings().demo_layers
     path = student_dir("banking", layers, int8=True)
     if not (path / "model.onnx").exists():
         raise SystemExit(f"{path} is missing: run `python bench/nlu.py --parts distill-banking` first")

@@ -232,7 +232,7 @@ def test_training_job_script_trains_exports_and_switches_the_model_the_pods_wait
     current = models / "current"
     assert current.is_symlink() and not os.readlink(current).startswith("/")  # relative: same path in every pod
     assert (current / "model.onnx").is_file()
-    assert json.loads((current / "config.json").read_text())["num_hidden_layers"] == 3  # the distilled student
+    assert json.loads((current / "config.json").read_text())["num_hidden_layers"] == 4  # the distilled student
     assert subprocess.run(["timeout", "10", *wait[:-1], wait_script]).returncode == 0  # the pods may start
     assert _script_paths(config["FRONTDESK_MODEL_DIR"], models, training) == str(current)
     engine = load_engine(current, "cpu")

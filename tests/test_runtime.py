@@ -26,10 +26,10 @@ def test_demo_model_is_built_once_even_with_concurrent_starts(tmp_path):
     assert results == [settings.demo_model_dir] * 2
     model_files = sorted(p.name for p in (tmp_path / "models").iterdir())
     assert model_files == [".demo-model.lock", "demo", "demo-teacher"]  # no half-written staging folder left
-    # What is served is the compressed path: a 3-layer student of the 6-layer model, as int8 ONNX.
+    # What is served is the compressed path: a 4-layer student of the 6-layer model, as int8 ONNX.
     predictor = load_predictor(settings.demo_model_dir, "cpu")
     assert isinstance(predictor.backend, OnnxBackend)
-    assert predictor.bundle.model.encoder.config.num_hidden_layers == settings.demo_layers == 3
+    assert predictor.bundle.model.encoder.config.num_hidden_layers == settings.demo_layers == 4
     assert load_predictor(settings.demo_teacher_dir, "cpu").bundle.model.encoder.config.num_hidden_layers == 6
     assert "order_status" in predictor.bundle.intent_labels and "oos" in predictor.bundle.intent_labels
     stamp = (settings.demo_model_dir / "model.safetensors").stat().st_mtime
