@@ -39,6 +39,7 @@ from torch import nn
 from nlu.artifacts import ModelLoadError, load_bundle
 from nlu.data import Example
 from nlu.fit import FitResult, build_bundle, save_and_evaluate
+from nlu.loop import BestOnDev, optimizer_step
 from nlu.model import JointClassifier, shrink_encoder, spread_layers
 from nlu.progress import TrainingProgress
 from nlu.train import (
@@ -216,7 +217,7 @@ def _train(student: JointClassifier, tokenizer, targets: _Targets, intents: Task
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     gold_loss = nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=0.1)
-    best_score, best_state, best_epoch, stale, step = -1.0, None, 0, 0, 0
+    best, step = BestOnDev(config.patience), 0
     history: list[dict] = []
     if progress:
         progress.start(total)
@@ -238,11 +239,7 @@ def _train(student: JointClassifier, tokenizer, targets: _Targets, intents: Task
                 loss = loss + config.gold_weight * gold_loss(out.intent_logits, g_int)
             if (g_sent >= 0).any():
                 loss = loss + config.gold_weight * sentiment_weight * gold_loss(out.sentiment_logits, g_sent)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            optimizer_step(student, loss, optimizer, scheduler)
             step += 1
             if progress:
                 progress.advance(epoch, loss.item())
@@ -250,21 +247,12 @@ def _train(student: JointClassifier, tokenizer, targets: _Targets, intents: Task
         history.append(scores)
         if progress:
             progress.epoch_done(epoch, scores)
-        if scores["dev_score"] > best_score + 1e-6 or best_state is None:
-            best_score, best_epoch, stale = scores["dev_score"], epoch, 0
-            best_state = copy.deepcopy(student.state_dict())
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-        if step >= total:
+        if best.update(student, epoch, scores["dev_score"]) or step >= total:
             break
     if progress:
         progress.stop()
-    if best_state is not None:
-        student.load_state_dict(best_state)
-    student.eval()
-    return history, best_epoch
+    best.restore(student)
+    return history, best.epoch
 
 
 def distill(

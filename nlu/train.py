@@ -14,7 +14,6 @@ Recipe (chosen by `bench/nlu.py` measurements, see docs/BENCHMARKS.md):
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import random
@@ -29,6 +28,7 @@ from transformers import AutoTokenizer
 
 from nlu.augment import augment_texts
 from nlu.data import Example, stratified_split
+from nlu.loop import BestOnDev, optimizer_step
 from nlu.model import JointClassifier, shrink_encoder, spread_layers
 from nlu.progress import TrainingProgress
 
@@ -319,7 +319,7 @@ def train_model(
     lengths = [len(ids) for ids in tasks[primary].train_ids]
     weights = {"intent": 1.0, "sentiment": config.sentiment_weight}
 
-    best_score, best_state, best_epoch, stale = -1.0, None, 0, 0
+    best = BestOnDev(config.patience, config.min_epochs)
     history: list[dict] = []
     step = 0
     if progress:
@@ -344,11 +344,7 @@ def train_model(
                 part_loss = loss_fns[name](logits[offset : offset + len(idx)].float(), gold)
                 loss = loss + weights[name] * part_loss
                 offset += len(idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            optimizer_step(model, loss, optimizer, scheduler)
             step += 1
             if progress:
                 progress.advance(epoch, loss.item())
@@ -358,20 +354,11 @@ def train_model(
         history.append(scores)
         if progress:
             progress.epoch_done(epoch, scores)
-        if scores["dev_score"] > best_score + 1e-6:
-            best_score, best_epoch, stale = scores["dev_score"], epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if epoch >= config.min_epochs and stale >= config.patience:
-                break
-        if step >= total_steps:
+        if best.update(model, epoch, scores["dev_score"]) or step >= total_steps:
             break
     if progress:
         progress.stop()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+    best.restore(model)
     return TrainedState(
         model=model,
         tokenizer=tokenizer,
@@ -379,7 +366,7 @@ def train_model(
         sentiments=sentiments,
         device=device,
         history=history,
-        best_epoch=best_epoch,
+        best_epoch=best.epoch,
         seconds=time.perf_counter() - started,
     )
 
