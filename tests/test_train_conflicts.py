@@ -37,8 +37,8 @@ def test_each_rule_on_a_file_with_conflicts(tmp_path):
     dropped = load_labelled_csv(path, "sentiment", on_conflict="drop")
     texts = [e.text.casefold() for e in dropped.examples]
     assert "the flight was late" not in texts and "whatever" not in texts
-    assert dropped.summary() == {"file": str(path), "rule": "drop", "rows": 12, "examples": 7,
-                                 "conflicting_texts": 2, "dropped_rows": 5, "relabelled_rows": 0}
+    assert dropped.summary() == {"file": str(path), "path": str(path.resolve()), "rule": "drop", "rows": 12,
+                                 "examples": 7, "conflicting_texts": 2, "dropped_rows": 5, "relabelled_rows": 0}
     first, second = dropped.conflict_lines()
     assert first.startswith(f"{path}:2:") and "'negative'" in first and "'neutral' on line 4" in first
     assert "dropped" in first and second.startswith(f"{path}:11:") and "'positive' on line 12" in second
