@@ -17,17 +17,18 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _data_file(given: Path | None, recorded: dict[str, Path], task: str, option: str, teacher: Path) -> Path:
-    """The file given on the command line, else the one the teacher was trained on (its metrics.json)."""
+def _data_file(given: Path | None, recorded: dict, task: str, option: str, teacher: Path) -> tuple[Path, str]:
+    """The file given on the command line (conflicts dropped), else the one the teacher was trained on and the
+    conflict rule it was read with (its metrics.json)."""
     if given is not None:
-        return given
-    path = recorded.get(task)
-    if path is None:
+        return given, "drop"
+    found = recorded.get(task)
+    if found is None:
         raise fail(f"teacher {teacher} does not record its {task} data (metrics.json has no data.{task}): "
                    f"pass {option} CSV")
-    if not path.is_file():
-        raise fail(f"teacher {teacher} was trained on {path}, which does not exist here: pass {option} CSV")
-    return path
+    if not found.path.is_file():
+        raise fail(f"teacher {teacher} was trained on {found.path}, which does not exist here: pass {option} CSV")
+    return found.path, found.rule
 
 
 def distill(
@@ -46,20 +47,19 @@ def distill(
 ) -> None:
     """Distil --teacher into a student with fewer layers that matches its answers; serve, export or deploy it
     like any model directory."""
-    from nlu.distill import DistillConfig, DistillError, load_teacher, read_texts, recorded_data_files
+    from nlu.distill import DistillConfig, DistillError, load_teacher, read_texts, recorded_data
     from nlu.progress import RichProgress
 
     try:
-        load_teacher(teacher)  # first: a teacher it cannot read is the most likely mistake
+        bundle = load_teacher(teacher)  # first: a teacher it cannot read is the most likely mistake
     except DistillError as exc:
         raise fail(str(exc)) from None
-    recorded = recorded_data_files(teacher)
-    rules = _recorded_rules(teacher)
+    recorded = recorded_data(teacher)
     data: dict = {}
-    intent_rows = read_csv(_data_file(intents, recorded, "intent", "--intents", teacher), "intent",
-                           on_conflict=rules.get("intent", "drop"), summaries=data)
-    sentiment_rows = read_csv(_data_file(sentiment, recorded, "sentiment", "--sentiment", teacher), "sentiment",
-                              on_conflict=rules.get("sentiment", "drop"), summaries=data)
+    intent_file, intent_rule = _data_file(intents, recorded, "intent", "--intents", teacher)
+    intent_rows = read_csv(intent_file, "intent", on_conflict=intent_rule, summaries=data)
+    sentiment_file, sentiment_rule = _data_file(sentiment, recorded, "sentiment", "--sentiment", teacher)
+    sentiment_rows = read_csv(sentiment_file, "sentiment", on_conflict=sentiment_rule, summaries=data)
     from nlu.distill import distill as run_distill
 
     try:
@@ -67,7 +67,8 @@ def distill(
         result = run_distill(teacher, out, intent_rows, sentiment_rows,
                              DistillConfig(layers=layers, epochs=epochs, device=device, seed=seed,
                                            max_steps=max_steps),
-                             texts=extra, progress=RichProgress(err, f"distilling to {layers} layers"), data=data)
+                             texts=extra, progress=RichProgress(err, f"distilling to {layers} layers"), data=data,
+                             teacher=bundle)
     except (DistillError, ValueError) as exc:
         raise fail(str(exc)) from None
     dev = result.metrics["dev"]
@@ -79,11 +80,3 @@ def distill(
     console.print(f"{layers}-layer student written to {result.out_dir} ({summary}); "
                   f"export it with `frontdesk export --model {result.out_dir} --out DIR --quantize int8`")
 
-
-def _recorded_rules(teacher: Path) -> dict[str, str]:
-    """The conflict rule each data file was read with when the teacher was trained (default: drop)."""
-    try:
-        data = json.loads((teacher / "metrics.json").read_text(encoding="utf-8")).get("data") or {}
-    except (OSError, ValueError):
-        return {}
-    return {task: info["rule"] for task, info in data.items() if isinstance(info, dict) and info.get("rule")}

@@ -36,10 +36,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nlu.artifacts import ModelLoadError, load_bundle
+from nlu.artifacts import ModelBundle, ModelLoadError, load_bundle
 from nlu.data import Example
 from nlu.fit import FitResult, build_bundle, save_and_evaluate
-from nlu.loop import BestOnDev, optimizer_step
+from nlu.loop import BestOnDev, optimizer_step, warmup_then_decay
 from nlu.model import JointClassifier, shrink_encoder, spread_layers
 from nlu.progress import TrainingProgress
 from nlu.train import (
@@ -80,7 +80,7 @@ class DistillConfig:
         return asdict(self)
 
 
-def load_teacher(teacher_dir: str | Path):
+def load_teacher(teacher_dir: str | Path) -> ModelBundle:
     """The teacher's bundle, or a DistillError that says what is wrong with the directory."""
     from nlu.ensemble import is_ensemble
 
@@ -95,15 +95,23 @@ def load_teacher(teacher_dir: str | Path):
         raise DistillError(f"cannot read teacher {path}: {exc}") from None
 
 
-def recorded_data_files(teacher_dir: str | Path) -> dict[str, Path]:
-    """The CSV files `frontdesk train` recorded in the teacher's metrics.json (`intent`, `sentiment`)."""
+@dataclass(frozen=True)
+class RecordedData:
+    """A data file `frontdesk train` read, and the conflict rule it read it with."""
+
+    path: Path
+    rule: str = "drop"
+
+
+def recorded_data(teacher_dir: str | Path) -> dict[str, RecordedData]:
+    """What `frontdesk train` recorded in the teacher's metrics.json, per task (`intent`, `sentiment`)."""
     metrics_path = Path(teacher_dir) / "metrics.json"
     try:
         data = json.loads(metrics_path.read_text(encoding="utf-8")).get("data") or {}
     except (OSError, ValueError):
         return {}
-    return {task: Path(info.get("path") or info["file"]) for task, info in data.items()
-            if isinstance(info, dict) and (info.get("path") or info.get("file"))}
+    return {task: RecordedData(Path(info.get("path") or info["file"]), info.get("rule") or "drop")
+            for task, info in data.items() if isinstance(info, dict) and (info.get("path") or info.get("file"))}
 
 
 def read_texts(path: str | Path) -> list[str]:
@@ -213,9 +221,7 @@ def _train(student: JointClassifier, tokenizer, targets: _Targets, intents: Task
     if config.max_steps is not None:
         total = min(total, config.max_steps)
     optimizer = _optimizer(student, config)
-    warmup = max(1, int(total * 0.06))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    scheduler = warmup_then_decay(optimizer, total, 0.06)
     gold_loss = nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=0.1)
     best, step = BestOnDev(config.patience), 0
     history: list[dict] = []
@@ -263,14 +269,16 @@ def distill(
     config: DistillConfig | None = None,
     *,
     texts: Sequence[str] = (),
+    teacher: ModelBundle | None = None,
     progress: TrainingProgress | None = None,
     data: dict | None = None,
 ) -> FitResult:
     """Distil the teacher into a `config.layers`-layer student written to `out_dir` as a model directory.
 
     `intent_examples` / `sentiment_examples`: the labelled data (normally the teacher's own, see
-    `recorded_data_files`); `texts`: extra unlabelled texts. Raises DistillError for a teacher that
-    cannot be read, a student no smaller than the teacher, or labels the teacher does not have.
+    `recorded_data`); `texts`: extra unlabelled texts; `teacher`: its bundle, when the caller has loaded it
+    already. Raises DistillError for a teacher that cannot be read, a student no smaller than the teacher, or
+    labels the teacher does not have.
     """
     config = config or DistillConfig()
     started = time.perf_counter()
@@ -278,7 +286,7 @@ def distill(
         raise DistillError(f"--layers {config.layers}: a student needs at least one layer")
     if Path(out_dir).resolve() == Path(teacher_dir).resolve():
         raise DistillError("--out must differ from --teacher: the student is a new directory")
-    teacher = load_teacher(teacher_dir)
+    teacher = teacher or load_teacher(teacher_dir)
     if not intent_examples:
         raise DistillError("no intent examples to distil on")
     seed_everything(config.seed)

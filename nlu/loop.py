@@ -9,6 +9,18 @@ import torch
 from torch import nn
 
 
+def warmup_then_decay(optimizer, total_steps: int, warmup_ratio: float):
+    """Learning rate rising linearly over the first `warmup_ratio` of the steps, then falling linearly to 0."""
+    warmup = max(1, int(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def optimizer_step(model: nn.Module, loss: torch.Tensor, optimizer, scheduler) -> None:
     """One update: gradients clipped to norm 1 (a few long or mislabelled texts cannot blow a step up)."""
     optimizer.zero_grad(set_to_none=True)

@@ -28,7 +28,7 @@ from transformers import AutoTokenizer
 
 from nlu.augment import augment_texts
 from nlu.data import Example, stratified_split
-from nlu.loop import BestOnDev, optimizer_step
+from nlu.loop import BestOnDev, optimizer_step, warmup_then_decay
 from nlu.model import JointClassifier, shrink_encoder, spread_layers
 from nlu.progress import TrainingProgress
 
@@ -299,14 +299,7 @@ def train_model(
             {"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
         ]
     )
-    warmup = max(1, int(total_steps * config.warmup_ratio))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = warmup_then_decay(optimizer, total_steps, config.warmup_ratio)
     loss_fns = {
         "intent": nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
         "sentiment": nn.CrossEntropyLoss(
