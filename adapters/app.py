@@ -11,42 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Annotated
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters import admin, console, desk_admin, errors, metrics, model_admin, rest, review_admin, slack, telegram, web
 from adapters.components import Components, NotReady
 from adapters.limits import ClientAddressLimit
+from adapters.predict_api import PredictShortPath, predict_router
 from adapters.settings import Settings, load_settings
 from bot.dispatch import HandlingTimeout
 from bot.errors import REDIS_ERRORS
 
 log = logging.getLogger("frontdesk")
-
-MAX_TEXTS = 256
-MAX_CHARS = 20_000
-Text = Annotated[str, Field(max_length=MAX_CHARS)]
-
-
-class PredictRequest(BaseModel):
-    text: Text | None = None
-    texts: Annotated[list[Text], Field(max_length=MAX_TEXTS)] | None = None
-
-    @model_validator(mode="after")
-    def exactly_one(self) -> PredictRequest:
-        if (self.text is None) == (self.texts is None):
-            raise ValueError('give exactly one of "text" (a string) or "texts" (a list of strings)')
-        return self
-
-
-class PredictResponse(BaseModel):
-    results: list[dict]
-
 
 CHANNEL_MODULES: tuple = (web, console, slack, telegram)
 
@@ -123,15 +102,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.components = components
     # Routes are matched in order: /predict and the probes, then the customers' hot path, then the many
     # /admin routes.
-    @app.post("/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest) -> JSONResponse:
-        engine = components.need("engine")
-        texts = [body.text] if body.text is not None else body.texts or []
-        results = await engine.apredict(texts)
-        for r in results:
-            metrics.NLU_PREDICTIONS.labels(r.intent).inc()
-        # The results are built here, so they need no validation on the way out (response_model documents them).
-        return JSONResponse({"results": [r.to_dict() for r in results]})
+    predict = predict_router(components.need)
+    app.include_router(predict)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -161,6 +133,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     for module in CHANNEL_MODULES:
         app.include_router(module.router)
 
+    app.add_middleware(PredictShortPath, engine=lambda: components.engine, max_body=settings.max_body_bytes,
+                       route=predict.routes[0])  # innermost of ours: timed, and behind the address limit
     app.add_middleware(TimingAndAdminGate)
     app.add_middleware(ClientAddressLimit)  # added last: runs first, before the admin gate (token guessing counts)
 

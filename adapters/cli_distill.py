@@ -35,6 +35,8 @@ def distill(
     teacher: Annotated[Path, typer.Option("--teacher", help="The trained model directory to compress.")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the student model to.")],
     layers: Annotated[int, typer.Option("--layers", min=1, help="Transformer layers the student keeps.")] = 4,
+    ffn_width: Annotated[int | None, typer.Option(
+        "--ffn-width", min=1, help="Hidden neurons each feed-forward block keeps (default: all, e.g. 1536).")] = None,
     texts: Annotated[Path | None, typer.Option("--texts", help="CSV with a text column: unlabelled texts.")] = None,
     intents: Annotated[Path | None, typer.Option("--intents", help="Intent CSV (default: the teacher's).")] = None,
     sentiment: Annotated[Path | None, typer.Option("--sentiment", help="Sentiment CSV (default: the teacher's).")]
@@ -45,8 +47,8 @@ def distill(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """Distil --teacher into a student with fewer layers that matches its answers; serve, export or deploy it
-    like any model directory."""
+    """Distil --teacher into a student with fewer layers (and, with --ffn-width, narrower ones) that matches its
+    answers; serve, export or deploy it like any model directory."""
     from nlu.distill import DistillConfig, DistillError, load_teacher, read_texts, recorded_data
     from nlu.progress import RichProgress
 
@@ -62,21 +64,23 @@ def distill(
     sentiment_rows = read_csv(sentiment_file, "sentiment", on_conflict=sentiment_rule, summaries=data)
     from nlu.distill import distill as run_distill
 
+    shape = f"{layers} layers" + (f", feed-forward width {ffn_width}" if ffn_width else "")
     try:
         extra = read_texts(texts) if texts is not None else []
         result = run_distill(teacher, out, intent_rows, sentiment_rows,
-                             DistillConfig(layers=layers, epochs=epochs, device=device, seed=seed,
+                             DistillConfig(layers=layers, ffn_width=ffn_width, epochs=epochs, device=device, seed=seed,
                                            max_steps=max_steps),
-                             texts=extra, progress=RichProgress(err, f"distilling to {layers} layers"), data=data,
+                             texts=extra, progress=RichProgress(err, f"distilling to {shape}"), data=data,
                              teacher=bundle)
     except (DistillError, ValueError) as exc:
         raise fail(str(exc)) from None
     dev = result.metrics["dev"]
     if as_json:
         sys.stdout.write(json.dumps({"out": str(result.out_dir), "teacher": str(teacher), "layers": layers,
+                                     "ffn_width": ffn_width,
                                      "dev": dev, "train_seconds": result.metrics["train_seconds"]}) + "\n")
         return
     summary = ", ".join(f"{task} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}" for task, m in dev.items())
-    console.print(f"{layers}-layer student written to {result.out_dir} ({summary}); "
+    console.print(f"Student ({shape}) written to {result.out_dir} ({summary}); "
                   f"export it with `frontdesk export --model {result.out_dir} --out DIR --quantize int8`")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from bench.report import ROOT, table
 
 LAYERS = (4, 3, 2)
+PRUNED = ((4, 768),)  # (layers, feed-forward width) of the pruned students: `frontdesk distill --ffn-width`
 TASKS = ("banking", "clinc", "airline")
 TEACHER_DIRS = {"banking": "banking77", "clinc": "clinc150", "airline": "airline"}
 
@@ -61,14 +62,20 @@ def _size_mb(path: Path, backend: str) -> float:
     return sum(f.stat().st_size for f in files) / 1e6
 
 
-def student_dir(task: str, layers: int, int8: bool = False) -> Path:
+def student_dir(task: str, layers: int, int8: bool = False, ffn_width: int | None = None) -> Path:
     from bench.nlu import WORK
 
-    return WORK / f"{TEACHER_DIRS[task]}-student-{layers}l{'-int8' if int8 else ''}"
+    return WORK / f"{TEACHER_DIRS[task]}-student-{layers}l{f'-ffn{ffn_width}' if ffn_width else ''}" \
+                  f"{'-int8' if int8 else ''}"
 
 
-def run_task(task: str, config) -> dict:
-    """Distil, export and score one task's teacher and its students; `config` is the DistillConfig."""
+def student_name(layers: int, ffn_width: int | None = None) -> str:
+    return f"student, {layers} layers" + (f", feed-forward {ffn_width}" if ffn_width else "")
+
+
+def run_task(task: str, config, shapes=None) -> dict:
+    """Distil, export and score one task's teacher and its students; `config` is the DistillConfig.
+    `shapes`: (layers, feed-forward width) students instead of the layer-only ones, without the teacher rows."""
     import dataclasses
 
     from bench.nlu import WORK
@@ -81,14 +88,14 @@ def run_task(task: str, config) -> dict:
         raise SystemExit(f"distill-{task} needs the {task} part's model at {teacher}: run --parts {task} first")
     intents, sentiments, test = _data(task)
     rows: dict[str, dict] = {}
-    models = [("teacher (6 layers)", teacher, None)]
-    for layers in LAYERS:
-        out = student_dir(task, layers)
+    models = [] if shapes else [("teacher (6 layers)", teacher, None)]
+    for layers, width in shapes or [(n, None) for n in LAYERS]:
+        out = student_dir(task, layers, ffn_width=width)
         started = time.perf_counter()
-        result = distill(teacher, out, intents, sentiments, dataclasses.replace(config, layers=layers),
-                         progress=RichProgress(description=f"{task} student {layers}"))
-        models.append((f"student, {layers} layers", out, {"distill_seconds": time.perf_counter() - started,
-                                                         "best_epoch": result.metrics["best_epoch"]}))
+        result = distill(teacher, out, intents, sentiments, dataclasses.replace(config, layers=layers, ffn_width=width),
+                         progress=RichProgress(description=f"{task} {student_name(layers, width)}"))
+        models.append((student_name(layers, width), out, {"distill_seconds": time.perf_counter() - started,
+                                                          "best_epoch": result.metrics["best_epoch"]}))
     for name, path, extra in models:
         int8 = path.parent / f"{path.name}-int8"  # student_dir(..., int8=True) for a student
         export_onnx(path, int8, "int8")
@@ -98,6 +105,11 @@ def run_task(task: str, config) -> dict:
                                            "size_mb": _size_mb(where, "torch" if backend == "PyTorch" else "onnx")}
             print(task, name, backend, rows[f"{name} · {backend}"], flush=True)
     return {"rows": rows, "test_rows": len(test), "config": config.to_dict()}
+
+
+def run_pruned(config) -> dict:
+    """The pruned students (`PRUNED`) of all three teachers, scored like the others (part `distill-pruned`)."""
+    return {task: run_task(task, config, shapes=PRUNED) for task in TASKS}
 
 
 def run_direct(config, layers: int = 3) -> dict:

@@ -10,7 +10,7 @@ def n(value: float) -> str:
     return f"{value:.2f}" if value < 1 else f"{value:.1f}"
 
 DESIGNS = {
-    "ours-distilled-int8": "**Frontdesk** `serve`, distilled 4-layer student, int8 ONNX (the default), micro-batching",
+    "ours-distilled-int8": "**Frontdesk** `serve`, distilled student, int8 ONNX (the default), micro-batching",
     "ours-distilled-2l-int8": "**Frontdesk** `serve`, distilled 2-layer student, int8 ONNX, micro-batching",
     "ours-onnx-int8": "**Frontdesk** `serve`, int8 ONNX (onnxruntime), micro-batching",
     "ours-torch": "**Frontdesk** `serve`, PyTorch fp32, micro-batching",
@@ -103,7 +103,8 @@ def _onnx(r: dict) -> list[str]:
 
 
 def _sub_batches(r: dict) -> list[str]:
-    rows = [[name, *(n(v["batch64_by_sub_batch"][k]) for k in ("64", "16", "8"))]
+    sizes = next((list(v["batch64_by_sub_batch"]) for v in r["variants"].values() if "batch64_by_sub_batch" in v), [])
+    rows = [[name, *(n(v["batch64_by_sub_batch"][k]) if k in v["batch64_by_sub_batch"] else "-" for k in sizes)]
             for name, v in r["variants"].items() if "batch64_by_sub_batch" in v]
     if not rows:
         return []
@@ -111,10 +112,11 @@ def _sub_batches(r: dict) -> list[str]:
     note = (f"Padded to the longest of 64 random dev sentences, {waste:.0%} of the tokens a batch of 64 computes "
             "are padding. " if waste is not None else "")
     return ["Batches of 64 texts (the engine's batch under 64 clients; the first 256 dev texts), sorted by length by "
-            "the backend and run in sub-batches of 64, 16 or 8 (texts/s):\n",
-            table(["backend", "sub-batch 64", "16", "8 (as served on a CPU)"], rows),
-            note + "The backends sort a batch by length and run it in passes of at most 8 texts on a CPU "
-            "(`nlu.predictor.CPU_SUB_BATCH`), so each pass pads only to its own longest text.\n"]
+            f"the backend and run in passes of {', '.join(sizes)} texts (texts/s):\n",
+            table(["backend", *(f"passes of {k}" for k in sizes)], rows),
+            note + "The backends sort a batch by length and run it in short passes on a CPU, so each pass pads only "
+            "to its own longest text: passes of 8 in PyTorch (`nlu.predictor.CPU_SUB_BATCH`), of 4 in onnxruntime "
+            "(`nlu.onnx_backend.PASS_TEXTS`), whose passes run side by side, one per core.\n"]
 
 
 def _chat(r: dict) -> list[str]:

@@ -11,6 +11,10 @@ match, on every text:
   space, so keeping it keeps them working;
 * the gold labels where there are any (a smaller weight: the teacher already encodes them).
 
+A student can also be narrower (`ffn_width`): each feed-forward block keeps the hidden neurons that
+matter most on the distillation texts (`nlu.prune`), before training, so training repairs what the cut
+lost.
+
 Texts: the teacher's training split (the same stratified split, so the teacher's dev rows stay unseen),
 chat-noise copies of it (`nlu.augment`), and any unlabelled texts given. The word embeddings are
 frozen: they are most of the parameters, the teacher's are already good, and their optimiser update
@@ -63,6 +67,7 @@ class DistillError(ValueError):
 @dataclass
 class DistillConfig:
     layers: int = 4  # the smallest student that kept its teacher's scores (docs/BENCHMARKS.md)
+    ffn_width: int | None = None  # hidden neurons each feed-forward block keeps (None: all; `nlu.prune`)
     epochs: int = 3
     batch_size: int = 32
     lr: float = 1e-4
@@ -135,19 +140,36 @@ def _task(examples: Sequence[Example], labels: list[str], tokenizer, config: Tra
     return _prepare_task(examples, tokenizer, config, labels=list(labels))
 
 
-def make_student(teacher: JointClassifier, layers: int) -> tuple[JointClassifier, list[int]]:
-    """The teacher with `layers` of its layers and a copy of its heads."""
+def make_student(teacher: JointClassifier, layers: int, narrower: bool = False) -> tuple[JointClassifier, list[int]]:
+    """The teacher with `layers` of its layers and a copy of its heads. All of its layers only when the
+    student is to be `narrower` (its feed-forward blocks pruned after)."""
     n = int(teacher.encoder.config.num_hidden_layers)
-    if layers >= n:
-        raise DistillError(f"--layers {layers}: a student needs fewer layers than its teacher's {n}")
+    if layers > n or (layers == n and not narrower):
+        raise DistillError(f"--layers {layers}: a student needs fewer layers than its teacher's {n}"
+                           + ("" if layers > n else " (or a smaller --ffn-width)"))
+    student = copy.deepcopy(teacher)
     try:
         kept = spread_layers(n, layers)
-        encoder = shrink_encoder(teacher.encoder, kept)
+        if layers < n:
+            student.encoder = shrink_encoder(teacher.encoder, kept)
     except ValueError as exc:
         raise DistillError(str(exc)) from None
-    student = copy.deepcopy(teacher)
-    student.encoder = encoder
     return student, kept
+
+
+def narrow_student(student: JointClassifier, width: int, tokenizer, ids: list[list[int]], device: torch.device,
+                   sample: int = 2048, batch_size: int = 64) -> None:
+    """Prune the student's feed-forward blocks to `width` neurons, measured on (up to `sample` of) `ids`:
+    the texts it is about to learn from, so the neurons those texts use are the ones kept."""
+    from nlu.prune import neuron_importance, prune_feed_forward
+
+    picked = sorted(random.Random(0).sample(ids, min(sample, len(ids))), key=len)
+    batches = (_pad(tokenizer, picked[i : i + batch_size], device) for i in range(0, len(picked), batch_size))
+    try:
+        importance = neuron_importance(student.encoder, batches)
+        prune_feed_forward(student.encoder, width, importance)
+    except ValueError as exc:
+        raise DistillError(f"--ffn-width {width}: {exc}") from None
 
 
 def _soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -273,7 +295,8 @@ def distill(
     progress: TrainingProgress | None = None,
     data: dict | None = None,
 ) -> FitResult:
-    """Distil the teacher into a `config.layers`-layer student written to `out_dir` as a model directory.
+    """Distil the teacher into a `config.layers`-layer student (feed-forward blocks pruned to
+    `config.ffn_width` when set) written to `out_dir` as a model directory.
 
     `intent_examples` / `sentiment_examples`: the labelled data (normally the teacher's own, see
     `recorded_data`); `texts`: extra unlabelled texts; `teacher`: its bundle, when the caller has loaded it
@@ -291,7 +314,11 @@ def distill(
         raise DistillError("no intent examples to distil on")
     seed_everything(config.seed)
     device = resolve_device(config.device)
-    student, kept = make_student(teacher.model, config.layers)
+    width = int(getattr(teacher.model.encoder.config, "intermediate_size", 0) or 0)
+    if config.ffn_width is not None and not 1 <= config.ffn_width < width:
+        raise DistillError(f"--ffn-width {config.ffn_width}: choose 1 to {width - 1} (the teacher's feed-forward "
+                           f"blocks have {width} neurons)")
+    student, kept = make_student(teacher.model, config.layers, narrower=config.ffn_width is not None)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     train_config = TrainConfig(**{k: v for k, v in teacher.training_config.items() if k in known})
     # The teacher's split (seed, dev fraction) keeps its dev rows unseen; augmentation is distillation data.
@@ -309,6 +336,8 @@ def distill(
     targets = _targets(teacher.model, teacher_key, tokenizer, intents, sentiments, extra_ids, device)
     teacher.model.to("cpu")
     student.to(device)
+    if config.ffn_width is not None:
+        narrow_student(student, config.ffn_width, tokenizer, targets.ids, device)
     history, best_epoch = _train(student, tokenizer, targets, intents, sentiments, config,
                                  train_config.sentiment_weight, device, progress)
     state = TrainedState(model=student, tokenizer=tokenizer, intents=intents, sentiments=sentiments, device=device,
@@ -318,6 +347,7 @@ def distill(
         base_model=teacher.training_config.get("base_model"),
         distilled_from={"teacher": str(Path(teacher_dir).resolve()), "teacher_layers":
                         int(teacher.model.encoder.config.num_hidden_layers), "layers_kept": kept,
+                        "teacher_ffn_width": int(teacher.model.encoder.config.intermediate_size),
                         "unlabelled_texts": len(extra), "texts": len(targets.ids), **config.to_dict()},
     )
     return save_and_evaluate(bundle, state, out_dir, data=data)

@@ -4,35 +4,55 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from nlu.artifacts import ModelBundle
-from nlu.predictor import Outputs, RawScores, score_by_length, sub_batch_size
+from nlu.predictor import Outputs, RawScores, score_by_length
+
+# Texts per pass. A pass costs in proportion to its padded tokens: of 32 random BANKING77 sentences sorted
+# by length, passes of 8 compute 28 % padding and passes of 4 14 %, and passes of 3-4 scored the most
+# texts per CPU-second (passes of 1-2 pay onnxruntime's fixed cost per run instead). Measured on 2 cores:
+# bench/serve.py, onnx part, and docs/BENCHMARKS.md.
+PASS_TEXTS = 4
+
+
+def default_lanes() -> int:
+    """FRONTDESK_ONNX_THREADS, else the cores this process may run on."""
+    configured = int(os.environ.get("FRONTDESK_ONNX_THREADS", "0") or 0)
+    return configured if configured > 0 else len(os.sched_getaffinity(0))
 
 
 class OnnxBackend:
-    """Same contract as `TorchBackend.score`, on an ONNX graph; sub-batches of similar length."""
+    """Same contract as `TorchBackend.score`, on an ONNX graph: a batch sorted by length, run in passes of
+    `PASS_TEXTS` texts, the passes side by side on `lanes` threads, each pass on one core.
+
+    Why not onnxruntime's own threads: splitting one small pass's matrix products over two cores costs
+    more in hand-offs than it gains, and one core of two sat idle between them; two single-threaded
+    passes at once keep both busy with no hand-off (onnxruntime's `run` is thread-safe and releases
+    the GIL). Measured at 64 clients on 2 cores: bench/serve.py and docs/BENCHMARKS.md.
+    """
 
     def __init__(self, bundle: ModelBundle, onnx_path: str | Path, max_batch: int = 64, threads: int | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or int(os.environ.get("FRONTDESK_ONNX_THREADS", "0"))
-        # onnxruntime's workers spin for a while after each run by default. Between runs this process
-        # still has work for those cores (the neighbour search, the HTTP event loop), and spinning
-        # workers starved it: the decision step after a pass took 3x longer on 2 cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.bundle = bundle
-        self.sub_batch = sub_batch_size("cpu", max_batch)
+        self.lanes = threads or default_lanes()
+        # Idle lanes cost nothing; they go with the backend (a swapped-out model's pool is collected with it).
+        self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="onnx-pass") if self.lanes > 1 else None
+        self.sub_batch = min(max_batch, PASS_TEXTS)
         self.pad_id = bundle.tokenizer.pad_token_id or 0
 
     def score(self, texts: Sequence[str]) -> RawScores:
         encoded = self.bundle.tokenizer(list(texts), truncation=True, max_length=self.bundle.max_length)["input_ids"]
-        return score_by_length(encoded, self.sub_batch, self._run)
+        return score_by_length(encoded, self.sub_batch, self._run, self._pool.map if self._pool else map)
 
     def _run(self, chunk: list[Sequence[int]]) -> Outputs:
         width = max(len(ids) for ids in chunk)

@@ -64,12 +64,14 @@ def sub_batch_size(device: str, max_batch: int) -> int:
 
 
 def score_by_length(encoded: Sequence[Sequence[int]], size: int,
-                    run: Callable[[list[Sequence[int]]], Outputs]) -> RawScores:
-    """Run `run` on length-sorted groups of at most `size` token lists; results in input order."""
+                    run: Callable[[list[Sequence[int]]], Outputs], mapper=map) -> RawScores:
+    """Run `run` on length-sorted groups of at most `size` token lists; results in input order.
+    `mapper`: how the groups are run (`map` one after the other; a thread pool's `map` side by side)."""
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     parts: list[list[np.ndarray]] = [[], [], []]
-    for start in range(0, len(order), size):
-        for store, value in zip(parts, run([encoded[i] for i in order[start : start + size]]), strict=True):
+    chunks = [[encoded[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
+    for outputs in mapper(run, chunks):
+        for store, value in zip(parts, outputs, strict=True):
             store.append(value)
     inverse = np.argsort(np.asarray(order))
     intent, sentiment, embeddings = (np.concatenate(p)[inverse] for p in parts)

@@ -123,6 +123,53 @@ def test_student_exports_to_int8_and_deploys_like_any_model(teacher, student, re
         assert answer["intent"] in [*json.loads((student / "labels.json").read_text())["intents"], "oos"]
 
 
+def test_a_narrower_student_keeps_the_neurons_that_matter_and_serves_like_any_model(teacher, tmp_path):
+    """`--ffn-width`: every feed-forward block keeps the hidden neurons its texts use most (`nlu.prune`); the
+    student is a standard model of that width: it loads, predicts and exports."""
+    import copy
+
+    import torch
+
+    from nlu.artifacts import load_bundle
+    from nlu.engine import load_predictor
+    from nlu.model import mean_pool
+    from nlu.prune import neuron_importance, prune_feed_forward
+
+    big = load_bundle(teacher)
+    ids = big.tokenizer(TEXTS, truncation=True, max_length=big.max_length)["input_ids"]
+    batch = big.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+    importance = neuron_importance(big.model.encoder, [(batch["input_ids"], batch["attention_mask"])])
+    assert len(importance) == 6 and importance[0].shape == (1536,)
+
+    def pooled(encoder) -> torch.Tensor:
+        with torch.inference_mode():
+            states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            return mean_pool(states, batch["attention_mask"])
+
+    full = pooled(big.model.encoder)
+    kept, dropped = copy.deepcopy(big.model.encoder), copy.deepcopy(big.model.encoder)
+    prune_feed_forward(kept, 1024, importance)
+    prune_feed_forward(dropped, 1024, [-x for x in importance])  # the least important ones instead
+    assert kept.config.intermediate_size == 1024
+    assert kept.encoder.layer[0].intermediate.dense.weight.shape == (1024, 384)
+    error = {name: float((pooled(encoder) - full).norm(dim=1).mean())
+             for name, encoder in (("kept", kept), ("dropped", dropped))}
+    assert error["kept"] < error["dropped"] / 2, error
+
+    out = tmp_path / "narrow"
+    result = cli("distill", "--teacher", str(teacher), "--out", str(out), "--layers", "2", "--ffn-width", "256",
+                 "--epochs", "1", "--max-steps", "6", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["ffn_width"] == 256
+    small = load_bundle(out)
+    assert small.model.encoder.config.intermediate_size == 256 and small.model.encoder.config.num_hidden_layers == 2
+    assert json.loads((out / "training_config.json").read_text())["distilled_from"]["ffn_width"] == 256
+    int8 = tmp_path / "narrow-int8"
+    assert cli("export", "--model", str(out), "--out", str(int8), "--quantize", "int8").exit_code == 0
+    results = load_predictor(int8, "cpu").predict(["where is my order", "hello"])
+    assert all(r.intent in [*small.intent_labels, "oos"] and r.sentiment in small.sentiment_labels for r in results)
+
+
 def test_distill_refuses_what_it_cannot_use_with_a_clear_error(teacher, tiny_model, tmp_path):
     out = str(tmp_path / "out")
 
@@ -142,6 +189,7 @@ def test_distill_refuses_what_it_cannot_use_with_a_clear_error(teacher, tiny_mod
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     assert str(broken) in refused("--teacher", str(broken))
     assert "fewer layers than its teacher's 6" in refused("--teacher", str(teacher), "--layers", "6")
+    assert "choose 1 to 1535" in refused("--teacher", str(teacher), "--layers", "6", "--ffn-width", "1536")
     # A teacher built without `frontdesk train` does not say what it learned from.
     assert "--intents" in refused("--teacher", str(tiny_model))
     other = write_csv(tmp_path / "other.csv", "intent", {"cancel": ["cancel it", "stop my order"],
