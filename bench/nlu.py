@@ -39,7 +39,8 @@ RESULTS = ROOT / "docs" / "benchmarks" / "nlu.json"
 WORK = ROOT / "bench" / "results"
 SEED = 2024
 PARTS = ("baselines", "banking", "clinc", "airline", "airline-ensemble", "augment", "speed", "ensemble",
-         "distill-banking", "distill-clinc", "distill-airline", "distill-pruned", "distill-direct", "distill-speed")
+         "distill-banking", "distill-clinc", "distill-airline", "distill-pruned", "distill-rescore", "distill-direct",
+         "distill-speed")
 
 
 def load(name: str, file: str, column: str) -> list[Example]:
@@ -375,6 +376,7 @@ def main() -> None:
         **{f"distill-{task}": (lambda task=task: nlu_distill.run_task(task, distill_config))
            for task in nlu_distill.TASKS},
         "distill-pruned": lambda: nlu_distill.run_pruned(distill_config),
+        "distill-rescore": nlu_distill.run_rescore,
         "distill-direct": lambda: nlu_distill.run_direct(config),
         "distill-speed": nlu_distill.run_speed,
     }

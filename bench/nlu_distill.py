@@ -112,6 +112,24 @@ def run_pruned(config) -> dict:
     return {task: run_task(task, config, shapes=PRUNED) for task in TASKS}
 
 
+def run_rescore() -> dict:
+    """Every int8 model of the table scored again through today's serving backend (part `distill-rescore`):
+    dynamic int8 quantization scales each pass's activations by that pass's range, so which texts share a pass
+    (the backend's pass size) moves a few answers. The PyTorch rows do not depend on it."""
+    from bench.nlu import WORK
+
+    out: dict[str, dict] = {}
+    for task in TASKS:
+        _, _, test = _data(task)
+        models = {"teacher (6 layers)": WORK / f"{TEACHER_DIRS[task]}-int8"}
+        models.update({student_name(n): student_dir(task, n, True) for n in LAYERS})
+        models.update({student_name(*shape): student_dir(task, shape[0], True, shape[1]) for shape in PRUNED})
+        out[task] = {f"{name} · int8 ONNX": {**_score(task, path, "onnx", test), "size_mb": _size_mb(path, "onnx")}
+                     for name, path in models.items() if (path / "model.onnx").exists()}
+        print(task, out[task], flush=True)
+    return out
+
+
 def run_direct(config, layers: int = 3) -> dict:
     """The alternative to distilling: a BANKING77 model of `layers` layers trained directly on the labels
     (`frontdesk train --layers`), with the teacher's recipe (`config`), exported and scored the same way."""
@@ -157,7 +175,11 @@ def run_speed(rounds: int = 5) -> dict:
     teacher = b.WORK / TEACHER_DIRS["banking"]
     models = {"teacher (6 layers)": (teacher, b.WORK / f"{teacher.name}-int8")}
     for layers in LAYERS:
-        models[f"student, {layers} layers"] = (student_dir("banking", layers), student_dir("banking", layers, True))
+        models[student_name(layers)] = (student_dir("banking", layers), student_dir("banking", layers, True))
+    for layers, width in PRUNED:
+        if (student_dir("banking", layers, True, width) / "labels.json").exists():  # part distill-pruned has run
+            models[student_name(layers, width)] = (student_dir("banking", layers, ffn_width=width),
+                                                   student_dir("banking", layers, True, width))
     predictors = {}
     for name, (torch_dir, int8_dir) in models.items():
         for backend, path in (("PyTorch", torch_dir), ("int8 ONNX", int8_dir)):
@@ -189,14 +211,19 @@ def run_speed(rounds: int = 5) -> dict:
 def render(results: dict) -> list[str]:
     """The distillation section of the nlu benchmark page (empty when no distill part has run)."""
     parts = {task: results.get(f"distill-{task}") for task in TASKS}
+    pruned = results.get("distill-pruned", {})
     speed = results.get("distill-speed", {})
     if not any(parts.values()) and not speed:
         return []
-    names = [f"{m} · {b}" for m in ["teacher (6 layers)"] + [f"student, {n} layers" for n in LAYERS]
-             for b in ("PyTorch", "int8 ONNX")]
+    models = ["teacher (6 layers)", *(student_name(n) for n in LAYERS), *(student_name(*shape) for shape in PRUNED)]
+    names = [f"{m} · {b}" for m in models for b in ("PyTorch", "int8 ONNX")]
+
+    rescored = results.get("distill-rescore", {})
 
     def cell(task: str, name: str, key: str):
-        return ((parts.get(task) or {}).get("rows", {}).get(name) or {}).get(key, "-")
+        rows = {**(parts.get(task) or {}).get("rows", {}), **(pruned.get(task) or {}).get("rows", {}),
+                **rescored.get(task, {})}
+        return (rows.get(name) or {}).get(key, "-")
 
     rates = speed.get("rates", {})
     direct = results.get("distill-direct", {}).get("rows", {})
@@ -224,10 +251,16 @@ def render(results: dict) -> list[str]:
         f"(augmented copies: {config.get('augment_copies', '-')}), then is calibrated on the teacher's dev "
         "split (out-of-scope thresholds, neighbour bank, sentiment bias). Same test rows as the parts above; "
         "BANKING77 scores the top intent, CLINC150 the decision with the out-of-scope rule. int8 = `frontdesk "
-        "export --quantize int8`. Speed: BANKING77 models on its dev texts through `Predictor.predict`, one "
-        "at a time over 64 texts and in batches of 32 over 320, best of "
+        "export --quantize int8`"
+        + (f", scored again through the serving backend of {rescored['_run']['date']} (part `distill-rescore`: "
+           "dynamic quantization scales each pass by its own range, so the pass size moves a few answers)"
+           if rescored.get("_run") else "")
+        + ". Speed: BANKING77 models on its dev texts through `Predictor.predict`, one at a time over 64 texts "
+        "and in batches of 32 over 320, best of "
         f"{speed.get('rounds', '-')} rounds taking every model in turn; the naive pipeline in the same rounds. "
-        "Size: encoder and heads (PyTorch) or model.onnx (int8). \"Trained directly\": `frontdesk train --layers` "
+        "Size: encoder and heads (PyTorch) or model.onnx (int8). \"Feed-forward 768\": `--ffn-width 768`, every "
+        "layer's feed-forward block pruned from 1536 to the 768 neurons that matter most on the distillation texts "
+        "before training (part `distill-pruned`). \"Trained directly\": `frontdesk train --layers` "
         f"with the teacher's recipe for up to {results.get('distill-direct', {}).get('config', {}).get('epochs', '-')} "
         "epochs (part `distill-direct`), no teacher.\n")
     return lines
