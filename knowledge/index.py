@@ -132,7 +132,9 @@ def build_faiss(vectors: np.ndarray, previous=None):
 
 
 def ivf_lists(n: int) -> int:
-    return int(4 * np.sqrt(n))
+    """4·sqrt(n) lists, never more than there are vectors: k-means cannot train more clusters than points, and
+    a base shrunk below 16 vectors (only possible with a very low EXACT_LIMIT) would fail to build."""
+    return max(1, min(n, int(4 * np.sqrt(n))))
 
 
 def build_ivf(vectors: np.ndarray, nprobe: int = 24, previous=None):

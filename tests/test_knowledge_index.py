@@ -191,3 +191,16 @@ def test_ivf_lists_are_retrained_when_the_base_outgrows_them():
     assert (found[:, 0] == np.arange(10)).all()  # the changed vectors are where a search finds them
     grown, _ = build_ivf(np.concatenate([base, unit(8000)]), previous=first)
     assert grown.nlist == ivf_lists(10_000) > 2 * first.nlist  # too few lists for 5x the vectors: retrained
+
+
+def test_an_ivf_index_of_fewer_vectors_than_lists_still_builds_and_finds_them():
+    import numpy as np
+
+    from knowledge.index import build_ivf
+
+    vectors = np.eye(8, 32, dtype=np.float32)  # 4·sqrt(8) = 11 lists would be more than the 8 vectors
+    index, _ = build_ivf(vectors)
+    assert index.nlist <= 8
+    index.nprobe = index.nlist
+    _, found = index.search(vectors, 1)
+    assert (found[:, 0] == np.arange(8)).all()
