@@ -51,6 +51,7 @@ one slot and the same code runs on one Redis, on Sentinel and on a cluster.
     {p:review}:all             sorted set: item ids by time;  {p:review}:seq  id counter
     {p:review}:group:G         set of item ids sharing group G (the same text once normalised; see bot.review)
     {p:review}:user:CHANNEL:USER  set of item ids of one customer (export and erasure find them here)
+    {p:review}:seen:CHANNEL:USER  hash: delivery id -> item id (a message handled twice is one item)
     {p:review}:faq-alternates  hash: FAQ entry id -> JSON list of texts labelled for it (merged on FAQ reload)
 
 Owned elsewhere, same scheme: `knowledge.sync` names the knowledge-base sync keys

@@ -77,10 +77,16 @@ class ReviewInbox:
         self.clock = clock
 
     # ------------------------------------------------------------------ recording (from bot.core)
-    def record(self, reason: str, *, text: str, channel: str, user_id: str, result=None, decision=None) -> str | None:
-        """Keep one message for review; returns its id. Never raises: review must not cost a customer a reply."""
+    def record(self, reason: str, *, text: str, channel: str, user_id: str, result=None, decision=None,
+               delivery_id: str | None = None) -> str | None:
+        """Keep one message for review; returns its id. Never raises: review must not cost a customer a reply.
+
+        `delivery_id`: which delivery of a message this is (the dispatcher's `uid`, else the platform's id). A
+        message handled a second time (a worker died after handling it, before acknowledging it) keeps the item
+        its first handling wrote, and gets its id back.
+        """
         try:
-            return self._record(reason, text, channel, user_id, result, decision)
+            return self._record(reason, text, channel, user_id, result, decision, delivery_id)
         except redis.RedisError as exc:
             log.warning("review item not recorded: Redis unavailable (%s)", type(exc).__name__)
             return None
@@ -88,7 +94,7 @@ class ReviewInbox:
     def record_message(self, message, reason: str, result=None, decision=None) -> str | None:
         """`record` for an `InboundMessage` (what the core has at hand)."""
         return self.record(reason, text=message.text, channel=message.channel, user_id=message.user_id,
-                           result=result, decision=decision)
+                           result=result, decision=decision, delivery_id=message.uid or message.message_id)
 
     def note_answer(self, message, result, decision=None) -> str | None:
         """An answer was given: recorded only when the intent confidence behind it was low."""
@@ -115,14 +121,23 @@ class ReviewInbox:
                                    user_id=record.get("user_id", ""))
         return None
 
-    def _record(self, reason: str, text: str, channel: str, user_id: str, result, decision) -> str:
+    def _record(self, reason: str, text: str, channel: str, user_id: str, result, decision,
+                delivery_id: str | None) -> str:
         if reason not in REASONS:
             raise ValueError(f"unknown review reason {reason!r}")
         masked = mask(text.strip())[:MAX_TEXT]
         if not masked:
             return ""
         now = self.clock()
+        ttl = int(self.retention_s)
         item_id = str(self.redis.incr(self.keys.review("seq")))
+        if delivery_id:
+            # Per customer, so erasing the customer erases these too; claimed before the item is written.
+            seen = self.keys.review("seen", channel, user_id)
+            if not self.redis.hsetnx(seen, delivery_id, item_id):
+                first = self.redis.hget(seen, delivery_id)
+                return first.decode() if isinstance(first, bytes) else (first or "")
+            self.redis.expire(seen, ttl)
         best = getattr(decision, "best", None) if decision is not None else None
         group = group_of(masked)
         item = {"id": item_id, "text": masked, "reason": reason, "channel": channel, "user_id": user_id,
@@ -131,7 +146,6 @@ class ReviewInbox:
                 "model_version": getattr(result, "model_version", None) or None,
                 "faq_id": best.id if best is not None else None,
                 "faq_score": round(float(best.score), 4) if best is not None else None}
-        ttl = int(self.retention_s)
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(self.keys.review("item", item_id), json.dumps(item), ex=ttl)
         pipe.zadd(self.keys.review("all"), {item_id: now})
@@ -243,6 +257,6 @@ class ReviewInbox:
             pipe.srem(self.keys.review("group", item["group"]), item["id"])
         if ids:
             pipe.zrem(self.keys.review("all"), *ids)
-        pipe.delete(user_key)
+        pipe.delete(user_key, self.keys.review("seen", channel, user_id))
         pipe.execute()
         return len(items)

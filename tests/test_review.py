@@ -186,6 +186,29 @@ def test_items_expire_after_the_retention(redis_server, redis_prefix):
     assert 0 < redis_server.ttl(Keys(redis_prefix).review("item", old)) <= 3600  # Redis drops it too
 
 
+def test_a_message_handled_twice_is_one_item_and_erasure_forgets_it(redis_server, redis_prefix):
+    """A worker that died after handling a message, before acknowledging it, leaves the message to be handled
+    again: the review inbox keeps the first handling's item."""
+    from bot.keys import Keys
+    from bot.messages import InboundMessage
+    from bot.review import ReviewInbox
+
+    keys = Keys(redis_prefix)
+    inbox = ReviewInbox(redis_server, keys)
+    first = InboundMessage("telegram", "c1", "u9", "is the kettle in stock?", message_id="m-1", uid="d-1")
+    item = inbox.record_message(first, "fallback")
+    assert inbox.record_message(first, "suggested") == item  # handled again, another outcome: still one item
+    other = inbox.record_message(InboundMessage("telegram", "c1", "u9", "is the kettle in stock?",
+                                                message_id="m-2"), "fallback")  # the customer asked again
+    no_id = InboundMessage("rest", "u9", "u9", "and the teapot?")
+    assert inbox.record_message(no_id, "fallback") != inbox.record_message(no_id, "fallback")
+    assert [i["id"] for i in inbox.for_customer("telegram", "u9")] == [item, other]
+    assert inbox.get(item)["reason"] == "fallback"
+    assert inbox.erase_customer("telegram", "u9") == 2
+    assert not redis_server.exists(keys.review("seen", "telegram", "u9"))  # the message ids went with them
+    assert inbox.record_message(first, "fallback") not in (item, "")  # after erasure it is new again
+
+
 def _inbox(redis_url: str, prefix: str):
     """The server's review inbox, through a client of our own on the same Redis."""
     import redis
