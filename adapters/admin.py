@@ -282,6 +282,10 @@ async def faq_status(request: Request):
     components: Components = request.app.state.components
     kb = components.need("kb")
     status = kb.status()
+    if components.bot is not None:  # the line chosen with the same calibration answers
+        rules = components.bot.rules
+        status["escalation"] = {"negative_threshold": rules.negative_threshold, "method": rules.method,
+                                "calibrated_with": rules.calibrated_with or None}
     if components.sync is not None:
         status["worker"] = components.sync.worker_id
         status["workers"] = await run_in_threadpool(components.sync.workers)

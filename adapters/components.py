@@ -204,6 +204,9 @@ class Components:
         # Answers to work a dead worker left behind go out through the channel registry, once each.
         self.bot.dispatcher.on_swept = self.bot.deliver_swept
         self.kb.extra_alternates = self.bot.review.faq_alternates  # staff's FAQ labels, from the next reload on
+        # Every index swapped in (a reload, a restore, a recalibration after a model deploy) brings its own
+        # calibration answers: the escalation line follows them.
+        self.kb.listeners.append(lambda index: setattr(self.bot, "rules", self._escalation_rules()))
         self.bot.dispatcher.tracks_delivery = lambda message: message.channel in channels.outputs
         # Takes over work a dead worker left behind (bot.dispatch), every FRONTDESK_SWEEP_SECONDS.
         self.bot.dispatcher.start_sweeper(self.settings.sweep_seconds)
@@ -216,6 +219,7 @@ class Components:
         negative-sentiment scores are read from there rather than predicted again.
         """
         from bot.escalation import EscalationRules
+        from knowledge.service import calibrated_with
 
         rules = EscalationRules()
         if not self.kb.ready:
@@ -223,7 +227,7 @@ class Components:
         labelled = [(q.tone, s) for q, s in self.kb.index.calibration if s is not None]
         calm = [s.sentiment_scores.get("negative", 0.0) for tone, s in labelled if tone in ("calm", "impatient")]
         angry = [s.sentiment_scores.get("negative", 0.0) for tone, s in labelled if tone == "angry"]
-        rules = rules.calibrated(calm, angry)
+        rules = rules.calibrated(calm, angry, model_version=calibrated_with(self.kb.index) or "")
         log.info("escalation rules: %s (single-message line %.3f)", rules.method, rules.negative_threshold)
         return rules
 
@@ -235,6 +239,21 @@ class Components:
                 self.bot.reannounce_unclaimed(interval)
             except redis.RedisError:
                 log.warning("re-announcing escalations skipped: Redis unavailable")
+
+    def recalibrate(self) -> None:
+        """Another intent model now serves here (a deploy or restore): choose the FAQ's answer bars and the
+        escalation line again with it, in the background. The entries' vectors are cached, so this asks the
+        new model the calibration questions and embeds nothing new; until it ends the old bars stand."""
+        if self.kb is None or not self.kb.ready or self._closed.is_set():
+            return
+
+        def run() -> None:
+            result = self.kb.reload(recalibrate=True)
+            if not result.ok:
+                log.warning("recalibration after a model swap kept the previous bars: %d problem(s) in the FAQ",
+                            len(result.errors))
+
+        threading.Thread(target=run, name="recalibrate", daemon=True).start()
 
     def reload_kb(self):
         """Reload the knowledge base here and, when it succeeded, tell every other worker."""

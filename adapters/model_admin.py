@@ -56,6 +56,9 @@ def start_model_sync(components: Components) -> None:
     except redis.RedisError:
         log.warning("model versions: Redis unavailable at start; the sync thread will catch up")
     components.model_sync = sync
+    # From here on (the FAQ calibrates after this, with whatever model catch_up left serving), each swap
+    # recalibrates the FAQ's bars and the escalation line with the model now deciding beside them.
+    sync.listeners.append(lambda version: components.recalibrate())
     sync.start()
 
 

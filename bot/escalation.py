@@ -29,6 +29,7 @@ class EscalationRules:
     max_fallbacks: int = 3  # fallbacks in a row before escalating (a person is offered one earlier)
     apology_threshold: float = 0.5  # below the escalation line but this negative: apologise, then answer
     method: str = "default"
+    calibrated_with: str = ""  # the model version whose sentiment scores the line was chosen on
 
     def reason(self, *, negative: float, trail: list[float], intent: str, fallbacks: int) -> str | None:
         """The reason to escalate now, or None. `trail` includes this message, oldest first."""
@@ -47,7 +48,8 @@ class EscalationRules:
     def apologise(self, negative: float) -> bool:
         return self.apology_threshold <= negative < self.negative_threshold
 
-    def calibrated(self, calm: Sequence[float], angry: Sequence[float], max_false: float = 0.0) -> EscalationRules:
+    def calibrated(self, calm: Sequence[float], angry: Sequence[float], max_false: float = 0.0,
+                   model_version: str = "") -> EscalationRules:
         """These rules with the single-message line set from negative probabilities of labelled messages.
 
         `calm`: calm and mildly impatient support messages (escalating them is a false escalation);
@@ -65,4 +67,5 @@ class EscalationRules:
         method = (f"calibrated on {len(calm_scores)} calm/impatient and {len(angry)} angry messages: "
                   f"false escalations {false:.1%}, angry caught {caught:.0%}")
         return replace(self, negative_threshold=round(line, 4),
-                       apology_threshold=min(self.apology_threshold, line), method=method)
+                       apology_threshold=min(self.apology_threshold, line), method=method,
+                       calibrated_with=model_version)

@@ -84,8 +84,12 @@ class KnowledgeBase:
     def ready(self) -> bool:
         return self._current is not None
 
-    def reload(self) -> ReloadResult:
-        """Build from the source and swap it in; on any source error keep serving the old index."""
+    def reload(self, recalibrate: bool = False) -> ReloadResult:
+        """Build from the source and swap it in; on any source error keep serving the old index.
+
+        `recalibrate`: swap the new build in even when its entries and bars came out the same, so what the
+        (new) intent model said about the calibration questions is what the escalation line is read from.
+        """
         started = time.perf_counter()
         with self._reload_lock:
             try:
@@ -108,7 +112,7 @@ class KnowledgeBase:
                 log.warning("knowledge base reload rejected: %d problem(s)", len(exc.problems))
                 return ReloadResult(False, current.version.to_dict() if current else None,
                                     errors=exc.problems, seconds=time.perf_counter() - started)
-            changed = (current is None or current.version.content_hash != index.version.content_hash
+            changed = (recalibrate or current is None or current.version.content_hash != index.version.content_hash
                        or current.thresholds.to_dict() != index.thresholds.to_dict())
             if changed:
                 self._previous, self._current = current, index
@@ -158,7 +162,14 @@ class KnowledgeBase:
             "version": current.version.to_dict() if current else None,
             "previous": previous.version.to_dict() if previous else None,
             "thresholds": current.thresholds.to_dict() if current else None,
+            "calibrated_with": calibrated_with(current) if current else None,
         }
+
+
+def calibrated_with(index: FaqIndex) -> str | None:
+    """The model version that answered the calibration questions (None: retrieval alone was calibrated)."""
+    return next((getattr(signal, "model_version", None) or None for _, signal in index.calibration
+                 if signal is not None), None)
 
 
 def _all_texts(index: FaqIndex) -> list[str]:

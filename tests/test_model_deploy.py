@@ -205,3 +205,36 @@ def test_versions_follow_the_model_files_not_the_reports(tiny_model, tmp_path):
     (broken / "heads.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelLoadError, match="corrupt"):
         load_checked(broken, "cpu")
+
+
+def test_a_deployed_model_recalibrates_the_faq_bars_and_the_escalation_line(tiny_model, second_model, redis_url,
+                                                                             redis_prefix, tmp_path):
+    """The answer bars and the escalation line are chosen on what the intent model says about the dev questions:
+    after a deploy they are chosen again with the model that now decides beside them, and after a restore too."""
+    from adapters.components import DEMO_KB
+    from adapters.settings import Settings
+    from nlu.versions import model_version
+    from tests.liveserver import live_app
+
+    settings = Settings(FRONTDESK_MODEL_DIR=tiny_model, FRONTDESK_KB=DEMO_KB, REDIS_URL=redis_url,
+                        FRONTDESK_REDIS_PREFIX=redis_prefix, FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_HOME=tmp_path / "home", FRONTDESK_DEVICE="cpu", FRONTDESK_IP_RATE_LIMIT="0/60")
+
+    def calibrated_with(url: str, version: str) -> dict:
+        deadline = time.monotonic() + 120
+        while True:
+            status = admin(url, "GET", "/admin/faq").json()
+            if status["calibrated_with"] == version == status["escalation"]["calibrated_with"]:
+                return status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.5)
+
+    with live_app(settings) as url:
+        first = calibrated_with(url, model_version(tiny_model))  # the demo store's tone-labelled dev questions
+        assert first["escalation"]["method"].startswith("calibrated on")
+        assert admin(url, "POST", "/admin/model/deploy", {"path": str(second_model), "force": True}).status_code == 200
+        second = calibrated_with(url, model_version(second_model))
+        assert second["escalation"]["method"].startswith("calibrated on")
+        assert second["version"]["version"] == first["version"]["version"]  # same entries, bars chosen again
+        assert admin(url, "POST", "/admin/model/restore").status_code == 200
+        calibrated_with(url, model_version(tiny_model))
