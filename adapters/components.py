@@ -248,7 +248,11 @@ class Components:
             return
 
         def run() -> None:
-            result = self.kb.reload(recalibrate=True)
+            try:
+                result = self.kb.reload(recalibrate=True)
+            except Exception:  # e.g. the process is shutting down under it: the previous bars stand
+                log.exception("recalibration after a model swap failed; the previous bars stand")
+                return
             if not result.ok:
                 log.warning("recalibration after a model swap kept the previous bars: %d problem(s) in the FAQ",
                             len(result.errors))
