@@ -128,16 +128,15 @@ class ReviewInbox:
         masked = mask(text.strip())[:MAX_TEXT]
         if not masked:
             return ""
+        # Per customer, so erasing the customer erases these too. Checked, then written in the same MULTI as
+        # the item: a worker dying between the two leaves neither, so the next handling writes the item. Two
+        # handlings of one message never overlap (they hold the conversation's lease, bot.dispatch).
+        seen = self.keys.review("seen", channel, user_id)
+        if delivery_id and (first := self.redis.hget(seen, delivery_id)):
+            return first.decode() if isinstance(first, bytes) else first
         now = self.clock()
         ttl = int(self.retention_s)
         item_id = str(self.redis.incr(self.keys.review("seq")))
-        if delivery_id:
-            # Per customer, so erasing the customer erases these too; claimed before the item is written.
-            seen = self.keys.review("seen", channel, user_id)
-            if not self.redis.hsetnx(seen, delivery_id, item_id):
-                first = self.redis.hget(seen, delivery_id)
-                return first.decode() if isinstance(first, bytes) else (first or "")
-            self.redis.expire(seen, ttl)
         best = getattr(decision, "best", None) if decision is not None else None
         group = group_of(masked)
         item = {"id": item_id, "text": masked, "reason": reason, "channel": channel, "user_id": user_id,
@@ -147,6 +146,9 @@ class ReviewInbox:
                 "faq_id": best.id if best is not None else None,
                 "faq_score": round(float(best.score), 4) if best is not None else None}
         pipe = self.redis.pipeline(transaction=True)
+        if delivery_id:
+            pipe.hset(seen, delivery_id, item_id)
+            pipe.expire(seen, ttl)
         pipe.set(self.keys.review("item", item_id), json.dumps(item), ex=ttl)
         pipe.zadd(self.keys.review("all"), {item_id: now})
         pipe.zremrangebyscore(self.keys.review("all"), "-inf", now - self.retention_s)

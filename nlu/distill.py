@@ -347,7 +347,7 @@ def distill(
         base_model=teacher.training_config.get("base_model"),
         distilled_from={"teacher": str(Path(teacher_dir).resolve()), "teacher_layers":
                         int(teacher.model.encoder.config.num_hidden_layers), "layers_kept": kept,
-                        "teacher_ffn_width": int(teacher.model.encoder.config.intermediate_size),
+                        "teacher_ffn_width": width,
                         "unlabelled_texts": len(extra), "texts": len(targets.ids), **config.to_dict()},
     )
     return save_and_evaluate(bundle, state, out_dir, data=data)
