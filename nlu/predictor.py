@@ -70,7 +70,8 @@ def score_by_length(encoded: Sequence[Sequence[int]], size: int,
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     parts: list[list[np.ndarray]] = [[], [], []]
     chunks = [[encoded[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
-    for outputs in mapper(run, chunks):
+    # One pass has nothing to run beside it: run it here rather than hand it to another thread and wait.
+    for outputs in (mapper if len(chunks) > 1 else map)(run, chunks):
         for store, value in zip(parts, outputs, strict=True):
             store.append(value)
     inverse = np.argsort(np.asarray(order))
