@@ -27,7 +27,8 @@ from adapters.cli_staff import staff_app
 # FrontdeskGroup: exit 1 for a failure in any command, however registered (adapters/cli_errors.py).
 app = typer.Typer(help="Frontdesk: a self-hosted customer-service chatbot.", no_args_is_help=True,
                   pretty_exceptions_enable=False, cls=FrontdeskGroup)
-app.add_typer(faq_app, name="faq")
+app.add_typer(faq_app, name="kb")
+app.add_typer(faq_app, name="faq", help="The `kb` commands under their first name (build, search, reload, tune).")
 app.add_typer(staff_app, name="staff")
 app.add_typer(model_app, name="model")
 app.add_typer(review_app, name="review")

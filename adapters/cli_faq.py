@@ -1,4 +1,4 @@
-"""`frontdesk faq build | search | reload`."""
+"""`frontdesk kb build | search | reload` (and `faq …`, the same commands under their first name)."""
 
 from __future__ import annotations
 
@@ -11,33 +11,41 @@ import typer
 
 from adapters.cli_errors import fail as _fail
 
-faq_app = typer.Typer(help="Build, query and reload the FAQ knowledge base.", no_args_is_help=True)
+faq_app = typer.Typer(help="Build, query and reload the knowledge base: FAQ entries and help-center articles.",
+                      no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout (progress and logs on stderr).")]
 
 
 @faq_app.command("build")
 def build(
-    kb: Annotated[Path, typer.Option("--kb", help="A file or folder of YAML, CSV, Markdown or JSONL entries.")],
+    kb: Annotated[Path, typer.Option("--kb", help="A file or folder of YAML, CSV, Markdown or JSONL entries, "
+                                                  "with help-center articles under its articles/ folder.")],
     out: Annotated[Path, typer.Option("--out", help="Index directory to write.")],
     encoder: Annotated[Path | None, typer.Option("--encoder", help="Sentence encoder (e.g. from `faq tune`).",
                                                  envvar="FRONTDESK_FAQ_ENCODER")] = None,
     questions: Annotated[Path | None, typer.Option(
-        "--questions", help="Customers' questions to calibrate on (CSV text,faq_id; empty faq_id: not covered). "
-                            "Default: the folder's dev-questions.csv, else generated paraphrases.",
+        "--questions", help="Customers' questions to calibrate on (CSV text,id: an FAQ or article id; empty: not "
+                            "covered). Default: the folder's dev-questions.csv, else questions generated from the "
+                            "entries and articles.",
         envvar="FRONTDESK_KB_QUESTIONS")] = None,
     model: Annotated[Path | None, typer.Option(
         "--model", help="Intent model the bot serves beside this FAQ: calibrate the combined rule with it.")] = None,
     wrong_rate: Annotated[float, typer.Option("--wrong-rate", min=0.001, max=0.5,
                                               help="Target share of questions answered wrongly.")] = 0.05,
+    base_url: Annotated[str, typer.Option("--articles-base-url", envvar="FRONTDESK_ARTICLES_BASE_URL",
+                                          help="Link of an article without a front matter url: this + its path.")
+                        ] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Validate the entries, build a searchable index (re-embeds only what changed) and calibrate its answer rule."""
     from knowledge.builder import build_index
     from knowledge.embedder import Embedder, EmbeddingCache
-    from knowledge.sources import KnowledgeBaseError, load_entries, questions_file
+    from knowledge.loading import load_knowledge
+    from knowledge.sources import KnowledgeBaseError, questions_file
 
     try:
-        entries = load_entries(kb)
+        loaded = load_knowledge(kb, base_url)
+        entries = loaded.entries
         classify = _load_classifier(model) if model else None
         embedder = Embedder(str(encoder) if encoder else None)
         cache = EmbeddingCache(embedder, out / "cache")  # a rebuild into the same --out re-embeds only changes
@@ -45,16 +53,19 @@ def build(
                                           classify=classify, target=wrong_rate)
     except KnowledgeBaseError as exc:
         raise _fail(str(exc)) from None
+    index.summary = loaded.summary()
     index.save(out, base_vectors, encoder=embedder.model_path)
     cache.save()
     version = index.version.to_dict()
     t = index.thresholds
     if as_json:
         sys.stdout.write(json.dumps({"out": str(out), "version": version, "entries": len(entries),
+                                     **index.summary, "calibration": t.method,
                                      "index_type": index.version.index_type, "embedded": embedder.calls,
                                      "answer_rule": _rule(t)}, default=str) + "\n")
         return
-    typer.echo(f"index {version['version']} with {len(entries)} entries written to {out} "
+    typer.echo(f"index {version['version']} written to {out}: {loaded.faq_entries} FAQ entries; "
+               f"{len(loaded.articles)} articles, {loaded.sections} sections, {loaded.passages} passages "
                f"({index.version.index_type}; {embedder.calls} texts embedded)")
     typer.echo(f"answer rule: {t.method}")
     typer.echo(f"  answer >= {t.answer} with a lead of {t.margin}; suggest >= {t.suggest}; "
@@ -62,7 +73,9 @@ def build(
     if t.measured:
         m = t.measured
         typer.echo(f"  on those questions: {m['right_of_covered']:.0%} of covered answered right, "
-                   f"{m['wrong_rate']:.1%} answered wrongly, {m['declined_of_uncovered']:.0%} of uncovered declined")
+                   f"{m['wrong_rate']:.1%} answered wrongly, {m['declined_of_uncovered']:.0%} of uncovered declined"
+                   + (f", {m['declined_of_near_misses']:.0%} of {m['near_misses']} near misses declined"
+                      if m.get("near_misses") else ""))
 
 
 def _rule(t) -> dict:
@@ -117,19 +130,20 @@ def search(
     from knowledge.index import FaqIndex
 
     if not (index / "index.json").is_file():
-        raise _fail(f"{index} is not an index directory (build one with `frontdesk faq build`)")
+        raise _fail(f"{index} is not an index directory (build one with `frontdesk kb build`)")
     faq = FaqIndex.load(index)
     embedder = Embedder(json.loads((index / "index.json").read_text()).get("encoder"))
     results = faq.search_vectors(embedder.encode(queries), list(queries), top_k=top_k)
     for query, hits in zip(queries, results, strict=True):
         if as_json:
-            sys.stdout.write(json.dumps({"query": query, "hits": [{"id": h.id, "score": h.score} for h in hits]},
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps({"query": query, "hits": [{"id": h.id, "score": h.score, "source": h.source}
+                                                                  for h in hits]}, ensure_ascii=False) + "\n")
             continue
-        decision = faq.decide(hits)
+        decision = faq.decide(hits, query=query)
         typer.echo(f"{query}  [{decision.kind}]")
         for hit in hits:
-            typer.echo(f"  {hit.score:.3f}  {hit.id}: {hit.entry.question}")
+            link = f"  <{hit.entry.article.url}>" if hit.entry.article and hit.entry.article.url else ""
+            typer.echo(f"  {hit.score:.3f}  {hit.id}: {hit.entry.question}{link}")
 
 
 @faq_app.command("reload")

@@ -169,7 +169,8 @@ class Components:
             classify = self.engine.predict if self.engine is not None else None
             self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache",
                                     questions=self.settings.kb_questions,
-                                    classify=classify, target_wrong_rate=self.settings.wrong_answer_rate)
+                                    classify=classify, target_wrong_rate=self.settings.wrong_answer_rate,
+                                    articles_base_url=self.settings.articles_base_url)
             self._built_kb = True
             self.kb.listeners.append(lambda index: metrics.set_faq_version(index.version.short))
             result = self.kb.reload()

@@ -23,6 +23,7 @@ from adapters.admin import current_actor, require_actor
 router = APIRouter(prefix="/admin/review", dependencies=[Depends(require_actor)], tags=["review"])
 
 NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$"  # an intent name or FAQ id: no spaces, nothing a CSV or URL mangles
+ANSWER_ID = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$"  # an FAQ id or an article id (a path under articles/)
 
 
 class LabelBody(BaseModel):
@@ -31,7 +32,7 @@ class LabelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     intent: Annotated[str | None, Field(min_length=1, max_length=100, pattern=NAME)] = None
-    faq_id: Annotated[str | None, Field(min_length=1, max_length=200, pattern=NAME)] = None
+    faq_id: Annotated[str | None, Field(min_length=1, max_length=200, pattern=ANSWER_ID)] = None
     dismiss: bool | None = None
     group: bool = Field(default=False, description="Label every item of this item's group (similar texts) too.")
 
@@ -88,8 +89,8 @@ async def label(item_id: Annotated[str, Path(max_length=20)], body: LabelBody, r
     inbox = _inbox(request)
     if body.faq_id is not None:
         kb = components.need("kb")
-        if body.faq_id not in {entry.id for entry in kb.index.entries}:
-            raise HTTPException(422, f"faq_id: no entry {body.faq_id!r} in the knowledge base served")
+        if body.faq_id not in {entry.answer_id for entry in kb.index.entries}:
+            raise HTTPException(422, f"faq_id: no FAQ entry or article {body.faq_id!r} in the knowledge base served")
     actor = current_actor(request)
     try:
         changed = await run_in_threadpool(lambda: inbox.label(item_id, intent=body.intent, faq_id=body.faq_id,

@@ -19,12 +19,15 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".frontdesk"), validation_alias="FRONTDESK_HOME")
     model_dir: Path | None = Field(default=None, validation_alias="FRONTDESK_MODEL_DIR")
     kb: Path | None = Field(default=None, validation_alias="FRONTDESK_KB")
-    # Customers' questions the answer rule is calibrated on (`text,faq_id` CSV); unset: the knowledge-base
-    # folder's dev-questions.csv, else questions generated from the entries.
+    # Customers' questions the answer rule is calibrated on (`text,id` CSV); unset: the knowledge-base
+    # folder's dev-questions.csv, else questions generated from the entries and articles.
     kb_questions: Path | None = Field(default=None, validation_alias="FRONTDESK_KB_QUESTIONS")
     # The share of customers' questions that may get a wrong answer; the answer rule's bars follow it.
     wrong_answer_rate: float = Field(default=0.05, gt=0, lt=1, validation_alias="FRONTDESK_WRONG_ANSWER_RATE")
     faq_encoder: Path | None = Field(default=None, validation_alias="FRONTDESK_FAQ_ENCODER")
+    # The link of a help-center article whose front matter gives no `url`: this base plus the article's path.
+    articles_base_url: str = Field(default="", max_length=2000, pattern=r"^(https?://\S*)?$",
+                                   validation_alias="FRONTDESK_ARTICLES_BASE_URL")
     admin_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_ADMIN_TOKEN")
     device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
     # auto: onnxruntime when the model directory holds an ONNX export and the device is the CPU.

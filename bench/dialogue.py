@@ -33,6 +33,7 @@ from bench.dialogue_data import (
     banking_faq,
     clinc_out_of_scope,
     demo_cases,
+    demo_extra_cases,
     texts_also_in,
     write_jsonl,
 )
@@ -105,25 +106,32 @@ def finish(runner: Runner) -> list[str]:
 
 # ---------------------------------------------------------------- parts
 def load_demo_cases(ctx: Context):
-    from knowledge.sources import load_entries
+    from knowledge.loading import load_knowledge
 
-    known = {e.id for e in load_entries(DEMO_KB)}
+    known = {e.answer_id for e in load_knowledge(DEMO_KB).entries}
     covered, uncovered = demo_cases(ctx.args.cases, known)
-    return ctx.limit(covered), ctx.limit(uncovered)
+    articles, near = demo_extra_cases(ctx.args.cases, known)
+    return ctx.limit(covered), ctx.limit(uncovered), ctx.limit(articles), ctx.limit(near)
 
 
 def run_demo(ctx: Context) -> dict:
-    covered, uncovered = load_demo_cases(ctx)
+    covered, uncovered, articles, near = load_demo_cases(ctx)
     runner, options = ctx.bot_for(DEMO_KB, ctx.demo_engine())
+    extra = {}
+    if articles:
+        extra["articles"] = run_set(runner, articles, True, "demo article questions")
+    if near:
+        extra["near_miss"] = run_set(runner, near, False, "demo near misses")
     out = {"covered": run_set(runner, covered, True, "demo covered"),
-           "uncovered": run_set(runner, uncovered, False, "demo uncovered"),
+           "uncovered": run_set(runner, uncovered, False, "demo uncovered"), **extra,
            "model": "demo model, trained as `frontdesk run` trains it", **ctx.demo_model_info,
            "kb_options": options}
     out["errors"] = finish(runner)
     from knowledge.sources import questions_file
     from nlu.data import demo_intents_path
 
-    out["cases_also_in_dev_or_training_data"] = texts_also_in(covered + uncovered, demo_intents_path(),
+    out["cases_also_in_dev_or_training_data"] = texts_also_in(covered + uncovered + articles + near,
+                                                              demo_intents_path(),
                                                               questions_file(DEMO_KB) or DEMO_KB / "-")
     return out
 

@@ -54,6 +54,25 @@ def demo_cases(folder: Path, known_ids: set[str]) -> tuple[list[Case], list[Case
     return covered, uncovered
 
 
+def demo_extra_cases(folder: Path, known_ids: set[str]) -> tuple[list[Case], list[Case]]:
+    """demo_articles.csv (`text,id,tone`: questions the demo's articles answer) and demo_near_miss.csv
+    (`text,near,tone`: questions next to a covered topic that nothing answers); empty where absent."""
+    articles, near = [], []
+    path = folder / "demo_articles.csv"
+    if path.is_file():
+        for line, row in _rows(path, ("text", "id", "tone")):
+            ids = tuple(i.strip() for i in (row["id"] or "").split("|") if i.strip())
+            unknown = [i for i in ids if i not in known_ids]
+            if not ids or unknown:
+                raise SystemExit(f"{path.name}:{line}: unknown or empty id {unknown or row['id']!r}")
+            articles.append(Case(row["text"].strip(), ids, (row["tone"] or "").strip().lower()))
+    path = folder / "demo_near_miss.csv"
+    if path.is_file():
+        near = [Case(row["text"].strip(), (), (row["tone"] or "").strip().lower())
+                for _, row in _rows(path, ("text", "near", "tone"))]
+    return articles, near
+
+
 def texts_also_in(cases: list[Case], *files: Path) -> list[str]:
     """Case texts (case and spacing folded) that also appear in these CSV files: a tuning or training set should
     not hold test questions."""

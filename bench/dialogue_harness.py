@@ -116,6 +116,8 @@ def kb_options(source: Path, home: Path, *, use_intents: bool, engine) -> dict:
         wanted[name] = engine.predict if engine is not None and use_intents else None
     if hasattr(s, "wrong_answer_rate"):
         wanted["target_wrong_rate"] = s.wrong_answer_rate
+    if hasattr(s, "articles_base_url"):
+        wanted["articles_base_url"] = s.articles_base_url
     return {k: v for k, v in wanted.items() if k in params}
 
 
@@ -181,16 +183,15 @@ class Judge:
 
     def __init__(self, bot: Bot, entries: list[FaqEntry]):
         self.bot = bot
-        self.answers = [(e.answer, e.id) for e in entries]
-        self.questions = {e.question: e.id for e in entries}
         templates = bot.templates
         self.not_understood = _variants(templates, "fallback") + _variants(templates, "offer_human")
         self.fixed = [str(v) for v in (templates.data.get("intents") or {}).values()]
 
     def observe(self, case: Case, replies: list[Reply], conversation: str) -> dict:
         texts = [r.text for r in replies]
-        answered = sorted({i for t in texts for answer, i in self.answers if answer and answer in t})
-        suggested = [self.questions[s] for r in replies for s in r.suggestions if s in self.questions]
+        # What a reply answers with is what it cites: an FAQ entry's id or an article's.
+        answered = sorted({r.source.id for r in replies if r.source is not None})
+        suggested = [s.id for r in replies for s in r.suggestion_sources if s is not None]
         meta = self.bot.store.meta(conversation)
         escalated = meta.get("status") in HANDED_OVER
         reason = ""

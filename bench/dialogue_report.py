@@ -53,6 +53,17 @@ def demo_rows(demo: dict | None, baseline: dict | None) -> list[list]:
         value = get(demo, "uncovered", key)
         ok = value >= 0.85 if key == "declined" and value is not None else None
         rows.append([f"uncovered: {label}", target, pct(value), pct(get(baseline, "uncovered", key)), _check(ok)])
+    if (demo or {}).get("articles"):
+        for key, label, target in (("correct", "answered from the right article", ""),
+                                   ("wrong", "answered from a wrong entry or article", "≤ 5 %")):
+            value = get(demo, "articles", key)
+            ok = value <= 0.05 if key == "wrong" and value is not None else None
+            rows.append([f"article questions: {label}", target, pct(value), pct(get(baseline, "articles", key)),
+                         _check(ok)])
+    if (demo or {}).get("near_miss"):
+        value = get(demo, "near_miss", "declined")
+        rows.append(["near misses: declined (didn't understand, or suggestions)", "≥ 70 %", pct(value),
+                     pct(get(baseline, "near_miss", "declined")), _check(value >= 0.70 if value is not None else None)])
     return rows
 
 

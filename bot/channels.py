@@ -41,6 +41,11 @@ class FaqHit(Protocol):
     entry: FaqEntry
     score: float
 
+    @property
+    def source(self) -> Mapping[str, str]:
+        """`{"kind": "faq", "id"}` or `{"kind": "article", "id", "title", "section", "url"}` (`bot.messages.Source`)."""
+        ...
+
 
 class Decision(Protocol):
     """The FAQ's verdict on one message (`knowledge.policy.Decision` has this shape)."""
@@ -48,6 +53,7 @@ class Decision(Protocol):
     kind: str  # "answer", "suggest" or "decline" (knowledge.policy.DecisionKind)
     best: FaqHit | None
     hits: Sequence[FaqHit]
+    text: str  # an answer's reply text (a passage trimmed to what answers the question); "" otherwise
 
 
 class Answerer(Protocol):

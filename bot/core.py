@@ -28,7 +28,7 @@ from bot.errors import REDIS_ERRORS
 from bot.escalation import EscalationRules
 from bot.hours import BusinessHours
 from bot.keys import Keys
-from bot.messages import InboundMessage, Reply
+from bot.messages import InboundMessage, Reply, Source
 from bot.outbox import Outbox
 from bot.queue import EscalationError, EscalationQueue
 from bot.ratelimit import RateLimiter
@@ -188,13 +188,15 @@ class Bot(Delivery, StaffActions):
             self._event("faq", {"outcome": "answer"})
             self._later("stats", op="faq_answer", args=[])
             self.review.note_answer(message, result, decision)
-            return [*apology, Reply(decision.best.entry.answer)]
+            return [*apology, Reply(decision.text or decision.best.entry.answer,
+                                    source=Source.from_dict(decision.best.source))]
         if decision is not None and decision.kind == "suggest":
             self.store.update(conversation, fallbacks=0)
             self._event("faq", {"outcome": "suggest"})
             self.review.record_message(message, "suggested", result, decision)
             return [*apology, Reply(self.templates.say("suggest_intro"),
-                                    suggestions=tuple(h.entry.question for h in decision.hits))]
+                                    suggestions=tuple(h.entry.question for h in decision.hits),
+                                    suggestion_sources=tuple(Source.from_dict(h.source) for h in decision.hits))]
         self.review.record_message(message, "fallback", result, decision)
         return self._fallback(message, fallbacks + 1)
 
@@ -300,7 +302,8 @@ class Bot(Delivery, StaffActions):
     def _record(self, conversation: str, replies: list[Reply]) -> list[Reply]:
         for reply in replies:
             self.store.append(conversation, reply.sender, reply.text, agent=reply.agent,
-                              suggestions=list(reply.suggestions) or None)
+                              suggestions=list(reply.suggestions) or None,
+                              source=reply.source.to_dict() if reply.source else None)
         return replies
 
     def _open_escalation(self, meta: dict) -> dict | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,43 @@ class InboundMessage:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+class SourceKind(StrEnum):
+    FAQ = "faq"
+    ARTICLE = "article"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an answer comes from: an FAQ entry, or a section of a help-center article (its citation).
+
+    Channels render an article's citation natively ("title › section", linked to `url` where there
+    is one), each escaping it for its platform; `label` is the plain text of that citation.
+    """
+
+    kind: SourceKind
+    id: str
+    title: str = ""
+    section: str = ""
+    url: str = ""
+
+    @property
+    def label(self) -> str:
+        return " › ".join(part for part in (self.title, self.section) if part)
+
+    def to_dict(self) -> dict:
+        if self.kind is SourceKind.FAQ:
+            return {"kind": str(self.kind), "id": self.id}
+        return {"kind": str(self.kind), "id": self.id, "title": self.title, "section": self.section,
+                "url": self.url}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Source | None:
+        if not data:
+            return None
+        return cls(SourceKind(data["kind"]), data["id"], data.get("title", ""), data.get("section", ""),
+                   data.get("url", ""))
+
+
 @dataclass(frozen=True)
 class Reply:
     """One message to the customer."""
@@ -51,12 +89,21 @@ class Reply:
     suggestions: tuple[str, ...] = ()  # quick replies, shown as buttons where the channel can
     sender: str = "bot"  # "bot", "agent" or "system"
     agent: str | None = None  # the staff member, when sender == "agent"
+    source: Source | None = None  # what a knowledge-base answer comes from (cited under it)
+    suggestion_sources: tuple[Source | None, ...] = ()  # one per suggestion, where they come from the knowledge base
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "suggestions": list(self.suggestions), "sender": self.sender,
-                "agent": self.agent}
+        out = {"text": self.text, "suggestions": list(self.suggestions), "sender": self.sender,
+               "agent": self.agent}
+        if self.source is not None:
+            out["source"] = self.source.to_dict()
+        if self.suggestion_sources:
+            out["suggestion_sources"] = [s.to_dict() if s else None for s in self.suggestion_sources]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> Reply:
         return cls(text=data["text"], suggestions=tuple(data.get("suggestions") or ()),
-                   sender=data.get("sender", "bot"), agent=data.get("agent"))
+                   sender=data.get("sender", "bot"), agent=data.get("agent"),
+                   source=Source.from_dict(data.get("source")),
+                   suggestion_sources=tuple(Source.from_dict(s) for s in data.get("suggestion_sources") or ()))

@@ -19,10 +19,10 @@ from knowledge.calibration import (
     QuestionSet,
     calibrate,
     collect_cases,
-    generated_questions,
     load_questions,
 )
 from knowledge.embedder import EmbeddingCache
+from knowledge.generation import generated_questions
 from knowledge.index import FaqIndex, RetrievalConfig, entry_texts
 from knowledge.sources import FaqEntry
 
@@ -43,16 +43,33 @@ def build_index(entries: list[FaqEntry], cache: EmbeddingCache, config: Retrieva
     elif isinstance(questions, QuestionSet):
         question_set = questions
     else:
-        question_set = load_questions(questions, entries)
+        question_set = with_generated_for_unasked_articles(load_questions(questions, entries), entries)
     texts, _, _ = entry_texts(entries)
     base_vectors = cache.encode(texts)
     index = FaqIndex(entries, base_vectors, config or RetrievalConfig(), previous=previous)
     # Tone-labelled questions are asked even when too few to choose bars from: the escalation line is
     # calibrated on what the model said about them (see `FaqIndex.calibration`).
     if question_set.covered >= MIN_COVERED or any(q.tone for q in question_set.questions):
-        cases = collect_cases(index, question_set, cache.encode, classify)
+        # Only a model whose intents the entries name is asked: its signal counts nowhere else (`KnowledgeBase.answer`).
+        cases = collect_cases(index, question_set, cache.encode, classify if index.linked_intents else None)
         index.calibration = [(q, case.signal) for q, case in zip(question_set.questions, cases, strict=True)]
     else:  # too few to choose from: say so, and spend no time embedding them
         cases = []
     index.thresholds = calibrate(cases, question_set.origin, target)
     return index, base_vectors
+
+
+def with_generated_for_unasked_articles(questions: QuestionSet, entries: list[FaqEntry]) -> QuestionSet:
+    """A company's questions, plus generated ones for the articles none of them names.
+
+    A development set written for the FAQ says nothing about articles added since; calibrated on it
+    alone, the bars would be set as if no article could ever be the right answer.
+    """
+    asked = {answer for q in questions.questions for answer in q.expected}
+    unasked = {e.answer_id for e in entries if e.article is not None} - asked
+    if not unasked:
+        return questions
+    generated = generated_questions(entries, only=unasked)
+    return QuestionSet([*questions.questions, *generated.questions],
+                       f"{questions.origin}, and for the {len(unasked)} articles it names none of, "
+                       f"{generated.origin.removeprefix('generated: ')}")

@@ -3,10 +3,10 @@
 The bars are chosen on customers' questions, not on the knowledge base's own phrasings:
 leaving an alternate out and asking it back tells how well the FAQ's authors paraphrase
 themselves, which is far stricter than how customers write. A company supplies a
-development set (`text,faq_id` CSV; an empty `faq_id` marks a question the FAQ does not
-cover). Without one, questions are generated: chat-noisy copies of each entry's phrasings
-asked with that phrasing left out of the index (held apart from the alternates), and the
-same copies asked with their whole entry left out, as questions the FAQ cannot answer.
+development set (`text,id` CSV, the id of an FAQ entry or an article; an empty id marks a
+question nothing covers). Without one, questions are generated from the knowledge base
+itself (`knowledge.generation`): each asked with its source hidden, and again with its whole
+entry or article hidden, as a near miss the knowledge base cannot answer.
 
 A wrong answer is any FAQ answer to an uncovered question, or another entry's answer to a
 covered one; the wrong-answer rate is their share of all calibration questions. Among the
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from knowledge.sources import FaqEntry, KnowledgeBaseError, SourceProblem
 
 DEFAULT_TARGET = 0.05  # wrong answers per calibration question
 MIN_COVERED = 20  # fewer covered questions than this: keep the default bars
-MAX_GENERATED = 400
+MAX_GENERATED = 600
 SEARCH_DEPTH = 10  # entries examined per question: a linked entry may sit below the top five
 BOOSTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45)
 MIN_CONFIDENCES = (0.5, 0.7, 0.9)
@@ -48,6 +47,7 @@ class Question:
     expected: frozenset[str]  # entry ids that answer it; empty: the FAQ does not cover it
     exclude_rows: frozenset[int] = frozenset()  # index rows hidden while asking (generated questions)
     tone: str = ""
+    near_miss: bool = False  # uncovered, but on a topic next to what the knowledge base covers
 
 
 @dataclass
@@ -65,6 +65,7 @@ class Case:
     hits: list[Hit]
     signal: IntentSignal | None
     expected: frozenset[str]
+    near_miss: bool = False
 
 
 @dataclass
@@ -76,6 +77,8 @@ class Outcomes:
     suggested_uncovered: int = 0
     declined_covered: int = 0
     declined_uncovered: int = 0
+    near_misses: int = 0
+    near_misses_declined: int = 0  # declined or only offered suggestions
     examples: dict = field(default_factory=dict)
 
     def rates(self, covered: int, uncovered: int) -> dict:
@@ -85,11 +88,14 @@ class Outcomes:
                 "wrong_rate": round(self.wrong / total, 4),
                 "suggested_with_right_of_covered": round(self.suggested_right / max(covered, 1), 4),
                 "declined_of_uncovered": round((self.declined_uncovered + self.suggested_uncovered)
-                                               / max(uncovered, 1), 4)}
+                                               / max(uncovered, 1), 4),
+                "near_misses": self.near_misses,
+                "declined_of_near_misses": round(self.near_misses_declined / max(self.near_misses, 1), 4)}
 
 
 def load_questions(path: str | Path, entries: list[FaqEntry]) -> QuestionSet:
-    """Read a development set; raise `KnowledgeBaseError` naming every bad line."""
+    """Read a development set (`text,id[,tone]`; `faq_id` for `id` too); raise `KnowledgeBaseError` naming
+    every bad line. An id names an FAQ entry or an article; `a|b` where either answers."""
     path = Path(path)
     source = str(path)
     try:
@@ -98,25 +104,27 @@ def load_questions(path: str | Path, entries: list[FaqEntry]) -> QuestionSet:
         raise KnowledgeBaseError([SourceProblem(source, 0, f"cannot read the calibration questions: {exc}")]) from exc
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip().lower() for c in reader.fieldnames or []]
-    if "text" not in columns or "faq_id" not in columns:
-        raise KnowledgeBaseError([SourceProblem(source, 1, f"calibration questions need columns text,faq_id; "
+    id_column = next((c for c in ("id", "faq_id") if c in columns), None)
+    if "text" not in columns or id_column is None:
+        raise KnowledgeBaseError([SourceProblem(source, 1, f"calibration questions need columns text,id; "
                                                            f"header is {columns}")])
     reader.fieldnames = columns
-    known = {e.id for e in entries}
+    known = {e.answer_id for e in entries}
     problems, questions = [], []
     try:
         for row in reader:
             line = reader.line_num
             question = (row.get("text") or "").strip()
-            ids = frozenset(i.strip() for i in (row.get("faq_id") or "").split("|") if i.strip())
+            ids = frozenset(i.strip() for i in (row.get(id_column) or "").split("|") if i.strip())
             if not question:
                 problems.append(SourceProblem(source, line, "empty question text"))
                 continue
             unknown = sorted(ids - known)
             if unknown:
-                problems.append(SourceProblem(source, line, f"unknown FAQ id(s): {', '.join(unknown)}"))
+                problems.append(SourceProblem(source, line, f"unknown FAQ or article id(s): {', '.join(unknown)}"))
                 continue
-            questions.append(Question(question, ids, tone=(row.get("tone") or "").strip()))
+            near_miss = not ids and bool((row.get("near") or "").strip())  # `near`: the id it sits next to
+            questions.append(Question(question, ids, tone=(row.get("tone") or "").strip(), near_miss=near_miss))
     except csv.Error as exc:
         problems.append(SourceProblem(source, reader.line_num, f"malformed CSV: {exc}"))
     if problems:
@@ -124,32 +132,6 @@ def load_questions(path: str | Path, entries: list[FaqEntry]) -> QuestionSet:
     covered = sum(bool(q.expected) for q in questions)
     return QuestionSet(questions, f"{path.name}: {covered} covered and {len(questions) - covered} uncovered "
                                   f"customer questions")
-
-
-def generated_questions(entries: list[FaqEntry], seed: int = 0) -> QuestionSet:
-    """Noisy copies of each entry's phrasings, asked without that phrasing and without the whole entry."""
-    from knowledge.index import TEXT_WEIGHTS, entry_texts
-    from nlu.augment import noisy_variant
-
-    texts, owners, weights = entry_texts(entries)
-    rows_of: dict[int, set[int]] = {}
-    for row, owner in enumerate(owners):
-        rows_of.setdefault(int(owner), set()).add(row)
-    phrasing_rows = [r for r in range(len(texts)) if weights[r] != TEXT_WEIGHTS["answer"]]
-    rng = random.Random(seed)
-    rng.shuffle(phrasing_rows)
-    questions = []
-    for row in phrasing_rows[: MAX_GENERATED // 2]:
-        owner = int(owners[row])
-        others = [r for r in rows_of[owner] if r != row and weights[r] != TEXT_WEIGHTS["answer"]]
-        if not others:  # no other phrasing: the entry is unreachable without this one
-            continue
-        variant = noisy_variant(texts[row], rng)
-        questions.append(Question(variant, frozenset({entries[owner].id}), frozenset({row})))
-        questions.append(Question(variant, frozenset(), frozenset(rows_of[owner])))
-    covered = sum(bool(q.expected) for q in questions)
-    return QuestionSet(questions, f"generated: {covered} noisy paraphrases of the entries' phrasings (each asked "
-                                  f"without its own phrasing, and without its entry as an uncovered question)")
 
 
 def collect_cases(index, questions: QuestionSet, encode: Callable[[list[str]], np.ndarray],
@@ -163,7 +145,7 @@ def collect_cases(index, questions: QuestionSet, encode: Callable[[list[str]], n
     hits = index.search_vectors(vectors, texts, top_k=SEARCH_DEPTH,
                                 exclude_rows=excluded if any(excluded) else None)
     signals = list(classify(texts)) if classify is not None else [None] * len(texts)
-    return [Case(h, s, q.expected) for h, s, q in zip(hits, signals, questions.questions, strict=True)]
+    return [Case(h, s, q.expected, q.near_miss) for h, s, q in zip(hits, signals, questions.questions, strict=True)]
 
 
 def evaluate(cases: list[Case], thresholds: PolicyThresholds) -> Outcomes:
@@ -171,6 +153,9 @@ def evaluate(cases: list[Case], thresholds: PolicyThresholds) -> Outcomes:
     out = Outcomes()
     for case in cases:
         decision = decide(case.hits, case.signal, thresholds)
+        if case.near_miss:
+            out.near_misses += 1
+            out.near_misses_declined += decision.kind is not DecisionKind.ANSWER
         if decision.kind is DecisionKind.ANSWER:
             if decision.best.id in case.expected:
                 out.right += 1

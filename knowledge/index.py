@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from knowledge.passages import passage_sentences
 from knowledge.policy import Decision, Hit, IntentSignal, PolicyThresholds, decide
 from knowledge.sources import FaqEntry
 
@@ -38,7 +39,10 @@ EXACT_LIMIT = 100_000
 # docs/BENCHMARKS.md): answers at 0.85 helped on the threads they were tuned on and lost to the question alone
 # on the others (issue 17), and the answer weight and blend chosen on some folds fell below the question alone
 # on a held-out fold. A kind weighted 0 is not embedded at all (`entry_texts`).
-TEXT_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.0}
+# An article passage matches on its whole text (`FaqEntry.body`) and on each of its sentences: customers ask about
+# one fact of a section ("how long can a post be"), which its sentence states more sharply than the whole passage
+# (bench/helpcenter.py: the article ranked first for 72 % of questions on passages alone, 79 % with sentences).
+TEXT_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.0, "passage": 1.0, "sentence": 1.0}
 # What every index saved before TEXT_WEIGHTS was recorded beside it embedded (see `FaqIndex.load`).
 _SAVED_BEFORE_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.85}
 
@@ -73,17 +77,26 @@ def _entry_rows(entries: list[FaqEntry]):
         for alternate in entry.alternates:
             yield i, "alternate", alternate
         yield i, "answer", entry.answer
+        if entry.body:
+            yield i, "passage", entry.body
+            for sentence in passage_sentences(entry):
+                yield i, "sentence", sentence
 
 
-def entry_texts(entries: list[FaqEntry]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(texts, entry index per text, weight per text) of the texts that are embedded.
+def embedded_rows(entries: list[FaqEntry]) -> list[tuple[int, str, str]]:
+    """(entry index, kind, text) of every text that is embedded, in the index's row order.
 
     A kind weighted 0 in TEXT_WEIGHTS is not embedded at all: it neither matches a query nor
     moves its entry's centroid, and a reload spends no time encoding it.
     """
-    rows = [(i, TEXT_WEIGHTS[kind], text) for i, kind, text in _entry_rows(entries) if TEXT_WEIGHTS[kind] > 0]
+    return [(i, kind, text) for i, kind, text in _entry_rows(entries) if TEXT_WEIGHTS[kind] > 0]
+
+
+def entry_texts(entries: list[FaqEntry]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts, entry index per text, weight per text) of the texts that are embedded (`embedded_rows`)."""
+    rows = embedded_rows(entries)
     return ([text for _, _, text in rows], np.asarray([i for i, _, _ in rows], dtype=np.int64),
-            np.asarray([w for _, w, _ in rows], dtype=np.float32))
+            np.asarray([TEXT_WEIGHTS[kind] for _, kind, _ in rows], dtype=np.float32))
 
 
 def learn_adapter(vectors: np.ndarray, groups: np.ndarray, strength: float) -> np.ndarray | None:
@@ -184,7 +197,7 @@ class FaqIndex:
         self.entries = entries
         self.config = config
         _texts, self.owners, self.weights = entry_texts(entries)
-        kinds = [kind for _, kind, _ in _entry_rows(entries) if TEXT_WEIGHTS[kind] > 0]
+        kinds = [kind for _, kind, _ in embedded_rows(entries)]
         groups = np.where(np.asarray([kind == "answer" for kind in kinds], dtype=bool), -1, self.owners)
         self.adapter = (learn_adapter(base_vectors[groups >= 0], groups[groups >= 0], config.adapter_strength)
                         if config.adapter_strength else None)
@@ -192,8 +205,17 @@ class FaqIndex:
         self.sums = np.zeros((len(entries), self.vectors.shape[1]), dtype=np.float32)
         np.add.at(self.sums, self.owners, self.vectors)
         self.centroids = _normalise(self.sums)
+        # Only FAQ entries blend in their centroid: a passage's rows are its parts (sentences), not paraphrases of
+        # one question, and their mean says less than the best of them.
+        self.blended = np.asarray([entry.article is None for entry in entries], dtype=bool)
         self.faiss, index_type = build_faiss(self.vectors, previous.faiss if previous else None)
         self.bm25 = _build_bm25(entries) if config.bm25_weight > 0 else None
+        # The intent model's out-of-scope flag counts only against a knowledge base linked to its intents: a model
+        # trained for another domain must not veto answers from articles it knows nothing of.
+        self.linked_intents = frozenset(intent for entry in entries for intent in entry.intents)
+        # What the version holds, as `kb build` and GET /admin/faq report it (set by whoever read the source).
+        self.summary: dict = {"faq_entries": sum(e.article is None for e in entries),
+                              "passages": sum(e.article is not None for e in entries)}
         self.thresholds = thresholds or PolicyThresholds()
         # The questions the thresholds were chosen on, each with what the intent model said about it (None
         # without a model): kept so the wiring can calibrate the escalation line without predicting them again.
@@ -211,7 +233,10 @@ class FaqIndex:
                        exclude_rows: list[set[int]] | None = None) -> list[list[Hit]]:
         """Best entries for each query, given its base embedding."""
         mapped = apply_adapter(query_vectors, self.adapter)
-        n_candidates = min(len(self.owners), max(self.config.candidates, top_k * 8))
+        # Rows hidden from a question (calibration) must not use up the candidates: a large article hidden whole
+        # would otherwise leave nothing to rank.
+        hidden = max((len(rows) for rows in exclude_rows), default=0) if exclude_rows else 0
+        n_candidates = min(len(self.owners), max(self.config.candidates, top_k * 8) + hidden)
         sims, rows = self.faiss.search(mapped, n_candidates)
         lexical = self._bm25_scores(queries) if self.bm25 is not None else None
         results = []
@@ -228,7 +253,7 @@ class FaqIndex:
             if self.config.centroid_weight > 0 and best:
                 # Blend in the similarity to each candidate entry's mean phrasing: several
                 # paraphrases agreeing is stronger evidence than one happening to match.
-                candidates = np.fromiter(best, dtype=np.int64)
+                candidates = np.fromiter((e for e in best if self.blended[e]), dtype=np.int64)
                 centroids = self.centroids[candidates] if not skip else self._centroids_without(candidates, skip)
                 centroid_sims = centroids @ mapped[q]
                 w = self.config.centroid_weight
@@ -237,8 +262,7 @@ class FaqIndex:
             if lexical is not None:
                 for entry in list(best):
                     best[entry] += self.config.bm25_weight * lexical[q][entry]
-            ranked = sorted(best.items(), key=lambda kv: -kv[1])[:top_k]
-            results.append([Hit(self.entries[e], round(float(s), 5)) for e, s in ranked])
+            results.append(_best_per_answer(self.entries, best, top_k))
         return results
 
     def _centroids_without(self, entries: np.ndarray, skip) -> np.ndarray:
@@ -273,19 +297,20 @@ class FaqIndex:
         np.save(folder / "base_vectors.npy", base_vectors)
         (folder / "index.json").write_text(json.dumps({
             "version": self.version.to_dict(), "config": asdict(self.config), "encoder": encoder,
-            "text_weights": TEXT_WEIGHTS,
+            "text_weights": TEXT_WEIGHTS, "summary": self.summary,
             "thresholds": self.thresholds.to_dict()}, indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> FaqIndex:
         meta = json.loads((folder / "index.json").read_text())
-        entries = [FaqEntry(**{**d, "alternates": tuple(d["alternates"]), "tags": tuple(d["tags"]),
-                                "intents": tuple(d.get("intents", ()))})
+        entries = [FaqEntry.from_dict(d)
                    for d in map(json.loads, (folder / "entries.jsonl").read_text(encoding="utf-8").splitlines())]
         base = _embedded_now(entries, np.load(folder / "base_vectors.npy"),
                              meta.get("text_weights", _SAVED_BEFORE_WEIGHTS))
-        return cls(entries, base, RetrievalConfig(**meta["config"]),
-                   PolicyThresholds.from_dict(meta["thresholds"]), meta["version"]["built_at"])
+        index = cls(entries, base, RetrievalConfig(**meta["config"]),
+                    PolicyThresholds.from_dict(meta["thresholds"]), meta["version"]["built_at"])
+        index.summary = meta.get("summary", index.summary)
+        return index
 
 
 def _embedded_now(entries: list[FaqEntry], base: np.ndarray, saved: dict[str, float]) -> np.ndarray:
@@ -295,11 +320,32 @@ def _embedded_now(entries: list[FaqEntry], base: np.ndarray, saved: dict[str, fl
     are dropped. One that lacks a kind now embedded has to be built again.
     """
     kinds = [kind for _, kind, _ in _entry_rows(entries) if saved.get(kind, 0) > 0]
-    missing = {kind for kind, weight in TEXT_WEIGHTS.items() if weight > 0 and saved.get(kind, 0) <= 0}
+    present = {kind for _, kind, _ in _entry_rows(entries)}
+    missing = {kind for kind, weight in TEXT_WEIGHTS.items() if weight > 0 and saved.get(kind, 0) <= 0
+               and kind in present}
     if len(kinds) != len(base) or missing:
         raise ValueError(f"the saved index's vectors do not match its entries ({len(base)} vectors, "
                          f"kinds missing: {sorted(missing) or 'none'}): build it again with `frontdesk faq build`")
     return base[[i for i, kind in enumerate(kinds) if TEXT_WEIGHTS[kind] > 0]]
+
+
+def _best_per_answer(entries: list[FaqEntry], scores: dict[int, float], top_k: int) -> list[Hit]:
+    """The `top_k` best answers, each article once: its best passage stands for it.
+
+    Several passages of one article are one answer to the customer; counted apart, they would
+    crowd out other articles from suggestions and make every article look ambiguous to the margin.
+    """
+    out: list[Hit] = []
+    seen: set[str] = set()
+    for entry_index, score in sorted(scores.items(), key=lambda kv: -kv[1]):
+        entry = entries[entry_index]
+        if entry.answer_id in seen:
+            continue
+        seen.add(entry.answer_id)
+        out.append(Hit(entry, round(float(score), 5)))
+        if len(out) == top_k:
+            break
+    return out
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -309,7 +355,7 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 def _build_bm25(entries: list[FaqEntry]):
     import bm25s
 
-    corpus = [" ".join([e.question, *e.alternates, e.answer]) for e in entries]
+    corpus = [" ".join([e.question, *e.alternates, e.body or e.answer]) for e in entries]
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
     return retriever

@@ -28,6 +28,9 @@ from typing import Protocol
 from knowledge.sources import FaqEntry
 
 NEVER = 9.0  # a bar no cosine-based score reaches (JSON has no infinity)
+# An article passage within this much of a curated FAQ entry's score is a tie, and the entry wins it: an admin
+# wrote that answer for such questions, the article was written for reading.
+CURATED_TIE = 0.01
 
 
 class DecisionKind(StrEnum):
@@ -60,7 +63,16 @@ class Hit:
 
     @property
     def id(self) -> str:
-        return self.entry.id
+        """What this hit answers with: the FAQ entry, or the article its passage belongs to."""
+        return self.entry.answer_id
+
+    @property
+    def source(self) -> dict:
+        """Where an answer from this hit comes from, as replies and searches report it."""
+        article = self.entry.article
+        if article is None:
+            return {"kind": "faq", "id": self.entry.id}
+        return {"kind": "article", **article.to_dict()}
 
 
 @dataclass
@@ -69,6 +81,7 @@ class Decision:
     hits: list[Hit] = field(default_factory=list)  # the answer first, or the suggestions
     version: str = ""  # the knowledge-base version that decided
     reason: str = ""  # why, in a few words (for the review inbox and debugging, never for customers)
+    text: str = ""  # an answer's reply: the FAQ answer, or what it quotes of the passage (`knowledge.quoting`)
 
     @property
     def best(self) -> Hit | None:
@@ -106,10 +119,23 @@ def lift(hits: list[Hit], signal: IntentSignal | None, thresholds: PolicyThresho
     """
     if (signal is None or signal.out_of_scope or thresholds.intent_boost <= 0
             or signal.confidence < thresholds.intent_confidence):
-        return list(hits)
+        return prefer_curated(list(hits))
     bonus = thresholds.intent_boost * float(signal.confidence)
     lifted = [replace(h, score=round(h.score + bonus, 5)) if signal.intent in h.entry.intents else h for h in hits]
-    return sorted(lifted, key=lambda h: -h.score)
+    return prefer_curated(sorted(lifted, key=lambda h: -h.score))
+
+
+def prefer_curated(ranked: list[Hit]) -> list[Hit]:
+    """`ranked` without the passages that tie a curated entry ranked below them (within CURATED_TIE).
+
+    The passage leaves rather than the entry moving up: the entry then leads by its own margin over
+    whatever comes next, as if the article had not been there.
+    """
+    curated = [h.score for h in ranked if h.entry.article is None]
+    if not curated or len(curated) == len(ranked):
+        return ranked
+    return [h for h in ranked if h.entry.article is None
+            or not any(abs(h.score - score) <= CURATED_TIE for score in curated)]
 
 
 def _normal(text: str) -> str:

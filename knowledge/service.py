@@ -19,8 +19,10 @@ from knowledge.builder import build_index
 from knowledge.calibration import DEFAULT_TARGET, SEARCH_DEPTH, Classifier
 from knowledge.embedder import Embedder, EmbeddingCache
 from knowledge.index import FaqIndex, RetrievalConfig
+from knowledge.loading import LoadedKnowledge, load_knowledge
 from knowledge.policy import Decision, Hit, IntentSignal
-from knowledge.sources import KnowledgeBaseError, SourceProblem, load_entries, questions_file, with_alternates
+from knowledge.quoting import quote
+from knowledge.sources import KnowledgeBaseError, SourceProblem, questions_file, with_alternates
 from nlu.batching import BatcherClosed, MicroBatcher
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,11 @@ class KnowledgeBase:
     def __init__(self, source: str | Path, *, embedder: Embedder | None = None, cache_dir: str | Path | None = None,
                  config: RetrievalConfig | None = None, questions: str | Path | None = None,
                  classify: Classifier | None = None, use_intents: bool = True,
-                 target_wrong_rate: float = DEFAULT_TARGET):
+                 target_wrong_rate: float = DEFAULT_TARGET, articles_base_url: str = ""):
         self.source = Path(source)
+        self.articles_base_url = articles_base_url
+        self._loaded: LoadedKnowledge | None = None  # the last good read: its articles are reused while unchanged
+        self._signals = _RememberedSignals()
         self.questions = Path(questions) if questions else None
         self.use_intents = use_intents
         self.classify = classify if use_intents else None
@@ -93,7 +98,9 @@ class KnowledgeBase:
         started = time.perf_counter()
         with self._reload_lock:
             try:
-                entries = load_entries(self.source)
+                loaded = load_knowledge(self.source, self.articles_base_url,
+                                        self._loaded.by_source() if self._loaded else None)
+                entries = loaded.entries
                 if self.extra_alternates is not None:
                     entries = with_alternates(entries, self.extra_alternates())
             except KnowledgeBaseError as exc:
@@ -106,12 +113,13 @@ class KnowledgeBase:
             try:
                 index, _ = build_index(entries, self.cache, self.config, previous=current,
                                        questions=self.questions or questions_file(self.source),
-                                       classify=self.classify,
-                                       target=self.target_wrong_rate)
+                                       classify=self._signals.asking(self.classify), target=self.target_wrong_rate)
+                index.summary = loaded.summary()
             except KnowledgeBaseError as exc:  # the calibration questions are part of the source
                 log.warning("knowledge base reload rejected: %d problem(s)", len(exc.problems))
                 return ReloadResult(False, current.version.to_dict() if current else None,
                                     errors=exc.problems, seconds=time.perf_counter() - started)
+            self._loaded = loaded
             changed = (recalibrate or current is None or current.version.content_hash != index.version.content_hash
                        or current.thresholds.to_dict() != index.thresholds.to_dict())
             if changed:
@@ -150,7 +158,12 @@ class KnowledgeBase:
         except BatcherClosed:  # shutting down with a question in flight: still answer it
             vector = self.embedder.encode([query])[0]
         hits = index.search_vectors(vector[None, :], [query], top_k=SEARCH_DEPTH)[0]
-        return index.decide(hits, signal if self.use_intents else None, query)
+        # A model whose intents no entry names knows another domain: its out-of-scope flag must not veto answers.
+        counted = signal if self.use_intents and index.linked_intents else None
+        decision = index.decide(hits, counted, query)
+        if decision.best is not None and decision.kind == "answer":
+            decision.text = quote(decision.best.entry, query)
+        return decision
 
     def close(self) -> None:
         self._queries.close()
@@ -163,7 +176,37 @@ class KnowledgeBase:
             "previous": previous.version.to_dict() if previous else None,
             "thresholds": current.thresholds.to_dict() if current else None,
             "calibrated_with": calibrated_with(current) if current else None,
+            "calibration": current.thresholds.method if current else None,
+            "contents": current.summary if current else None,
         }
+
+
+class _RememberedSignals:
+    """What one intent model said about calibration questions, kept from one reload to the next.
+
+    A reload that changes one article of a thousand asks the model only about that article's
+    generated questions; a different model (a deploy) starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._classify: Classifier | None = None
+        self._known: dict[str, IntentSignal] = {}
+
+    def asking(self, classify: Classifier | None) -> Classifier | None:
+        if classify is None:
+            return None
+        if classify is not self._classify:
+            self._classify, self._known = classify, {}
+
+        def remembered(texts):
+            missing = [t for t in dict.fromkeys(texts) if t not in self._known]
+            if missing:
+                self._known.update(zip(missing, classify(missing), strict=True))
+            answers = [self._known[t] for t in texts]
+            self._known = dict(zip(texts, answers, strict=True))  # only this calibration's questions are kept
+            return answers
+
+        return remembered
 
 
 def calibrated_with(index: FaqIndex) -> str | None:
@@ -173,4 +216,4 @@ def calibrated_with(index: FaqIndex) -> str | None:
 
 
 def _all_texts(index: FaqIndex) -> list[str]:
-    return [t for e in index.entries for t in (e.question, *e.alternates, e.answer)]
+    return [t for e in index.entries for t in (e.question, *e.alternates, e.answer, e.body) if t]

@@ -40,7 +40,26 @@ KNOWN_KEYS = {"id", "question", "answer", "alternates", "tags", "intents"}
 
 
 @dataclass(frozen=True)
+class ArticleRef:
+    """The article section a passage comes from: what its citation names and links to."""
+
+    id: str  # the article's id (its path under articles/ without the extension, or its front matter id)
+    title: str
+    section: str  # the heading path below the title, joined with " › "; "" for the text before any heading
+    url: str = ""  # the section's link ("" when the article has none)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "section": self.section, "url": self.url}
+
+
+@dataclass(frozen=True)
 class FaqEntry:
+    """One retrievable unit: a curated FAQ entry, or a passage of a help-center article (`article` set).
+
+    A passage's `question` is its citation ("Title › Section"), its `answer` what a reply may quote
+    (code and lists kept whole), and its `body` the prose that retrieval matches (code left out).
+    """
+
     id: str
     question: str
     answer: str
@@ -49,14 +68,33 @@ class FaqEntry:
     intents: tuple[str, ...] = ()  # intent labels this entry answers
     source: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
+    body: str = ""  # a passage's matched text; "" for FAQ entries
+    article: ArticleRef | None = None
+
+    @property
+    def answer_id(self) -> str:
+        """What answering with this entry counts as: the article for a passage, else the entry itself."""
+        return self.article.id if self.article is not None else self.id
 
     def content_hash(self) -> str:
-        payload = json.dumps([self.id, self.question, self.answer, self.alternates, self.tags, self.intents])
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        parts = [self.id, self.question, self.answer, self.alternates, self.tags, self.intents]
+        if self.article is not None:  # FAQ entries hash as before, so their saved versions keep their hashes
+            parts += [self.body, self.article.to_dict()]
+        return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "question": self.question, "answer": self.answer,
-                "alternates": list(self.alternates), "tags": list(self.tags), "intents": list(self.intents)}
+        out = {"id": self.id, "question": self.question, "answer": self.answer,
+               "alternates": list(self.alternates), "tags": list(self.tags), "intents": list(self.intents)}
+        if self.article is not None:
+            out |= {"body": self.body, "article": self.article.to_dict()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FaqEntry:
+        article = data.get("article")
+        return cls(data["id"], data["question"], data["answer"], tuple(data.get("alternates", ())),
+                   tuple(data.get("tags", ())), tuple(data.get("intents", ())), body=data.get("body", ""),
+                   article=ArticleRef(**article) if article else None)
 
 
 @dataclass(frozen=True)
@@ -292,26 +330,40 @@ def questions_file(path: str | Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+# Help-center articles live in this sub-folder of a knowledge-base folder (`knowledge.articles`), any depth.
+ARTICLES_DIR = "articles"
+
+
 def source_files(path: str | Path) -> list[Path]:
-    """The knowledge-base files at `path` (a file, or every supported file under a folder)."""
+    """The FAQ files at `path` (a file, or every supported file under a folder, outside its articles/)."""
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                      and p != path / QUESTIONS_FILE
+                      and p != path / QUESTIONS_FILE and p.relative_to(path).parts[0] != ARTICLES_DIR
                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
     raise KnowledgeBaseError([SourceProblem(str(path), 0, "no such file or folder")])
 
 
 def load_entries(path: str | Path) -> list[FaqEntry]:
-    """Read and validate a knowledge base; raise `KnowledgeBaseError` with every problem."""
-    problems: list[SourceProblem] = []
-    entries: list[FaqEntry] = []
-    seen: dict[str, _Raw] = {}
+    """Read and validate the FAQ entries of a knowledge base; raise `KnowledgeBaseError` with every problem."""
     files = source_files(path)
     if not files:
         raise KnowledgeBaseError([SourceProblem(str(path), 0, f"no {', '.join(sorted(SUFFIXES))} files found")])
+    entries, problems = read_faq(files)
+    if not entries and not problems:
+        problems.append(SourceProblem(str(path), 0, "the knowledge base has no entries"))
+    if problems:
+        raise KnowledgeBaseError(problems)
+    return entries
+
+
+def read_faq(files: list[Path]) -> tuple[list[FaqEntry], list[SourceProblem]]:
+    """The valid entries of these FAQ files, and every problem found in them."""
+    problems: list[SourceProblem] = []
+    entries: list[FaqEntry] = []
+    seen: dict[str, _Raw] = {}
     for file in files:
         source = str(file)
         kind = SUFFIXES.get(file.suffix.lower())
@@ -339,11 +391,7 @@ def load_entries(path: str | Path) -> list[FaqEntry]:
                                               f"duplicate id {entry_id!r} (first at {first.source}:{first.line})"))
             elif entry_id:
                 seen[entry_id] = raw
-    if not entries and not problems:
-        problems.append(SourceProblem(str(path), 0, "the knowledge base has no entries"))
-    if problems:
-        raise KnowledgeBaseError(problems)
-    return entries
+    return entries, problems
 
 
 def with_alternates(entries: list[FaqEntry], extra: dict[str, list[str]]) -> list[FaqEntry]:
@@ -352,8 +400,11 @@ def with_alternates(entries: list[FaqEntry], extra: dict[str, list[str]]) -> lis
     How customers' own wordings, labelled by staff in the review inbox, reach the index on the next
     reload without anyone editing the FAQ files.
     """
-    out = []
+    out, placed = [], set()
     for entry in entries:
-        texts = [t for t in dict.fromkeys(extra.get(entry.id, ())) if t not in entry.alternates and t != entry.question]
-        out.append(replace(entry, alternates=(*entry.alternates, *texts)) if texts else entry)
+        # An article's labelled wordings join its first passage: the one that carries its title.
+        key = entry.answer_id
+        texts = [t for t in dict.fromkeys(extra.get(key, ())) if t not in entry.alternates and t != entry.question]
+        out.append(replace(entry, alternates=(*entry.alternates, *texts)) if texts and key not in placed else entry)
+        placed.add(key)
     return out

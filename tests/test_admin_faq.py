@@ -153,5 +153,5 @@ def test_a_reload_recalibrates_on_the_development_set_and_a_bad_one_changes_noth
     assert rejected.status_code == 422
     assert [(e["file"].rsplit("/", 1)[-1], e["line"]) for e in rejected.json()["errors"]] == [
         ("dev-questions.csv", 25)]
-    assert "unknown FAQ id(s): tracking" in rejected.json()["errors"][0]["message"]
+    assert "unknown FAQ or article id(s): tracking" in rejected.json()["errors"][0]["message"]
     assert admin(first, "GET", "/admin/faq").json()["thresholds"] == thresholds

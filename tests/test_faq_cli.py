@@ -25,7 +25,7 @@ def test_build_then_search_json(tmp_path):
     out = tmp_path / "index"
     built = runner.invoke(app, ["faq", "build", "--kb", str(kb), "--out", str(out)])
     assert built.exit_code == 0, built.output
-    assert "3 entries" in built.output
+    assert "3 FAQ entries" in built.output
     result = runner.invoke(app, ["faq", "search", "--index", str(out), "--json", "--top-k", "2",
                                  "how much does delivery cost", "i want to know about my refund"])
     assert result.exit_code == 0, result.output

@@ -124,7 +124,7 @@ def test_a_bad_questions_file_names_each_line_and_keeps_the_serving_index(embedd
     with pytest.raises(KnowledgeBaseError) as caught:
         load_questions(source / "dev-questions.csv", load_entries(source))
     assert [(p.line, p.message.split(":")[0]) for p in caught.value.problems] == [
-        (3, "unknown FAQ id(s)"), (4, "empty question text")]
+        (3, "unknown FAQ or article id(s)"), (4, "empty question text")]
     bad = KnowledgeBase(source, embedder=embedder, questions=source / "dev-questions.csv")
     result = bad.reload()
     assert not result.ok and {p.line for p in result.errors} == {3, 4}

@@ -1,0 +1,100 @@
+"""Calibration questions made from the knowledge base itself, for teams that have written none.
+
+Rule: every generated question is asked twice. Once with the text it was made from hidden
+from the index (the phrasing it paraphrases, or the passage a sentence was taken from), as a
+question the knowledge base covers; and once with its whole FAQ entry or article hidden, as
+a question nothing answers. That second kind is a near miss by construction: a question on
+the knowledge base's own topics that the rest of it sits close to without answering, the
+wrong answer customers notice most. They are made from:
+- an FAQ entry's question and alternates, in chat-noisy copies (an entry with one phrasing
+  gives none: hidden, it could not be found);
+- an article section's heading, turned into a question ("Backing up › Postgres database" →
+  "how do i postgres database"; the words matter more than the grammar to an encoder);
+- a sentence of a passage, held out of the index with its passage.
+Each comes from its entry's own seeded generator, and the set is cut to MAX_GENERATED in a
+fixed order of content hashes: a reload that changes one article changes its own questions
+only, so the rest are answered from the embedding cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+
+from knowledge.calibration import MAX_GENERATED, Question, QuestionSet
+from knowledge.index import embedded_rows
+from knowledge.passages import sentences
+from knowledge.sources import FaqEntry
+from nlu.augment import noisy_variant
+
+_HEADING_FORMS = ("{h}?", "how do i {h}", "help with {h}", "question about {h}", "{h} - how does that work",
+                  "i need info on {h}")
+MIN_SENTENCE_WORDS = 6
+MAX_SENTENCE_WORDS = 18
+
+
+def _stable(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def _sentence_question(body: str, rng: random.Random) -> str | None:
+    """One sentence of a passage's prose (not its heading line), shortened as a customer would ask it."""
+    prose = body.split("\n", 1)[1] if "\n" in body else ""
+    candidates = [s for line in prose.split("\n") for s in sentences(line)
+                  if len(s.split()) >= MIN_SENTENCE_WORDS and not s.lstrip().startswith(("|", "```"))]
+    if not candidates:
+        return None
+    words = rng.choice(candidates).lstrip("-0123456789. ").split()
+    start = rng.randrange(0, max(1, len(words) - MAX_SENTENCE_WORDS + 1))
+    return " ".join(words[start:start + MAX_SENTENCE_WORDS])
+
+
+def _heading_question(entry: FaqEntry, rng: random.Random) -> str:
+    assert entry.article is not None
+    last = (entry.article.section.split(" › ")[-1] if entry.article.section else entry.article.title)
+    heading = re.sub(r"\s+", " ", last).strip().lower()
+    return rng.choice(_HEADING_FORMS).format(h=heading)
+
+
+def generated_questions(entries: list[FaqEntry], only: set[str] | None = None) -> QuestionSet:
+    """Covered questions and their near-miss twins, from FAQ phrasings and article headings and sentences.
+
+    `only`: the answer ids (FAQ entries, articles) to make questions for; None: all of them.
+    """
+    rows = embedded_rows(entries)
+    rows_of_entry: dict[int, dict[str, set[int]]] = {}
+    rows_of_answer: dict[str, set[int]] = {}
+    for row, (owner, kind, _) in enumerate(rows):
+        rows_of_entry.setdefault(owner, {}).setdefault(kind, set()).add(row)
+        rows_of_answer.setdefault(entries[owner].answer_id, set()).add(row)
+    candidates: list[tuple[str, str, frozenset[int]]] = []  # (text, answer id, rows hidden while asking it)
+    for owner, kinds in rows_of_entry.items():
+        entry = entries[owner]
+        if only is not None and entry.answer_id not in only:
+            continue
+        rng = random.Random(_stable(entry.content_hash()))
+        if entry.article is None:
+            phrasings = sorted(kinds.get("question", set()) | kinds.get("alternate", set()))
+            if len(phrasings) < 2:
+                continue
+            for row in phrasings:
+                candidates.append((noisy_variant(rows[row][2], rng), entry.id, frozenset({row})))
+            continue
+        candidates.append((noisy_variant(_heading_question(entry, rng), rng), entry.answer_id,
+                           frozenset(kinds.get("question", set()))))
+        sentence = _sentence_question(entry.body, rng) if "passage" in kinds else None
+        if sentence:
+            held_out = kinds["passage"] | kinds.get("sentence", set())  # the passage, and each of its sentences
+            candidates.append((noisy_variant(sentence, rng), entry.answer_id, frozenset(held_out)))
+    ordered = sorted(candidates, key=lambda c: _stable(f"{c[1]}\x00{c[0]}"))[: MAX_GENERATED // 2]
+    questions: list[Question] = []
+    for text, answer_id, hidden in ordered:
+        questions.append(Question(text, frozenset({answer_id}), hidden))
+        questions.append(Question(text, frozenset(), frozenset(rows_of_answer[answer_id]), near_miss=True))
+    article_ids = {e.answer_id for e in entries if e.article is not None}
+    passages = sum(1 for _, answer_id, _ in ordered if answer_id in article_ids)
+    return QuestionSet(questions, f"generated: {len(questions) // 2} covered questions ({passages} from article "
+                                  f"headings and held-out sentences, {len(questions) // 2 - passages} from FAQ "
+                                  f"phrasings), each also asked as a near miss with its own entry or article left out")
+
