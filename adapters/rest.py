@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, NotRequired
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from bot.messages import InboundMessage
 
@@ -21,11 +22,27 @@ class ChatRequest(BaseModel):
     name: Annotated[str | None, Field(max_length=200)] = None
 
 
+class ChatSource(TypedDict):
+    """Where an answer comes from (`bot.messages.Source.to_dict()`): `{"kind": "faq", "id"}` for an FAQ entry,
+    `{"kind": "article", "id", "title", "section", "url"}` for a help-center article's section (its citation;
+    `url` may be "")."""
+
+    kind: Literal["faq", "article"]
+    id: str
+    title: NotRequired[str]
+    section: NotRequired[str]
+    url: NotRequired[str]
+
+
 class ChatReply(BaseModel):
     text: str
     suggestions: list[str] = []
     sender: str = "bot"
     agent: str | None = None
+    source: Annotated[ChatSource | None, Field(description="What the answer quotes; null when nothing.")] = None
+    suggestion_sources: Annotated[list[ChatSource | None], Field(
+        description="Where each suggestion comes from, in the order of `suggestions` (null for one that is not "
+                    "from the knowledge base); empty when none are.")] = []
 
 
 class ChatResponse(BaseModel):

@@ -13,6 +13,7 @@ import uuid
 from rich.console import Console
 from rich.markup import escape
 
+from adapters.citations import PREFIX, cited
 from adapters.components import Components
 from adapters.settings import Settings
 from bot.messages import InboundMessage, Reply
@@ -24,6 +25,10 @@ STYLES = {"bot": "bold green", "agent": "bold magenta", "system": "bold yellow"}
 def print_reply(console: Console, reply: Reply) -> None:
     who = reply.agent if reply.sender == "agent" and reply.agent else reply.sender
     console.print(f"[{STYLES.get(reply.sender, 'bold')}]{escape(who)}>[/] {escape(reply.text)}", highlight=False)
+    found = cited(reply.source)
+    if found:  # the article the answer quotes, with its address (plain text: terminals differ on links)
+        label, url = found
+        console.print(f"    [dim]{escape(PREFIX + label)}{escape(f' ({url})') if url else ''}[/]", highlight=False)
     for number, suggestion in enumerate(reply.suggestions, 1):
         console.print(f"    [cyan]{number}[/] {escape(suggestion)}", highlight=False)
 

@@ -9,7 +9,8 @@ page are refused (`origin_allowed`, FRONTDESK_ALLOWED_ORIGINS).
 Frames (JSON text):
   page -> server  `{"type": "message", "text": ..., "id": <client id, for de-duplicating resends>}`
   server -> page  `{"type": "history", "events": [...]}` on connect (and again after a resend the bot
-                  had already handled, so the page shows the replies it may have missed),
+                  had already handled, so the page shows the replies it may have missed; a bot answer's
+                  event carries its article citation as `source`),
                   `{"type": "reply", ...Reply.to_dict(), "in_reply_to": id | None}` for answers and for live
                   pushes (staff messages, "X joined", the hand-back; `in_reply_to` is None for those),
                   `{"type": "ack", "id": id}` once a message is handled (even when the bot adds nothing,
@@ -33,7 +34,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from bot.messages import InboundMessage, Reply
+from bot.messages import InboundMessage, Reply, Source
 
 log = logging.getLogger("frontdesk")
 
@@ -117,10 +118,23 @@ def public_history(events: list[dict]) -> list[dict]:
             continue
         if role == "system" and ("by" in event or "escalation_id" in event):
             continue
-        shown.append({"role": role, "text": str(event.get("text", "")), "at": event.get("at"),
-                      "agent": event.get("agent") or (event.get("by") if role == "agent" else None),
-                      "suggestions": list(event.get("suggestions") or [])})
+        item = {"role": role, "text": str(event.get("text", "")), "at": event.get("at"),
+                "agent": event.get("agent") or (event.get("by") if role == "agent" else None),
+                "suggestions": list(event.get("suggestions") or [])}
+        source = _source(event.get("source"))
+        if source is not None:
+            item["source"] = source
+        shown.append(item)
     return shown
+
+
+def _source(stored) -> dict | None:
+    """A transcript event's citation as `Source.to_dict()` (the shape reply frames carry); None if unreadable."""
+    try:
+        source = Source.from_dict(stored) if isinstance(stored, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return source.to_dict() if source is not None else None
 
 
 def parse_frame(raw: str | None) -> tuple[str, str | None]:

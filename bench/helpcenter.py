@@ -200,7 +200,7 @@ def run_reload(engine, n: int = 1000) -> dict:
         unchanged = kb.reload()
         changed_file.unlink()
         removed = kb.reload()
-        out = {"articles": n, **kb.index.summary,
+        out = {**kb.index.summary, "synthetic_articles": n,
                "first_build_s": round(first.seconds, 2), "first_build_embedded": first.embedded_texts,
                "one_changed_s": round(one.seconds, 2), "one_changed_embedded": one.embedded_texts,
                "none_changed_s": round(unchanged.seconds, 2),

@@ -10,7 +10,7 @@ wrong answer customers notice most. They are made from:
   gives none: hidden, it could not be found);
 - an article section's heading, turned into a question ("Backing up › Postgres database" →
   "how do i postgres database"; the words matter more than the grammar to an encoder);
-- a sentence of a passage, held out of the index with its passage.
+- a sentence of a passage, asked with that sentence's vector and its passage's held out of the index.
 Each comes from its entry's own seeded generator, and the set is cut to MAX_GENERATED in a
 fixed order of content hashes: a reload that changes one article changes its own questions
 only, so the rest are answered from the embedding cache.
@@ -24,7 +24,6 @@ import re
 
 from knowledge.calibration import MAX_GENERATED, Question, QuestionSet
 from knowledge.index import embedded_rows
-from knowledge.passages import sentences
 from knowledge.sources import FaqEntry
 from nlu.augment import noisy_variant
 
@@ -38,16 +37,19 @@ def _stable(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
-def _sentence_question(body: str, rng: random.Random) -> str | None:
-    """One sentence of a passage's prose (not its heading line), shortened as a customer would ask it."""
-    prose = body.split("\n", 1)[1] if "\n" in body else ""
-    candidates = [s for line in prose.split("\n") for s in sentences(line)
-                  if len(s.split()) >= MIN_SENTENCE_WORDS and not s.lstrip().startswith(("|", "```"))]
+def _sentence_question(entry: FaqEntry, sentence_rows: list[tuple[int, str]], rng: random.Random
+                       ) -> tuple[str, int] | None:
+    """One sentence of a passage, shortened as a customer would ask it, with the index row it came from."""
+    prefix = f"{entry.question}: "
+    candidates = [(row, text.removeprefix(prefix)) for row, text in sentence_rows]
+    candidates = [(row, text) for row, text in candidates if len(text.split()) >= MIN_SENTENCE_WORDS
+                  and not text.lstrip().startswith(("|", "```"))]
     if not candidates:
         return None
-    words = rng.choice(candidates).lstrip("-0123456789. ").split()
+    row, text = rng.choice(candidates)
+    words = text.lstrip("-0123456789. ").split()
     start = rng.randrange(0, max(1, len(words) - MAX_SENTENCE_WORDS + 1))
-    return " ".join(words[start:start + MAX_SENTENCE_WORDS])
+    return " ".join(words[start:start + MAX_SENTENCE_WORDS]), row
 
 
 def _heading_question(entry: FaqEntry, rng: random.Random) -> str:
@@ -83,10 +85,11 @@ def generated_questions(entries: list[FaqEntry], only: set[str] | None = None) -
             continue
         candidates.append((noisy_variant(_heading_question(entry, rng), rng), entry.answer_id,
                            frozenset(kinds.get("question", set()))))
-        sentence = _sentence_question(entry.body, rng) if "passage" in kinds else None
-        if sentence:
-            held_out = kinds["passage"] | kinds.get("sentence", set())  # the passage, and each of its sentences
-            candidates.append((noisy_variant(sentence, rng), entry.answer_id, frozenset(held_out)))
+        sentence_rows = [(row, rows[row][2]) for row in sorted(kinds.get("sentence", ()))]
+        picked = _sentence_question(entry, sentence_rows, rng)
+        if picked:  # held out: that sentence, and the passage that holds it; its neighbours stay, as for a customer
+            text, row = picked
+            candidates.append((noisy_variant(text, rng), entry.answer_id, frozenset(kinds["passage"] | {row})))
     ordered = sorted(candidates, key=lambda c: _stable(f"{c[1]}\x00{c[0]}"))[: MAX_GENERATED // 2]
     questions: list[Question] = []
     for text, answer_id, hidden in ordered:

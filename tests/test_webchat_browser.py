@@ -39,8 +39,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def base_url(demo_model, redis_server, tmp_path_factory):
     global KB_DIR
     KB_DIR = tmp_path_factory.mktemp("kb")
-    for source in DEMO_KB.iterdir():
-        shutil.copy(source, KB_DIR / source.name)
+    shutil.copytree(DEMO_KB, KB_DIR, dirs_exist_ok=True)  # FAQ files, dev questions and articles/
     (KB_DIR / "twins.yaml").write_text(yaml.safe_dump(TWINS), encoding="utf-8")
     settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
                         FRONTDESK_REDIS_PREFIX=f"webchat-{uuid.uuid4().hex[:8]}", FRONTDESK_ADMIN_TOKEN=TOKEN,

@@ -381,13 +381,15 @@ class SlackAdapter:
 
     async def _on_suggestion(self, body: dict, action: dict, respond) -> None:
         """A suggestion button: its text becomes the customer's next message, in the conversation it was shown in."""
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        user = (body.get("user") or {}).get("id")
+        # A forged body may hold a list or a number where Slack sends an object: such a click is ignored.
+        container = _mapping(body.get("container"))
+        channel = _mapping(body.get("channel")).get("id") or container.get("channel_id")
+        user = _mapping(body.get("user")).get("id")
         choice = str(action.get("value", ""))
-        posted = body.get("message") or {}
-        if not channel or not user or not choice:
+        posted = _mapping(body.get("message"))
+        if not isinstance(channel, str) or not isinstance(user, str) or not channel or not user or not choice:
             return
-        thread_ts = posted.get("thread_ts") or (body.get("container") or {}).get("thread_ts")
+        thread_ts = posted.get("thread_ts") or container.get("thread_ts")
         conversation_id = channel if channel.startswith("D") or not thread_ts else f"{channel}:{thread_ts}"
         await respond(replace_original=True, text=posted.get("text") or choice,
                       blocks=fmt.chosen_suggestion_blocks(posted.get("text", ""), choice))
@@ -546,3 +548,8 @@ class SlackAdapter:
             self.web.chat_update(channel=link[0], ts=link[1], **fmt.escalation_message(record, transcript))
         except (SlackClientError, OSError, EscalationError) as exc:
             log.warning("Slack: updating escalation %s failed (%s)", record.get("id"), _api_error(exc))
+
+
+def _mapping(value) -> dict:
+    """`value` where it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from bot.messages import Reply
+from adapters.citations import PREFIX, cited
+from bot.messages import Reply, Source
 
 SECTION_LIMIT = 3000  # characters of text in one section block (and our cap per message)
 BUTTON_LABEL_LIMIT = 75  # plain_text of a button
@@ -72,6 +73,28 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     return pieces or [""]
 
 
+def _link_target(url: str) -> str:
+    """A (safe, http/https) URL as the target of a mrkdwn link: `&` as Slack's entity, and `<`, `>`, `|`
+    (which would end the link or its target) percent-encoded, which means the same in a URL."""
+    return url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+
+
+def citation(source: Source | dict | None) -> str:
+    """mrkdwn for an article citation ("Source: <url|title › section>"); "" for an FAQ answer or none.
+
+    The label is escaped like any text, and a `|` in it becomes "∣": Slack ends a link's target
+    at the first `|`, so one in the label would garble the link. A URL that is not http(s) gives
+    the label as plain text, no link.
+    """
+    found = cited(source)
+    if found is None:
+        return ""
+    label, url = found
+    if not url:
+        return f"{PREFIX}{escape(label)}"
+    return f"{PREFIX}<{_link_target(url)}|{escape(label).replace('|', '∣')}>"
+
+
 def _section(mrkdwn: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
 
@@ -92,11 +115,18 @@ def reply_messages(reply: Reply) -> list[dict]:
         body = f"*{escape(reply.agent)}* (support team): {body}"
     messages: list[dict] = [{"text": piece} for piece in split_text(body)]
     suggestions = [s for s in reply.suggestions if s.strip()][:MAX_BUTTONS]
-    if suggestions:
+    cite = citation(reply.source)
+    if suggestions or cite:
         last = messages[-1]
-        # The button's value is what the customer "says" when clicking it.
-        buttons = [_button(s, f"{SUGGEST_ACTION}_{i}", s[:BUTTON_VALUE_LIMIT]) for i, s in enumerate(suggestions)]
-        last["blocks"] = [_section(last["text"] or " "), {"type": "actions", "elements": buttons}]
+        blocks = [_section(last["text"] or " ")]
+        if cite:  # small print under the answer; also in the notification text, which replaces the blocks
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cite}]})
+            last["text"] = f"{last['text']}\n\n{cite}"
+        if suggestions:
+            # The button's value is what the customer "says" when clicking it.
+            buttons = [_button(s, f"{SUGGEST_ACTION}_{i}", s[:BUTTON_VALUE_LIMIT]) for i, s in enumerate(suggestions)]
+            blocks.append({"type": "actions", "elements": buttons})
+        last["blocks"] = blocks
     return messages
 
 
@@ -119,7 +149,11 @@ def _transcript_lines(transcript: list[dict]) -> str:
         text = str(event.get("text", ""))
         if len(text) > TRANSCRIPT_LINE_LIMIT:
             text = text[:TRANSCRIPT_LINE_LIMIT] + "…"
-        lines.append(f"*{label}:* {escape(text)}".replace("\n", "\n      "))
+        line = f"*{label}:* {escape(text)}"
+        found = cited(event.get("source"))
+        if found:
+            line += f" (source: {escape(found[0])})"
+        lines.append(line.replace("\n", "\n      "))
     # Keep the newest lines when the section would overflow: they matter most to whoever picks it up.
     budget = SECTION_LIMIT - 100
     kept: list[str] = []

@@ -12,7 +12,8 @@ import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, User
 
-from bot.messages import Reply
+from adapters.citations import PREFIX, cited
+from bot.messages import Reply, Source
 
 MAX_MESSAGE = 4096  # Telegram's limit, counted after HTML parsing, in UTF-16 code units
 SUGGESTION_PREFIX = "fd:s:"  # callback_data of our suggestion buttons (at most 64 bytes, so an index, not the text)
@@ -59,14 +60,45 @@ def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
     return pieces or [""]
 
 
+def citation(source: Source | dict | None) -> tuple[str, str] | None:
+    """(HTML, its text as Telegram counts it) for an article citation; None for an FAQ answer or none.
+
+    "Source: " and `<a href="url">title › section</a>`, both escaped (the href with quotes), or
+    the label as plain text where the URL is not http(s).
+    """
+    found = cited(source)
+    if found is None:
+        return None
+    label, url = found
+    text = html.escape(label, quote=False)
+    if url:
+        text = f'<a href="{html.escape(url, quote=True)}">{text}</a>'
+    return f"{PREFIX}{text}", f"{PREFIX}{label}"
+
+
 def render(reply: Reply) -> list[str]:
-    """A reply as HTML message texts: escaped (customer and staff text is never markup), split to fit."""
+    """A reply as HTML message texts: escaped (customer and staff text is never markup), split to fit.
+
+    An article citation goes under the answer in its last message, or in a message of its own
+    when that one has no room left; it is never cut, so no piece ends inside its link.
+    """
     label = f"{reply.agent}:" if reply.sender == "agent" and reply.agent else ""
     # The limit counts parsed text, so measure the raw text; the label takes one line of the first piece.
-    pieces = split_text(reply.text, MAX_MESSAGE - (utf16_len(label) + 1 if label else 0))
+    header = utf16_len(label) + 1 if label else 0
+    pieces = split_text(reply.text, MAX_MESSAGE - header)
     rendered = [html.escape(piece, quote=False) for piece in pieces]
     if label:
         rendered[0] = f"<b>{html.escape(label, quote=False)}</b>\n{rendered[0]}"
+    cite = citation(reply.source)
+    if cite is not None:
+        markup, shown = cite
+        used = utf16_len(pieces[-1]) + (header if len(pieces) == 1 else 0)
+        if not rendered[-1]:
+            rendered[-1] = markup
+        elif used + 2 + utf16_len(shown) <= MAX_MESSAGE:
+            rendered[-1] = f"{rendered[-1]}\n\n{markup}"
+        else:
+            rendered.append(markup)
     return rendered
 
 

@@ -242,7 +242,39 @@
     li.append(el("span", "from", `${who} · ${time}`));
     // An "unanswered" event repeats the customer's text just above it: say what it means instead.
     li.append(el("span", "text", role === "unanswered" ? "the bot did not understand the message above" : event.text));
+    const cite = citation(event.source);
+    if (cite) li.append(cite);
     return li;
+  }
+
+  // A link's target only when it is an absolute http(s) URL: a javascript: or data: one stays text.
+  function safeUrl(url) {
+    if (typeof url !== "string" || !url) return null;
+    try {
+      const parsed = new URL(url);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  // The help-center article a bot answer quoted, beside it: "Source: title › section", linked when it has a URL.
+  function citation(source) {
+    if (!source || source.kind !== "article") return null;
+    const url = safeUrl(source.url);
+    const label = [source.title, source.section].filter(Boolean).map(String).join(" › ") || url || String(source.id || "");
+    const line = el("span", "source", "Source: ");
+    let target;
+    if (url) {
+      target = el("a", "", label);
+      target.href = url;
+      target.target = "_blank";
+      target.rel = "noopener noreferrer";
+    } else {
+      target = el("span", "", label);
+    }
+    line.append(target);
+    return line;
   }
 
   async function staffAction(action, body) {

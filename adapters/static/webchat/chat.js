@@ -49,7 +49,40 @@
     return "";
   }
 
-  function addMessage(role, text, agent, suggestions) {
+  // A link's target only when it is an absolute http(s) URL: a javascript: or data: one stays text.
+  function safeUrl(url) {
+    if (typeof url !== "string" || !url) { return null; }
+    try {
+      var parsed = new URL(url);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (e) { return null; }
+  }
+
+  // The article an answer quotes, under its text: "Source: title › section", linked when it has a URL.
+  // FAQ answers (kind "faq") cite nothing.
+  function citation(source) {
+    if (!source || source.kind !== "article") { return null; }
+    var url = safeUrl(source.url);
+    var label = [source.title, source.section].filter(function (part) { return part; }).map(String).join(" › ")
+      || url || String(source.id || "");
+    var line = document.createElement("div");
+    line.className = "source";
+    line.appendChild(document.createTextNode("Source: "));
+    var target;
+    if (url) {
+      target = document.createElement("a");
+      target.href = url;
+      target.target = "_blank";
+      target.rel = "noopener noreferrer";
+    } else {
+      target = document.createElement("span");
+    }
+    target.textContent = label;
+    line.appendChild(target);
+    return line;
+  }
+
+  function addMessage(role, text, agent, suggestions, source) {
     var el = document.createElement("div");
     el.className = "msg msg-" + role;
     var label = who(role, agent);
@@ -63,6 +96,8 @@
     body.className = "text";
     body.textContent = text;
     el.appendChild(body);
+    var cite = citation(source);
+    if (cite) { el.appendChild(cite); }
     if (suggestions && suggestions.length) { el.appendChild(suggestionGroup(suggestions)); }
     log.appendChild(el);
     log.scrollTop = log.scrollHeight;
@@ -101,7 +136,7 @@
     log.replaceChildren();
     var previous = null;
     events.forEach(function (event) {
-      var el = addMessage(event.role, event.text, event.agent, event.suggestions);
+      var el = addMessage(event.role, event.text, event.agent, event.suggestions, event.source);
       // The server does not store which button was clicked; a customer message right after a set that
       // repeats one of its texts is that choice, so the mark survives a reload.
       if (event.role === "customer" && previous) {
@@ -149,7 +184,7 @@
       setStatus("Connected", false);
       pending.forEach(function (item, id) { if (item.socket !== socket) { transmit(id, item); } });
     } else if (frame.type === "reply") {
-      addMessage(frame.sender || "bot", frame.text || "", frame.agent, frame.suggestions);
+      addMessage(frame.sender || "bot", frame.text || "", frame.agent, frame.suggestions, frame.source);
       if (frame.in_reply_to) { settle(frame.in_reply_to); }
     } else if (frame.type === "ack") {
       settle(frame.id);
