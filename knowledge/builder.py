@@ -22,7 +22,7 @@ from knowledge.calibration import (
     load_questions,
 )
 from knowledge.embedder import EmbeddingCache
-from knowledge.generation import generated_questions
+from knowledge.generation import generated_set, supplemented
 from knowledge.index import FaqIndex, RetrievalConfig, entry_texts
 from knowledge.sources import FaqEntry
 
@@ -39,11 +39,11 @@ def build_index(entries: list[FaqEntry], cache: EmbeddingCache, config: Retrieva
     model, or None to calibrate retrieval alone.
     """
     if questions is None:
-        question_set = generated_questions(entries)
+        question_set = generated_set(entries)
     elif isinstance(questions, QuestionSet):
         question_set = questions
     else:
-        question_set = with_generated_for_unasked_articles(load_questions(questions, entries), entries)
+        question_set = supplemented(load_questions(questions, entries), entries)
     texts, _, _ = entry_texts(entries)
     base_vectors = cache.encode(texts)
     index = FaqIndex(entries, base_vectors, config or RetrievalConfig(), previous=previous)
@@ -58,18 +58,3 @@ def build_index(entries: list[FaqEntry], cache: EmbeddingCache, config: Retrieva
     index.thresholds = calibrate(cases, question_set.origin, target)
     return index, base_vectors
 
-
-def with_generated_for_unasked_articles(questions: QuestionSet, entries: list[FaqEntry]) -> QuestionSet:
-    """A company's questions, plus generated ones for the articles none of them names.
-
-    A development set written for the FAQ says nothing about articles added since; calibrated on it
-    alone, the bars would be set as if no article could ever be the right answer.
-    """
-    asked = {answer for q in questions.questions for answer in q.expected}
-    unasked = {e.answer_id for e in entries if e.article is not None} - asked
-    if not unasked:
-        return questions
-    generated = generated_questions(entries, only=unasked)
-    return QuestionSet([*questions.questions, *generated.questions],
-                       f"{questions.origin}, and for the {len(unasked)} articles it names none of, "
-                       f"{generated.origin.removeprefix('generated: ')}")

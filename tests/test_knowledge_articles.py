@@ -163,17 +163,21 @@ def test_an_articles_only_knowledge_base_answers_with_citations_and_declines_the
 
 
 def test_generated_calibration_asks_article_questions_and_their_near_misses(embedder, tmp_path):
-    from knowledge.generation import generated_questions
+    from knowledge.generation import NEAR_MISS_SHARE, generated_questions, generated_set
 
     loaded = load_knowledge(write_kb(tmp_path))
-    questions = generated_questions(loaded.entries).questions
-    covered = [q for q in questions if q.expected]
-    near = [q for q in questions if q.near_miss]
-    assert len(covered) == len(near) and covered
-    assert {"care/oak-furniture", "care/linen", "assembly/ayla-lamp"} <= {i for q in covered for i in q.expected}
-    assert all(not q.expected and q.exclude_rows for q in near)
+    made = generated_questions(loaded.entries)
+    assert len(made.covered) == len(made.twins) and made.covered
+    assert {"care/oak-furniture", "care/linen", "assembly/ayla-lamp"} <= {i for q in made.covered for i in q.expected}
+    for question, twin in zip(made.covered, made.twins, strict=True):
+        # The twin hides the whole article: every row the covered question hid, and more.
+        assert twin.text == question.text and twin.near_miss and not twin.expected
+        assert question.exclude_rows < twin.exclude_rows
+    calibration = generated_set(loaded.entries).questions
+    near = [q for q in calibration if q.near_miss]
+    assert abs(len(near) / len(calibration) - NEAR_MISS_SHARE) < 0.05
     # Stable: the same knowledge base generates the same questions (a reload re-embeds none of them).
-    assert [q.text for q in generated_questions(loaded.entries).questions] == [q.text for q in questions]
+    assert [q.text for q in generated_set(loaded.entries).questions] == [q.text for q in calibration]
 
 
 def test_a_dev_set_naming_articles_takes_precedence(embedder, tmp_path):
