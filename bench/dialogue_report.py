@@ -153,6 +153,19 @@ def render(results: dict) -> str:
             lines.append(f"Median handling {demo['covered']['latency_ms']['p50']:.0f} ms per message, "
                          f"{demo['covered']['messages_per_s']:.1f} messages/s with 8 conversations at a time. "
                          "Examples of wrong answers and misunderstandings are in `docs/benchmarks/dialogue.json`.\n")
+        if demo and demo.get("near_miss"):
+            lines.append(
+                "Article questions and near misses (issue 24): the demo gained seven help-center articles, 42 "
+                "questions they answer (`demo_articles.csv`) and 37 near misses (`demo_near_miss.csv`: questions "
+                "next to a covered topic that nothing answers), written before any answer was seen. Calibrated on "
+                "`dev-questions.csv` alone (plus generated questions for the articles it does not name), the same "
+                "day's run answered 79.0 % of the covered questions right (2.7 % wrong) and 83.3 % of the article "
+                "questions, but declined only 43.2 % of the near misses: a customer asking next to a covered topic "
+                "got a wrong answer more often than not, far above the 5 % the rule promises. Generated near misses "
+                "now make up a fifth of every calibration set (docs/HELP_CENTER.md); the table shows what that "
+                "costs in covered answers. Both targets (covered ≥ 80 %, near misses declined ≥ 70 %) are not met "
+                "together: the intent model lifts an entry linked to its intent for a near miss as confidently as "
+                "for a covered question.\n")
     banking, base_banking = results.get("banking"), baseline.get("banking")
     if banking or base_banking:
         r = banking or base_banking
