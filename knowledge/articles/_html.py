@@ -26,8 +26,7 @@ import re
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
-from knowledge.articles._model import Block, BlockKind
-from knowledge.articles._text import (
+from knowledge.articles._blocks import (
     ParsedArticle,
     SectionCollector,
     Words,
@@ -40,6 +39,7 @@ from knowledge.articles._text import (
     table_row,
     tidy,
 )
+from knowledge.articles._model import Block, BlockKind
 
 _CHROME_TAGS = ("nav", "aside", "script", "style", "noscript", "form", "svg", "template", "iframe", "button")
 _CHROME_ROLES = {"navigation", "banner", "contentinfo", "search"}

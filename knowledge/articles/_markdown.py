@@ -32,8 +32,7 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from knowledge.articles._model import Block, BlockKind
-from knowledge.articles._text import (
+from knowledge.articles._blocks import (
     ParsedArticle,
     SectionCollector,
     UnreadableArticle,
@@ -47,6 +46,7 @@ from knowledge.articles._text import (
     table_row,
     tidy,
 )
+from knowledge.articles._model import Block, BlockKind
 
 _MARKDOWN = MarkdownIt("commonmark").enable("table")
 # Text left after HTML tags are stripped is parsed again without HTML, so a tag the stripping

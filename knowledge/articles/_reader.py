@@ -27,10 +27,12 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from knowledge.articles._blocks import ParsedArticle, UnreadableArticle
 from knowledge.articles._html import declared_charset, read_html
 from knowledge.articles._markdown import read_markdown
 from knowledge.articles._model import Article
-from knowledge.articles._text import ParsedArticle, UnreadableArticle, read_pdf, read_plain_text
+from knowledge.articles._pdf import read_pdf
+from knowledge.articles._text import read_plain_text
 from knowledge.sources import SourceProblem
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdx"})
