@@ -97,6 +97,8 @@ class KnowledgeBase:
         """
         started = time.perf_counter()
         with self._reload_lock:
+            if recalibrate:  # a new model behind the same classifier: what the old one said is stale
+                self._signals.forget()
             try:
                 loaded = load_knowledge(self.source, self.articles_base_url,
                                         self._loaded.by_source() if self._loaded else None)
@@ -185,12 +187,16 @@ class _RememberedSignals:
     """What one intent model said about calibration questions, kept from one reload to the next.
 
     A reload that changes one article of a thousand asks the model only about that article's
-    generated questions; a different model (a deploy) starts afresh.
+    generated questions; another classifier, or a recalibration after a model deploy (`forget`),
+    starts afresh.
     """
 
     def __init__(self) -> None:
         self._classify: Classifier | None = None
         self._known: dict[str, IntentSignal] = {}
+
+    def forget(self) -> None:
+        self._known = {}
 
     def asking(self, classify: Classifier | None) -> Classifier | None:
         if classify is None:

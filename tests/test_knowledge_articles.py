@@ -277,3 +277,33 @@ def _until(check, seconds: float = 30.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_calibration_asks_the_model_again_only_for_new_questions_or_a_new_model(embedder, tmp_path):
+    from knowledge.policy import Signal
+
+    asked: list[str] = []
+
+    def classify(texts):
+        asked.extend(texts)
+        return [Signal("returns", 0.9) for _ in texts]
+
+    # Enough sections for the rule to be calibrated (MIN_COVERED questions), and an FAQ entry linked to an intent,
+    # so the model's answers count.
+    extra = {f"guides/topic-{i}.md": f"# Topic {i}\n\n## Cleaning part {i}\n\nWipe part {i} with a damp cloth "
+                                     f"every {i + 2} weeks and dry it at once.\n" for i in range(8)}
+    root = write_kb(tmp_path, articles=extra)
+    (root / "faq.yaml").write_text(yaml.safe_dump([{**FAQ[0], "intents": ["returns"]}]))
+    kb = KnowledgeBase(root, embedder=embedder, cache_dir=tmp_path / "cache", classify=classify)
+    try:
+        assert kb.reload().ok and asked
+        first = len(asked)
+        lamp = root / "articles" / "assembly" / "ayla-lamp.md"
+        lamp.write_text(LAMP.replace("60 watts", "40 watts"))
+        assert kb.reload().ok
+        assert 0 < len(asked) - first < first / 2  # only the changed article's questions
+        before = len(asked)
+        assert kb.reload(recalibrate=True).ok  # a model deploy: every question is asked of the new model
+        assert len(asked) - before == first
+    finally:
+        kb.close()
