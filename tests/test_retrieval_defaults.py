@@ -72,7 +72,8 @@ def test_an_index_saved_with_answers_embedded_loads_and_searches_as_built_now(em
         old = FaqIndex(entries, cache.encode(texts), RetrievalConfig())
         old.save(tmp_path / "old", cache.encode(texts))
     meta = json.loads((tmp_path / "old" / "index.json").read_text())
-    assert meta.pop("text_weights") == {"question": 1.0, "alternate": 1.0, "answer": 0.85, "passage": 1.0}
+    assert meta.pop("text_weights") == {"question": 1.0, "alternate": 1.0, "answer": 0.85, "passage": 1.0,
+                                        "sentence": 1.0}
     (tmp_path / "old" / "index.json").write_text(json.dumps(meta))
 
     loaded = FaqIndex.load(tmp_path / "old")
