@@ -37,7 +37,7 @@ def build(
                         ] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate the entries, build a searchable index (re-embeds only what changed) and calibrate its answer rule."""
+    """Validate FAQ entries and articles, build a searchable index (re-embeds only what changed), calibrate its rule."""
     from knowledge.builder import build_index
     from knowledge.embedder import Embedder, EmbeddingCache
     from knowledge.loading import load_knowledge
@@ -125,7 +125,7 @@ def search(
     top_k: Annotated[int, typer.Option("--top-k", min=1)] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
 ) -> None:
-    """Best entries for each query, best first."""
+    """Best answers (FAQ entries, articles) for each query, best first, with their sources."""
     from knowledge.embedder import Embedder
     from knowledge.index import FaqIndex
 
