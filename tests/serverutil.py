@@ -52,3 +52,14 @@ def stop_server(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_until_serving(client, seconds: float = 180) -> None:
+    """Block until an in-process app (a FastAPI TestClient) is ready and its bot is built."""
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.2)
+    while client.app.state.components.bot is None:
+        assert time.monotonic() < deadline, "the bot was not built"
+        time.sleep(0.05)

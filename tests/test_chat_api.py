@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from adapters.app import create_app
 from adapters.settings import Settings
+from tests.serverutil import wait_until_serving
 
 TOKEN = "chat-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -23,12 +23,7 @@ def client(demo_model, redis_server, tmp_path_factory):
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu",
                         FRONTDESK_KB=Path(__file__).resolve().parent.parent / "knowledge" / "demo")
     with TestClient(create_app(settings)) as test_client:
-        deadline = time.monotonic() + 180
-        while test_client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline, test_client.get("/readyz").json()
-            time.sleep(0.2)
-        while test_client.app.state.components.bot is None:
-            time.sleep(0.05)
+        wait_until_serving(test_client)
         yield test_client
 
 
