@@ -60,3 +60,24 @@ def test_tune_writes_a_loadable_encoder(tmp_path):
                                 "--encoder", str(out)])
     assert built.exit_code == 0, built.output
     assert json.loads((tmp_path / "idx" / "index.json").read_text())["encoder"] == str(out)
+
+
+def test_kb_build_reports_articles_and_search_hits_carry_their_source(tmp_path):
+    from tests.test_knowledge_articles import write_kb
+
+    kb = write_kb(tmp_path)
+    out = tmp_path / "index"
+    built = runner.invoke(app, ["kb", "build", "--kb", str(kb), "--out", str(out), "--json",
+                                "--articles-base-url", "https://help.example"])
+    assert built.exit_code == 0, built.output
+    report = json.loads(built.stdout.splitlines()[-1])
+    assert (report["faq_entries"], report["articles"], report["sections"], report["passages"]) == (1, 3, 7, 7)
+    assert report["calibration"] == report["answer_rule"]["method"]
+    result = runner.invoke(app, ["kb", "search", "--index", str(out), "--json", "how often should i oil an oak table",
+                                 "can i send something back"])
+    assert result.exit_code == 0, result.output
+    oak, returns = (json.loads(line) for line in result.stdout.splitlines())
+    assert oak["hits"][0]["source"] == {"kind": "article", "id": "care/oak-furniture",
+                                        "title": "Caring for oak furniture", "section": "Oiling the table",
+                                        "url": "https://help.example/care/oak-furniture#oiling"}
+    assert returns["hits"][0]["source"] == {"kind": "faq", "id": "returns"}
