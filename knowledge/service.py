@@ -18,7 +18,7 @@ from pathlib import Path
 from knowledge.builder import build_index
 from knowledge.calibration import DEFAULT_TARGET, SEARCH_DEPTH, Classifier
 from knowledge.embedder import Embedder, EmbeddingCache
-from knowledge.index import FaqIndex, RetrievalConfig
+from knowledge.index import FaqIndex, RetrievalConfig, embedded_rows
 from knowledge.loading import LoadedKnowledge, load_knowledge
 from knowledge.policy import Decision, Hit, IntentSignal
 from knowledge.quoting import quote
@@ -222,4 +222,5 @@ def calibrated_with(index: FaqIndex) -> str | None:
 
 
 def _all_texts(index: FaqIndex) -> list[str]:
-    return [t for e in index.entries for t in (e.question, *e.alternates, e.answer, e.body) if t]
+    """Every text the index embedded, sentences of passages included: the vectors the saved cache keeps."""
+    return [text for _, _, text in embedded_rows(index.entries)]

@@ -307,3 +307,18 @@ def test_calibration_asks_the_model_again_only_for_new_questions_or_a_new_model(
         assert len(asked) - before == first
     finally:
         kb.close()
+
+
+def test_a_restart_embeds_nothing_the_saved_cache_holds_sentences_included(embedder, tmp_path):
+    root = write_kb(tmp_path)
+    first = KnowledgeBase(root, embedder=embedder, cache_dir=tmp_path / "cache", use_intents=False)
+    try:
+        assert first.reload().embedded_texts > 0
+    finally:
+        first.close()
+    restarted = KnowledgeBase(root, embedder=embedder, cache_dir=tmp_path / "cache", use_intents=False)
+    try:
+        result = restarted.reload()
+        assert result.ok and result.embedded_texts == 0
+    finally:
+        restarted.close()
