@@ -196,8 +196,10 @@ class FaqIndex:
                  previous: FaqIndex | None = None):
         self.entries = entries
         self.config = config
-        _texts, self.owners, self.weights = entry_texts(entries)
-        kinds = [kind for _, kind, _ in embedded_rows(entries)]
+        rows = embedded_rows(entries)  # once: cutting passages into sentences is most of the work on a help center
+        self.owners = np.asarray([i for i, _, _ in rows], dtype=np.int64)
+        self.weights = np.asarray([TEXT_WEIGHTS[kind] for _, kind, _ in rows], dtype=np.float32)
+        kinds = [kind for _, kind, _ in rows]
         groups = np.where(np.asarray([kind == "answer" for kind in kinds], dtype=bool), -1, self.owners)
         self.adapter = (learn_adapter(base_vectors[groups >= 0], groups[groups >= 0], config.adapter_strength)
                         if config.adapter_strength else None)
