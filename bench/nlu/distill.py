@@ -1,7 +1,7 @@
-"""Distilled students against their teachers: accuracy on the three public sets, speed, size (bench/nlu.py parts).
+"""Distilled students against their teachers: accuracy on the three public sets, speed, size (bench.nlu parts).
 
-    python bench/nlu.py --parts distill-banking,distill-clinc,distill-airline   # students, accuracy
-    python bench/nlu.py --parts distill-speed                                   # speed and size, idle machine
+    python -m bench.nlu --parts distill-banking,distill-clinc,distill-airline   # students, accuracy
+    python -m bench.nlu --parts distill-speed                                   # speed and size, idle machine
 
 Each `distill-<task>` part distils that task's teacher (the model the `banking` / `clinc` / `airline` part
 trained, under bench/results) into students of 4, 3 and 2 layers with `nlu.distill.distill` (what
@@ -17,7 +17,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.report import ROOT, table
+from bench._setup import ROOT, WORK
+from bench.report import table
 
 LAYERS = (4, 3, 2)
 PRUNED = ((4, 768),)  # (layers, feed-forward width) of the pruned students: `frontdesk distill --ffn-width`
@@ -27,7 +28,7 @@ TEACHER_DIRS = {"banking": "banking77", "clinc": "clinc150", "airline": "airline
 
 def _data(task: str):
     """(intent train, sentiment train, test rows, which task the test scores) as the teacher's part used them."""
-    from bench import nlu as b
+    from bench.nlu import datasets as b
     from nlu.data import demo_intents_path, read_labelled_csv
 
     demo_sentiment = read_labelled_csv(ROOT / "nlu" / "demo" / "sentiment.csv", "sentiment")
@@ -42,7 +43,7 @@ def _data(task: str):
 
 
 def _score(task: str, path: Path, backend: str, test) -> dict:
-    from bench import nlu as b
+    from bench.nlu import datasets as b
     from nlu.engine import load_predictor
 
     predictor = load_predictor(path, "cpu", backend=backend)
@@ -63,8 +64,6 @@ def _size_mb(path: Path, backend: str) -> float:
 
 
 def student_dir(task: str, layers: int, int8: bool = False, ffn_width: int | None = None) -> Path:
-    from bench.nlu import WORK
-
     return WORK / f"{TEACHER_DIRS[task]}-student-{layers}l{f'-ffn{ffn_width}' if ffn_width else ''}" \
                   f"{'-int8' if int8 else ''}"
 
@@ -78,7 +77,6 @@ def run_task(task: str, config, shapes=None) -> dict:
     `shapes`: (layers, feed-forward width) students instead of the layer-only ones, without the teacher rows."""
     import dataclasses
 
-    from bench.nlu import WORK
     from nlu.distill import distill
     from nlu.export import export_onnx
     from nlu.progress import RichProgress
@@ -116,8 +114,6 @@ def run_rescore() -> dict:
     """Every int8 model of the table scored again through today's serving backend (part `distill-rescore`):
     dynamic int8 quantization scales each pass's activations by that pass's range, so which texts share a pass
     (the backend's pass size) moves a few answers. The PyTorch rows do not depend on it."""
-    from bench.nlu import WORK
-
     out: dict[str, dict] = {}
     for task in TASKS:
         _, _, test = _data(task)
@@ -135,7 +131,6 @@ def run_direct(config, layers: int = 3) -> dict:
     (`frontdesk train --layers`), with the teacher's recipe (`config`), exported and scored the same way."""
     import dataclasses
 
-    from bench.nlu import WORK
     from nlu.export import export_onnx
     from nlu.fit import fit
     from nlu.progress import RichProgress
@@ -167,13 +162,13 @@ def _naive_rate(texts: list[str], batch: int, pipe) -> float:
 
 def run_speed(rounds: int = 5) -> dict:
     """texts/s at batch 1 (64 texts one at a time) and 32 (320 texts), best of `rounds` rounds per model."""
-    from bench import nlu as b
-    from bench.serve_baselines import make_pipeline
+    from bench.nlu import datasets as b
+    from bench.serve.baselines import make_pipeline
     from nlu.engine import load_predictor
 
     texts = [e.text for e in b.banking_split()[1]]
-    teacher = b.WORK / TEACHER_DIRS["banking"]
-    models = {"teacher (6 layers)": (teacher, b.WORK / f"{teacher.name}-int8")}
+    teacher = WORK / TEACHER_DIRS["banking"]
+    models = {"teacher (6 layers)": (teacher, WORK / f"{teacher.name}-int8")}
     for layers in LAYERS:
         models[student_name(layers)] = (student_dir("banking", layers), student_dir("banking", layers, True))
     for layers, width in PRUNED:

@@ -6,7 +6,7 @@ FAQ, no alternates and no calibration questions: the answer rule is calibrated o
 generated from the articles (`knowledge.generation`). The bot is the product's own: the
 default (demo) intent model, a real Redis, `Bot.handle`. Each reply is judged by what it cites.
 
-Questions (bench/helpcenter_cases/, written in customers' words from the articles before any
+Questions (bench/helpcenter/cases/, written in customers' words from the articles before any
 answer was seen, and never used to set anything): covered ones name the article that answers
 them; uncovered ones nothing answers; near misses sit next to a covered topic no article answers.
 
@@ -18,12 +18,11 @@ Parts:
   articles (one vector per article) and BM25 over the same passages.
 - `reload`: build and reload times on 1,000 synthetic articles, one article changed.
 
-    python bench/helpcenter.py [--parts bot,retrieval,reload]
+    python -m bench.helpcenter [--parts bot,retrieval,reload]
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -34,12 +33,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["FRONTDESK_ARTICLES_BASE_URL"] = "https://docs.joinmastodon.org"  # the product reads it (Settings)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.dialogue_harness import (
+from bench._setup import DATA, REPORT_DATA, WORK, argument_parser, require_data
+from bench.dialogue.harness import (
     BenchBot,
     BenchRedis,
     Case,
@@ -50,11 +47,10 @@ from bench.dialogue_harness import (
     load_engine_for,
     run_set,
 )
-from bench.report import DATA, ROOT, part_stamp, table, write_section
+from bench.report import part_stamp, table, write_section
 
-CASES = ROOT / "bench" / "helpcenter_cases"
-RESULTS = ROOT / "docs" / "benchmarks" / "helpcenter.json"
-WORK = ROOT / "bench" / "results"
+CASES = Path(__file__).resolve().parent / "cases"
+RESULTS = REPORT_DATA / "helpcenter.json"
 HOME = WORK / "dialogue-home"  # shares the dialogue benchmark's demo model
 ARTICLES = DATA / "helpcenter-mastodon" / "articles"
 BASE_URL = os.environ["FRONTDESK_ARTICLES_BASE_URL"]
@@ -216,11 +212,11 @@ def run_reload(engine, n: int = 1000) -> dict:
 # ---------------------------------------------------------------- report
 def render(results: dict) -> str:
     lines = ["## Help-center articles (Mastodon's documentation)\n",
-             "`python bench/helpcenter.py` on the 34 articles of ../shared/data/helpcenter-mastodon (GNU FDL 1.3), "
+             "`python -m bench.helpcenter` on the 34 articles of ../shared/data/helpcenter-mastodon (GNU FDL 1.3), "
              "served as the whole knowledge base: no FAQ, no alternates, no hand-written calibration questions "
              "(the answer rule is calibrated on questions generated from the articles). The bot is the product's "
              "own with the default demo intent model and a real Redis; a reply counts by the article it cites. "
-             "The questions (bench/helpcenter_cases/) were written in customers' words before any answer was "
+             "The questions (bench/helpcenter/cases/) were written in customers' words before any answer was "
              "seen and set nothing.\n"]
     bot = results.get("bot")
     if bot:
@@ -256,7 +252,7 @@ What these numbers say:
   questions, BM25 over the same passages for 53 %, the product's passage index for 79 %.
 - **How the retrieval design was chosen.** Sentence vectors beside each passage's vector (72 % to 79 % first
   hits) and no centroid blend for passages were compared on these covered questions, so the retrieval row is not
-  a clean held-out figure; the demo store's article questions (bench/dialogue.py) are a second, untouched set.
+  a clean held-out figure; the demo store's article questions (bench.dialogue) are a second, untouched set.
   No threshold was set on any of these questions: the bars come from generated questions only.
 - **Links.** The articles' ids are their paths in the data folder (`content/en/user/moving`), so the links built
   from FRONTDESK_ARTICLES_BASE_URL are not the site's real pages; a team sets `url` in front matter, or lays the
@@ -273,12 +269,11 @@ What these numbers say:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    if not ARTICLES.is_dir():
-        raise SystemExit(f"benchmark data not found at {ARTICLES} (set FRONTDESK_BENCH_DATA)")
+    require_data(ARTICLES)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     HOME.mkdir(parents=True, exist_ok=True)
     cases = read_cases()

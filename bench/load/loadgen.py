@@ -1,4 +1,4 @@
-"""The serving benchmark's load generator and server-process helpers (used by bench/serve.py).
+"""The serving benchmark's load generator and server-process helpers (used by bench.serve, bench.load and bench.deploy).
 
 One closed-loop generator for every design measured: N asyncio workers, each with one
 request in flight, on one aiohttp session to 127.0.0.1. Requests that complete inside the

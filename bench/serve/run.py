@@ -1,40 +1,32 @@
 """Serving benchmark: /predict against naive designs, where the time goes, int8 ONNX, /chat end to end.
 
-    python bench/serve.py                          # predict, profile, onnx, chat (about 25 min on 2 cores)
-    python bench/serve.py --parts predict --quick  # a few seconds a cell, to check the wiring
-    bash bench/serve_gpu.sh                        # the predict benchmark on CUDA (--parts gpu)
+    python -m bench.serve                          # predict, profile, onnx, chat (about 25 min on 2 cores)
+    python -m bench.serve --parts predict --quick  # a few seconds a cell, to check the wiring
+    bash bench/serve/gpu.sh                        # the predict benchmark on CUDA (--parts gpu)
 
 Every server runs alone in its own process on 127.0.0.1 and is stopped before the next
-starts; one closed-loop generator (bench/loadgen.py) drives them all. Reads BANKING77 from
+starts; one closed-loop generator (bench/load/loadgen.py) drives them all. Reads BANKING77 from
 ../shared/data (never copied into the repo) and writes the `serve` section of
 docs/BENCHMARKS.md; per-part results persist in docs/benchmarks/serve.json.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
-from bench import loadgen
-from bench.nlu import banking_split, intent_metrics
-from bench.report import DATA, ROOT, part_stamp, write_section
-from bench.serve_chat import run_chat
-from bench.serve_report import render
-from bench.serve_setup import (
+from bench._setup import REPORT_DATA, ROOT, WORK, argument_parser, require_data
+from bench.load import loadgen
+from bench.nlu.run import banking_split, intent_metrics
+from bench.report import part_stamp, write_section
+from bench.serve.chat import run_chat
+from bench.serve.report import render
+from bench.serve.servers import (
     HOME,
-    WORK,
     banking_model,
     compressed_model,
     onnx_model,
@@ -43,7 +35,7 @@ from bench.serve_setup import (
     start_frontdesk,
 )
 
-RESULTS = ROOT / "docs" / "benchmarks" / "serve.json"
+RESULTS = REPORT_DATA / "serve.json"
 PARTS = ("predict", "profile", "onnx", "chat", "gpu")
 CLIENTS = (1, 8, 64)
 SUB_BATCHES = (64, 16, 8, 4)  # texts per pass compared in the onnx part
@@ -165,7 +157,7 @@ def run_predict(t: Timing, device: str = "cpu", seed: bool = True) -> dict:
 
 
 def run_profile(t: Timing) -> dict:
-    from bench.serve_profile import engine_throughput, profile_server
+    from bench.serve.profile import engine_throughput, profile_server
 
     texts = sentences()
     model = onnx_model("int8")
@@ -236,7 +228,7 @@ def run_onnx(t: Timing) -> dict:
         results = []
         for i in range(0, len(texts), 32):
             results += predictor.predict(texts[i : i + 32])
-        # BANKING77 has no out-of-scope rows: score the top intent, as bench/nlu.py's banking part does.
+        # BANKING77 has no out-of-scope rows: score the top intent, as bench.nlu's banking part does.
         out[name] = intent_metrics(test, [r.top_intents[0]["intent"] for r in results])
     best: dict[str, dict[str, float]] = {name: {} for name in predictors}
     for round_ in range(t.speed_rounds):
@@ -276,12 +268,11 @@ def run_gpu(t: Timing) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--parts", default="predict,profile,onnx,chat", help=f"comma-separated subset of {PARTS}")
     parser.add_argument("--quick", action="store_true", help="a few seconds a cell: checks the wiring, not speed")
     args = parser.parse_args()
-    if not DATA.is_dir():
-        raise SystemExit(f"benchmark data not found at {DATA} (set FRONTDESK_BENCH_DATA)")
+    require_data()
     timing = QUICK if args.quick else FULL
     HOME.mkdir(parents=True, exist_ok=True)
     runners = {"predict": run_predict, "profile": run_profile, "onnx": run_onnx, "chat": run_chat, "gpu": run_gpu}

@@ -1,8 +1,8 @@
 """FAQ retrieval benchmark: BANKING77-as-FAQ, StackFAQ, search latency by size, reload time.
 
-    python bench/faq.py                         # everything
-    python bench/faq.py --parts banking,stackfaq
-    python bench/faq.py --parts stackfaq-cv     # retrieval defaults cross-validated over threads (bench/faq_cv.py)
+    python -m bench.faq                         # everything
+    python -m bench.faq --parts banking,stackfaq
+    python -m bench.faq --parts stackfaq-cv     # retrieval defaults cross-validated over threads (bench/faq/cv.py)
 
 Writes the `faq` section of docs/BENCHMARKS.md; per-part results persist in
 docs/benchmarks/faq.json so partial re-runs keep the rest of the table.
@@ -10,24 +10,18 @@ docs/benchmarks/faq.json so partial re-runs keep the rest of the table.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import numpy as np
 
 import knowledge.index as kindex
-from bench.faq_cv import answer_weight, rank_metrics, render_cv, run_cv
-from bench.report import DATA, ROOT, part_stamp, run_stamp, runs_summary, table, write_section
+from bench._setup import DATA, REPORT_DATA, argument_parser
+from bench.faq.cv import answer_weight, rank_metrics, render_cv, run_cv
+from bench.report import part_stamp, run_stamp, runs_summary, table, write_section
 from knowledge.builder import build_index
 from knowledge.embedder import Embedder, EmbeddingCache
 from knowledge.index import EXACT_LIMIT, RetrievalConfig, build_faiss, build_ivf
@@ -35,7 +29,7 @@ from knowledge.sources import FaqEntry
 from knowledge.tuning import tune_encoder
 from nlu.data import read_labelled_csv
 
-RESULTS = ROOT / "docs" / "benchmarks" / "faq.json"
+RESULTS = REPORT_DATA / "faq.json"
 SEED = 7
 PARTS = ("banking", "stackfaq", "stackfaq-cv", "latency", "real", "reload")
 # name -> (config, answer weight; None: TEXT_WEIGHTS as shipped, which embeds no answers)
@@ -91,7 +85,7 @@ def evaluate(entries: list[FaqEntry], queries: list[str], relevant: list[set[str
 
 def banking_entry(intent: str, utterances: list[str]) -> FaqEntry:
     """A BANKING77 intent as an FAQ entry: its name as the question, a one-line answer, three utterances as
-    alternates (also used by bench/dialogue.py)."""
+    alternates (also used by bench/dialogue/)."""
     name = intent.replace("_", " ")
     return FaqEntry(intent, name, f"Here is how we help with {name}.", tuple(utterances[:3]))
 
@@ -266,7 +260,7 @@ NOTES = {
 
 
 def render(results: dict) -> str:
-    lines = ["## FAQ retrieval (`bench/faq.py`)", "", run_stamp(), runs_summary(results)]
+    lines = ["## FAQ retrieval (`python -m bench.faq`)", "", run_stamp(), runs_summary(results)]
     for key, title in (("banking", "BANKING77 as an FAQ (77 entries; target P@1 ≥ 0.85)"),
                        ("stackfaq", "StackFAQ dev (target P@1 ≥ 0.95)")):
         if key in results:
@@ -305,12 +299,12 @@ def render(results: dict) -> str:
                           r["index"]]])]
     missing = [p for p in PARTS if p not in results]
     if missing:
-        lines.append(f"Not measured yet: {', '.join(missing)} (`python bench/faq.py --parts {','.join(missing)}`).\n")
+        lines.append(f"Not measured yet: {', '.join(missing)} (`python -m bench.faq --parts {','.join(missing)}`).\n")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--parts", default=",".join(PARTS))
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

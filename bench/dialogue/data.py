@@ -10,10 +10,10 @@ import random
 import re
 from pathlib import Path
 
-from bench.dialogue_harness import Case
-from bench.report import DATA, ROOT
+from bench._setup import DATA, ROOT
+from bench.dialogue.harness import Case
 
-CASES = ROOT / "bench" / "dialogue_cases"
+CASES = Path(__file__).resolve().parent / "cases"
 SEED = 7
 OOS_SAMPLE = 300  # CLINC150 out-of-scope queries: val has 100, so train's 100 are added (200 in all)
 TWEETS = 200  # per airline set
@@ -100,10 +100,10 @@ def _rows(path: Path, columns: tuple[str, ...]):
 
 # ---------------------------------------------------------------- BANKING77 as a linked FAQ
 def banking_faq(linked: bool) -> tuple[list[dict], list[Case]]:
-    """77 entries (as bench/faq.py builds them, alternates drawn from the NLU train split so no dev question is
-    an alternate) and the dev split of bench/nlu.py as covered questions."""
-    from bench.faq import banking_entry
-    from bench.nlu import banking_split
+    """77 entries (as bench.faq builds them, alternates drawn from the NLU train split so no dev question is
+    an alternate) and the dev split of bench.nlu as covered questions."""
+    from bench.faq.run import banking_entry
+    from bench.nlu.run import banking_split
 
     train, dev = banking_split()
     by_intent: dict[str, list[str]] = {}
@@ -142,7 +142,7 @@ def clinc_out_of_scope(limit: int = OOS_SAMPLE) -> list[Case]:
 # ---------------------------------------------------------------- airline tweets
 def airline_sets(size: int = TWEETS) -> dict[str, list[Case]]:
     """Seeded samples: the angriest negatives (ANGER_RULE), any negatives, and neutral or positive tweets."""
-    from bench.nlu import load
+    from bench.nlu.run import load
 
     rows = load("airline_sentiment", "train.csv", "sentiment")  # texts carrying two labels dropped
     negative = [e.text for e in rows if e.label == "negative"]

@@ -1,7 +1,7 @@
 """NLU benchmark: BANKING77, CLINC150 (with out-of-scope), airline sentiment, baselines, speed.
 
-    python bench/nlu.py                       # everything (about an hour on 2 CPU cores)
-    python bench/nlu.py --parts banking,speed # some parts; the others keep their last results
+    python -m bench.nlu                       # everything (about an hour on 2 CPU cores)
+    python -m bench.nlu --parts banking,speed # some parts; the others keep their last results
 
 Reads ../shared/data (never copied into the repo) and writes the `nlu` section of
 docs/BENCHMARKS.md. Results of each part are kept in docs/benchmarks/nlu.json so a
@@ -10,85 +10,28 @@ partial re-run still renders the whole table.
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
-import os
 import random
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-from bench import nlu_distill
-from bench.report import DATA, ROOT, part_stamp, run_stamp, runs_summary, table, write_section
+from bench._setup import REPORT_DATA, ROOT, WORK, argument_parser, require_data
+from bench.nlu import distill as nlu_distill
+from bench.nlu.datasets import SEED, airline_split, banking_split, clinc_split, intent_metrics, sentiment_metrics
+from bench.report import part_stamp, run_stamp, runs_summary, table, write_section
 from nlu.augment import noisy_variant
-from nlu.data import DataError, Example, demo_intents_path, normalize_text, read_labelled_csv, stratified_split
+from nlu.data import Example, demo_intents_path, read_labelled_csv
 from nlu.distill import DistillConfig
-from nlu.evaluate import score
 from nlu.fit import fit
 from nlu.predictor import Predictor, TorchBackend
 from nlu.progress import RichProgress
 from nlu.train import TrainConfig, default_base_model
 
-RESULTS = ROOT / "docs" / "benchmarks" / "nlu.json"
-WORK = ROOT / "bench" / "results"
-SEED = 2024
+RESULTS = REPORT_DATA / "nlu.json"
 PARTS = ("baselines", "banking", "clinc", "airline", "airline-ensemble", "augment", "speed", "ensemble",
          "distill-banking", "distill-clinc", "distill-airline", "distill-pruned", "distill-rescore", "distill-direct",
          "distill-speed")
 
 
-def load(name: str, file: str, column: str) -> list[Example]:
-    """Read a public data set. Unlike `frontdesk train`, which refuses them, texts that appear
-    with two different labels (29 tweets in the airline set) are dropped, not fatal."""
-    try:
-        return read_labelled_csv(DATA / name / file, column, min_per_label=1)
-    except DataError as exc:
-        conflicts = {p.line for p in exc.problems if "is labelled" in p.message}
-        if len(conflicts) != len(exc.problems):
-            raise
-    rows = list(csv.DictReader((DATA / name / file).open(encoding="utf-8")))
-    labels: dict[str, set[str]] = {}
-    for row in rows:
-        labels.setdefault(normalize_text(row["text"]), set()).add(row[column].strip())
-    kept = [Example(row["text"].strip(), row[column].strip()) for row in rows
-            if len(labels[normalize_text(row["text"])]) == 1]
-    unique = list({normalize_text(e.text): e for e in kept}.values())
-    print(f"{name}: dropped {len(rows) - len(kept)} rows whose text carries two labels", flush=True)
-    return unique
-
-
-def banking_split() -> tuple[list[Example], list[Example]]:
-    return stratified_split(load("banking77", "train.csv", "intent"), 0.1, SEED)
-
-
-def airline_split() -> tuple[list[Example], list[Example]]:
-    return stratified_split(load("airline_sentiment", "train.csv", "sentiment"), 0.2, SEED)
-
-
-def clinc_split() -> tuple[list[Example], list[Example]]:
-    return load("clinc150", "train.csv", "intent"), load("clinc150", "val.csv", "intent")
-
-
-def intent_metrics(test: list[Example], predicted: list[str]) -> dict:
-    report = score(test, predicted, [1.0] * len(predicted), "intent")
-    out = {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
-    if report.in_scope_accuracy is not None:
-        out.update(in_scope_accuracy=report.in_scope_accuracy, oos_recall=report.oos_recall)
-    return out
-
-
-def sentiment_metrics(test: list[Example], predicted: list[str]) -> dict:
-    report = score(test, predicted, [1.0] * len(predicted), "sentiment")
-    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
-
-
-# ---------------------------------------------------------------- baselines
 def run_baselines() -> dict:
     from sentence_transformers import SentenceTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -274,7 +217,7 @@ def run_speed() -> dict:
 # ---------------------------------------------------------------- report
 def render(results: dict, config: TrainConfig) -> str:
     b = results.get("baselines", {})
-    lines = ["## NLU (`bench/nlu.py`)", "", run_stamp(), runs_summary(results)]
+    lines = ["## NLU (`python -m bench.nlu`)", "", run_stamp(), runs_summary(results)]
     lines.append(f"Fine-tuning recipe: base all-MiniLM-L6-v2, {config.head} head, lr {config.lr:g} "
                  f"(heads {config.head_lr:g}), batch {config.batch_size}, up to {config.epochs} epochs with early "
                  f"stopping on a 10 % dev split of the training data, label smoothing {config.label_smoothing}, "
@@ -352,13 +295,12 @@ def render(results: dict, config: TrainConfig) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
     parser.add_argument("--config", default="{}", help="JSON overrides for TrainConfig")
     parser.add_argument("--distill", default="{}", help="JSON overrides for DistillConfig (distill-* parts)")
     args = parser.parse_args()
-    if not DATA.is_dir():
-        raise SystemExit(f"benchmark data not found at {DATA} (set FRONTDESK_BENCH_DATA)")
+    require_data()
     config = TrainConfig(**{"device": "auto", "seed": SEED, **json.loads(args.config)})
     # The public sets are large: students learn from them as they are (no augmented copies), for 3 epochs.
     distill_config = DistillConfig(**{"epochs": 3, "augment_copies": 0, "seed": SEED, **json.loads(args.distill)})

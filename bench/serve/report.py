@@ -44,7 +44,7 @@ def _predict(r: dict, title: str) -> list[str]:
             f"(each client sends its next request when the last one is answered) for {timing['duration_s']:.0f} s "
             f"after {timing['warmup_s']:.0f} s of warm-up, per cell; the seed-style design is bounded in count "
             "instead (every request loads the model: at 64 clients each client sends one). Each server ran alone; "
-            "the load generator (aiohttp on uvloop, bench/loadgen.py) shares the same CPU cores.\n", _load(r)]
+            "the load generator (aiohttp on uvloop, bench/load/loadgen.py) shares the same CPU cores.\n", _load(r)]
 
 
 def _profile(r: dict) -> list[str]:
@@ -93,7 +93,7 @@ def _onnx(r: dict) -> list[str]:
     return ["### int8 ONNX vs PyTorch on the CPU (targets: ≥ 2× faster, ≤ 0.5 points of accuracy lost)", "",
             table(["backend", "batch 1 texts/s", "speed-up", "batch 32 texts/s", "speed-up",
                    "BANKING77 dev accuracy", "change (points)"], rows),
-            f"Same texts for all: the BANKING77 dev split of bench/nlu.py (10 % of train.csv, stratified, seed 2024, "
+            f"Same texts for all: the BANKING77 dev split of bench.nlu (10 % of train.csv, stratified, seed 2024, "
             f"{r['test_rows']} rows; top intent, out-of-scope gate off), through `Predictor.predict` (tokenizer, "
             "model, decision rule); accuracy over all of them. Speed: one at a time over the first "
             f"{r['batch1_texts']} texts and in batches of 32 over the first 320, in rounds that take the three "
@@ -148,7 +148,7 @@ def _chat_profile(p: dict | None) -> list[str]:
 
 
 def render(results: dict) -> str:
-    lines = ["## Serving (`bench/serve.py`)", "", run_stamp(), runs_summary(results)]
+    lines = ["## Serving (`python -m bench.serve`)", "", run_stamp(), runs_summary(results)]
     if "predict" in results:
         lines += _predict(results["predict"], "### `POST /predict`, one sentence per request, CPU")
     if "profile" in results:
@@ -161,7 +161,7 @@ def render(results: dict) -> str:
         lines += _predict(results["gpu"], f"### `POST /predict` on CUDA ({results['gpu']['gpu']})")
     else:
         lines += ["### `POST /predict` on CUDA", "",
-                  "Not run: the session that wrote this had no GPU machine. `bash bench/serve_gpu.sh` runs it "
+                  "Not run: the session that wrote this had no GPU machine. `bash bench/serve/gpu.sh` runs it "
                   "(`--parts gpu`: Frontdesk with FRONTDESK_DEVICE=cuda, PyTorch in half precision, against the "
                   "naive pipeline on the same GPU).\n"]
     return "\n".join(lines)

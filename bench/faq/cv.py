@@ -1,4 +1,5 @@
-"""Retrieval defaults chosen by cross-validation over whole StackFAQ threads (`bench/faq.py --parts stackfaq-cv`).
+"""Retrieval defaults chosen by cross-validation over whole StackFAQ threads
+(`python -m bench.faq --parts stackfaq-cv`).
 
 Defaults chosen on one split did not transfer to the other (issue 17): the answer embedding and
 the centroid blend helped on the threads they were tuned on and cost P@1 elsewhere. Here every
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import knowledge.index as kindex
-from bench.report import DATA, table
+from bench._setup import DATA
+from bench.report import table
 from knowledge.embedder import EmbeddingCache
 from knowledge.index import FaqIndex, RetrievalConfig, entry_texts
 from knowledge.sources import FaqEntry
@@ -255,6 +257,6 @@ def render_cv(result: dict) -> list[str]:
         "queries against an index of their entries only; (d) "
         f"{result['shipped']}: `TEXT_WEIGHTS` and `RetrievalConfig()` as shipped. Held-out queries are scored "
         "against an index of every entry of every thread, through `FaqIndex.search_vectors`; folds are whole "
-        f"threads (seed {SEED}). Recommendation of this run (`bench/faq_cv.recommend`): {verdict}; "
+        f"threads (seed {SEED}). Recommendation of this run (`bench.faq.cv.recommend`): {verdict}; "
         f"recommended: {rec['label']}. {no_effect}(d) below (a) on any fold: {'yes' if below_d else 'no'}.\n",
     ]

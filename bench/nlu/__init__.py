@@ -1,0 +1,1 @@
+"""NLU benchmark, `python -m bench.nlu` (run.py; distill.py for the distill-* parts)."""
