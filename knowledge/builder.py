@@ -16,7 +16,6 @@ from knowledge.calibration import (
     DEFAULT_TARGET,
     MIN_COVERED,
     Classifier,
-    QuestionSet,
     calibrate,
     collect_cases,
     load_questions,
@@ -24,7 +23,8 @@ from knowledge.calibration import (
 from knowledge.embedder import EmbeddingCache
 from knowledge.generation import generated_set, supplemented
 from knowledge.index import FaqIndex, RetrievalConfig, entry_texts
-from knowledge.sources import FaqEntry
+from knowledge.questions import QuestionSet
+from knowledge.records import FaqEntry
 
 
 def build_index(entries: list[FaqEntry], cache: EmbeddingCache, config: RetrievalConfig | None = None,

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from knowledge.index import FaqIndex
 from knowledge.policy import NEVER, DecisionKind, Hit, IntentSignal, PolicyThresholds, decide, lift
-from knowledge.sources import FaqEntry, KnowledgeBaseError, SourceProblem
+from knowledge.questions import Question, QuestionSet
+from knowledge.records import FaqEntry, KnowledgeBaseError, SourceProblem
 
 DEFAULT_TARGET = 0.05  # wrong answers per calibration question
 MIN_COVERED = 20  # fewer covered questions than this: keep the default bars
@@ -39,25 +41,6 @@ OOS_EXTRAS = (0.0, 0.05, 0.1, NEVER)
 SUGGEST_GAPS = (0.03, 0.06, 0.1)
 
 Classifier = Callable[[Sequence[str]], Sequence[IntentSignal]]
-
-
-@dataclass(frozen=True)
-class Question:
-    text: str
-    expected: frozenset[str]  # entry ids that answer it; empty: the FAQ does not cover it
-    exclude_rows: frozenset[int] = frozenset()  # index rows hidden while asking (generated questions)
-    tone: str = ""
-    near_miss: bool = False  # uncovered, but on a topic next to what the knowledge base covers
-
-
-@dataclass
-class QuestionSet:
-    questions: list[Question]
-    origin: str  # where they came from, for the thresholds' `method`
-
-    @property
-    def covered(self) -> int:
-        return sum(bool(q.expected) for q in self.questions)
 
 
 @dataclass
@@ -134,7 +117,7 @@ def load_questions(path: str | Path, entries: list[FaqEntry]) -> QuestionSet:
                                   f"customer questions")
 
 
-def collect_cases(index, questions: QuestionSet, encode: Callable[[list[str]], np.ndarray],
+def collect_cases(index: FaqIndex, questions: QuestionSet, encode: Callable[[list[str]], np.ndarray],
                   classify: Classifier | None) -> list[Case]:
     """Search every question once; the grid search then only re-scores these hits."""
     texts = [q.text for q in questions.questions]

@@ -24,9 +24,10 @@ import random
 import re
 from dataclasses import dataclass
 
-from knowledge.calibration import MAX_GENERATED, Question, QuestionSet
+from knowledge.calibration import MAX_GENERATED
 from knowledge.index import embedded_rows
-from knowledge.sources import FaqEntry
+from knowledge.questions import Question, QuestionSet
+from knowledge.records import FaqEntry
 from nlu.augment import noisy_variant
 
 _HEADING_FORMS = ("{h}?", "how do i {h}", "help with {h}", "question about {h}", "{h} - how does that work",

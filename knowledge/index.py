@@ -15,16 +15,13 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from knowledge.passages import passage_sentences
 from knowledge.policy import Decision, Hit, IntentSignal, PolicyThresholds, decide
-from knowledge.sources import FaqEntry
-
-if TYPE_CHECKING:  # calibration builds on this module's search
-    from knowledge.calibration import Question
+from knowledge.questions import Question
+from knowledge.records import FaqEntry
 
 __all__ = ["Decision", "FaqIndex", "Hit", "PolicyThresholds", "RetrievalConfig"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from knowledge.articles import Article, Block, BlockKind
-from knowledge.sources import ArticleRef, FaqEntry
+from knowledge.records import ArticleRef, FaqEntry
 
 PASSAGE_CHARS = 800  # matched text per passage; MiniLM reads about 1,000 characters (256 word pieces)
 CITATION_SEPARATOR = " › "

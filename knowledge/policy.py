@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
-from knowledge.sources import FaqEntry
+from knowledge.records import FaqEntry
 
 NEVER = 9.0  # a bar no cosine-based score reaches (JSON has no infinity)
 # An article passage within this much of a curated FAQ entry's score is a tie, and the entry wins it: an admin

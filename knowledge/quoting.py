@@ -17,7 +17,7 @@ from collections import Counter
 from bm25s.stopwords import STOPWORDS_EN
 
 from knowledge.passages import sentences
-from knowledge.sources import FaqEntry
+from knowledge.records import FaqEntry
 
 QUOTE_CHARS = 600
 _WORD = re.compile(r"[a-z0-9]+")

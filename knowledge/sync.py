@@ -23,8 +23,8 @@ import time
 
 import redis
 
+from common.fleet import Follower
 from knowledge.service import KnowledgeBase
-from nlu.fleet import Follower
 
 log = logging.getLogger(__name__)
 STALE_AFTER = 30.0  # seconds without a heartbeat before a worker is no longer listed

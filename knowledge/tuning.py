@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from knowledge.sources import FaqEntry
+from knowledge.records import FaqEntry
 
 
 def paraphrase_groups(entries: list[FaqEntry]) -> list[list[str]]:

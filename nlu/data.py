@@ -130,20 +130,25 @@ def load_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int
     """
     if on_conflict not in CONFLICT_RULES:
         raise ValueError(f"on_conflict must be one of {', '.join(CONFLICT_RULES)} (got {on_conflict!r})")
-    path = Path(path)
-    source = str(path)
+    source = str(Path(path))
     problems: list[DataProblem] = []
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError([DataProblem(source, 0, f"cannot read file: {exc.strerror or exc}")]) from exc
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError([DataProblem(source, line, "file is not valid UTF-8")]) from exc
+    rows_by_text, rows_read = _read_rows(Path(path), label_column, problems)
+    examples, conflicts = _apply_conflict_rule(rows_by_text, on_conflict, source, problems)
+    problems += _short_labels(examples, label_column, min_per_label, source)
+    if not examples and not problems:
+        problems.append(DataProblem(source, 1, "no data rows" if not rows_read else
+                                    f"no data rows left after the conflict rule {on_conflict!r}"))
+    if problems:
+        raise DataError(sorted(problems, key=lambda p: p.line))
+    return LoadedData(examples=examples, source=source, rule=on_conflict, conflicts=conflicts, rows_read=rows_read)
 
-    reader = csv.reader(content.splitlines(keepends=True))
+
+def _read_rows(path: Path, label_column: str,
+               problems: list[DataProblem]) -> tuple[dict[str, list[Example]], int]:
+    """Every usable row grouped by its normalised text (in order of first appearance), and how many rows
+    were read; row problems go to `problems`, a file that cannot be read at all raises `DataError`."""
+    source = str(path)
+    reader = csv.reader(_decoded(path).splitlines(keepends=True))
     try:
         header = next(reader)
     except StopIteration:
@@ -190,7 +195,26 @@ def load_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int
                 Example(text=text, label=label, source=source, line=line))
     except csv.Error as exc:
         problems.append(DataProblem(source, reader.line_num, f"malformed CSV: {exc}"))
+    return rows_by_text, rows_read
 
+
+def _decoded(path: Path) -> str:
+    """The file's text; `DataError` when it cannot be read or is not UTF-8 (a BOM is allowed)."""
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError([DataProblem(source, 0, f"cannot read file: {exc.strerror or exc}")]) from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError([DataProblem(source, line, "file is not valid UTF-8")]) from exc
+
+
+def _apply_conflict_rule(rows_by_text: dict[str, list[Example]], on_conflict: str, source: str,
+                         problems: list[DataProblem]) -> tuple[list[Example], list[Conflict]]:
+    """The examples kept (in line order) and the conflicts resolved by the rule (see `load_labelled_csv`)."""
     examples: list[Example] = []
     conflicts: list[Conflict] = []
     for rows in rows_by_text.values():
@@ -213,7 +237,12 @@ def load_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int
                 examples.append(next(r for r in rows if r.label == top))
         conflicts.append(Conflict(text=first.text, rows=tuple((r.line, r.label) for r in rows), kept=kept))
     examples.sort(key=lambda e: e.line)
+    return examples, conflicts
 
+
+def _short_labels(examples: list[Example], label_column: str, min_per_label: int, source: str) -> list[DataProblem]:
+    """A problem for each label with fewer than `min_per_label` examples (after the conflict rule)."""
+    problems = []
     counts = Counter(e.label for e in examples)
     for label, count in sorted(counts.items()):
         if count < min_per_label:
@@ -225,12 +254,7 @@ def load_labelled_csv(path: str | Path, label_column: str, *, min_per_label: int
                     f"{label_column} {label!r} has only {count} example(s); at least {min_per_label} needed",
                 )
             )
-    if not examples and not problems:
-        problems.append(DataProblem(source, 1, "no data rows" if not rows_read else
-                                    f"no data rows left after the conflict rule {on_conflict!r}"))
-    if problems:
-        raise DataError(sorted(problems, key=lambda p: p.line))
-    return LoadedData(examples=examples, source=source, rule=on_conflict, conflicts=conflicts, rows_read=rows_read)
+    return problems
 
 
 def stratified_split(

@@ -42,6 +42,7 @@ from torch import nn
 
 from nlu.artifacts import ModelBundle, ModelLoadError, load_bundle
 from nlu.data import Example
+from nlu.device import resolve_device
 from nlu.fit import FitResult, build_bundle, save_and_evaluate
 from nlu.loop import BestOnDev, optimizer_step, warmup_then_decay
 from nlu.model import JointClassifier, shrink_encoder, spread_layers
@@ -55,7 +56,6 @@ from nlu.train import (
     _prepare_task,
     encode_all,
     evaluate_dev,
-    resolve_device,
     seed_everything,
 )
 
@@ -319,22 +319,13 @@ def distill(
         raise DistillError(f"--ffn-width {config.ffn_width}: choose 1 to {width - 1} (the teacher's feed-forward "
                            f"blocks have {width} neurons)")
     student, kept = make_student(teacher.model, config.layers, narrower=config.ffn_width is not None)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    train_config = TrainConfig(**{k: v for k, v in teacher.training_config.items() if k in known})
-    # The teacher's split (seed, dev fraction) keeps its dev rows unseen; augmentation is distillation data.
-    train_config = dataclasses.replace(train_config, max_length=teacher.max_length, augment=True,
-                                       augment_copies=config.augment_copies, device=config.device,
-                                       layers=len(kept), max_steps=config.max_steps)
+    train_config = _student_train_config(teacher, config, len(kept))
     tokenizer = teacher.tokenizer
     intents = _task(intent_examples, teacher.intent_labels, tokenizer, train_config, "intent data has")
     sentiments = _task(sentiment_examples, teacher.sentiment_labels, tokenizer, train_config, "sentiment data has")
     extra = [t for t in texts if t]
     extra_ids = tokenizer(extra, truncation=True, max_length=teacher.max_length)["input_ids"] if extra else []
-    teacher.model.to(device)
-    weights = Path(teacher_dir) / "model.safetensors"
-    teacher_key = (str(weights.resolve()), weights.stat().st_mtime_ns, str(device))
-    targets = _targets(teacher.model, teacher_key, tokenizer, intents, sentiments, extra_ids, device)
-    teacher.model.to("cpu")
+    targets = _teacher_targets(teacher, teacher_dir, tokenizer, intents, sentiments, extra_ids, device)
     student.to(device)
     if config.ffn_width is not None:
         narrow_student(student, config.ffn_width, tokenizer, targets.ids, device)
@@ -352,3 +343,23 @@ def distill(
     )
     return save_and_evaluate(bundle, state, out_dir, data=data)
 
+
+def _teacher_targets(teacher: ModelBundle, teacher_dir: str | Path, tokenizer, intents: TaskData,
+                     sentiments: TaskData, extra_ids: list[list[int]], device: torch.device) -> _Targets:
+    """The teacher's outputs on every training text, computed on `device`; the teacher then goes back to the CPU."""
+    teacher.model.to(device)
+    weights = Path(teacher_dir) / "model.safetensors"
+    teacher_key = (str(weights.resolve()), weights.stat().st_mtime_ns, str(device))
+    targets = _targets(teacher.model, teacher_key, tokenizer, intents, sentiments, extra_ids, device)
+    teacher.model.to("cpu")
+    return targets
+
+
+def _student_train_config(teacher: ModelBundle, config: DistillConfig, layers: int) -> TrainConfig:
+    """The teacher's training settings, for the student: its split (seed, dev fraction) keeps the teacher's dev
+    rows unseen; augmentation is distillation data."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    train_config = TrainConfig(**{k: v for k, v in teacher.training_config.items() if k in known})
+    return dataclasses.replace(train_config, max_length=teacher.max_length, augment=True,
+                               augment_copies=config.augment_copies, device=config.device,
+                               layers=layers, max_steps=config.max_steps)

@@ -16,8 +16,11 @@ from pathlib import Path
 
 from nlu.artifacts import ModelLoadError, load_bundle
 from nlu.batching import BatcherClosed, BatchObserver, MicroBatcher
+from nlu.device import resolve_device
+from nlu.ensemble import EnsembleBackend, is_ensemble, member_dirs
+from nlu.onnx_backend import ONNX_FILE, OnnxBackend
 from nlu.predictor import NluResult, Predictor, TorchBackend
-from nlu.train import resolve_device
+from nlu.version_id import model_version
 
 EngineClosed = BatcherClosed  # the name callers know
 
@@ -74,9 +77,7 @@ class InferenceEngine:
 
 def load_predictor(model_dir: str | Path, device: str = "auto", max_batch: int = 64,
                    backend: str = "auto") -> Predictor:
-    """The model directory loaded for prediction, its results stamped with its version (`nlu.versions`)."""
-    from nlu.versions import model_version
-
+    """The model directory loaded for prediction, its results stamped with its version (`nlu.version_id`)."""
     predictor = _load_predictor(model_dir, device, max_batch, backend)
     predictor.version = model_version(model_dir)
     return predictor
@@ -88,13 +89,9 @@ def _load_predictor(model_dir: str | Path, device: str, max_batch: int, backend:
     `backend`: "torch", "onnx", or "auto" = onnxruntime when the directory holds an ONNX
     export (`frontdesk export`) and the device is the CPU, PyTorch otherwise (CUDA included).
     """
-    from nlu.export import ONNX_FILE
-
     if backend not in ("auto", "torch", "onnx"):
         raise ValueError(f"backend must be auto, torch or onnx (got {backend!r})")
     resolved = str(resolve_device(device))
-    from nlu.ensemble import EnsembleBackend, is_ensemble, member_dirs
-
     if is_ensemble(model_dir):
         members = [_load_predictor(m, device, max_batch, backend) for m in member_dirs(model_dir)]
         labels = {(tuple(m.bundle.intent_labels), tuple(m.bundle.sentiment_labels)) for m in members}
@@ -106,8 +103,6 @@ def _load_predictor(model_dir: str | Path, device: str, max_batch: int, backend:
         raise ModelLoadError(f"{onnx_path} does not exist: run `frontdesk export` first")
     bundle = load_bundle(model_dir, resolved)
     if backend == "onnx" or (backend == "auto" and resolved == "cpu" and onnx_path.is_file()):
-        from nlu.onnx_backend import OnnxBackend
-
         return Predictor(bundle, backend=OnnxBackend(bundle, onnx_path, max_batch=max_batch))
     return Predictor(bundle, backend=TorchBackend(bundle, resolved, max_batch=max_batch))
 

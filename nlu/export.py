@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from nlu.artifacts import load_bundle
+from nlu.onnx_backend import ONNX_FILE
 
 log = logging.getLogger(__name__)
-ONNX_FILE = "model.onnx"
 EXPORT_INFO = "onnx_export.json"
 OPSET = 17
 FUSION_TOLERANCE = 1e-4  # largest probability change fusion may cause (it is exact up to float rounding)

@@ -12,6 +12,8 @@ import numpy as np
 from nlu.artifacts import ModelBundle
 from nlu.predictor import Outputs, RawScores, score_by_length
 
+ONNX_FILE = "model.onnx"  # the graph in a model directory: `nlu.export` writes it, the engine serves it
+
 # Texts per pass. A pass costs in proportion to its padded tokens: of 32 random BANKING77 sentences sorted
 # by length, passes of 8 compute 28 % padding and passes of 4 14 %, and passes of 3-4 scored the most
 # texts per CPU-second (passes of 1-2 pay onnxruntime's fixed cost per run instead). Measured on 2 cores:

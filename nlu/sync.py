@@ -30,8 +30,8 @@ from pathlib import Path
 
 import redis
 
+from common.fleet import Follower
 from nlu.artifacts import ModelLoadError
-from nlu.fleet import Follower
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from transformers import AutoTokenizer
 
 from nlu.augment import augment_texts
 from nlu.data import Example, stratified_split
+from nlu.device import resolve_device
 from nlu.loop import BestOnDev, optimizer_step, warmup_then_decay
 from nlu.model import JointClassifier, shrink_encoder, spread_layers
 from nlu.progress import TrainingProgress
@@ -72,16 +73,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; expected auto, cpu or cuda")
-    return torch.device(device)
 
 
 def seed_everything(seed: int) -> None:
@@ -258,59 +249,16 @@ def train_model(
     tokenizer = AutoTokenizer.from_pretrained(base)
     intents = _prepare_task(intent_examples, tokenizer, config)
     sentiments = _prepare_task(sentiment_examples, tokenizer, config)
-    model = JointClassifier.from_base(
-        base, max(len(intents.labels), 1), max(len(sentiments.labels), 1),
-        dropout=config.dropout, head=config.head, scale=config.scale,
-    )
-    if config.layers:
-        model.encoder = shrink_encoder(
-            model.encoder, spread_layers(int(model.encoder.config.num_hidden_layers), config.layers))
-    model = model.to(device)
-
-    # Prototype initialisation from the base encoder's embeddings.
-    for task, head in ((intents, model.intent_head), (sentiments, model.sentiment_head)):
-        if task.train_ids:
-            _, _, emb = encode_all(model, tokenizer, task.train_ids, device)
-            _init_head_from_prototypes(head, emb, task.train_y, len(task.labels))
+    model = _initial_model(base, config, tokenizer, intents, sentiments, device)
 
     rng = random.Random(config.seed)
-    # The larger task drives the epoch with length-bucketed batches; the smaller one rides
-    # along in every step with a batch sized so it is also seen about once per epoch.
     tasks = {"intent": intents, "sentiment": sentiments}
-    primary = max(tasks, key=lambda name: len(tasks[name].train_ids))
-    secondary = "sentiment" if primary == "intent" else "intent"
-    steps_per_epoch = max(1, math.ceil(len(tasks[primary].train_ids) / config.batch_size))
-    n_secondary = len(tasks[secondary].train_ids)
-    secondary_batch = (
-        min(config.batch_size, max(4, math.ceil(n_secondary / steps_per_epoch))) if n_secondary else 0
-    )
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-
-    head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
-    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
-    encoder_decay = [p for n, p in model.encoder.named_parameters() if not any(k in n for k in no_decay)]
-    encoder_no_decay = [p for n, p in model.encoder.named_parameters() if any(k in n for k in no_decay)]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": encoder_decay, "lr": config.lr, "weight_decay": config.weight_decay},
-            {"params": encoder_no_decay, "lr": config.lr, "weight_decay": 0.0},
-            {"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
-        ]
-    )
+    primary, secondary, secondary_batch, total_steps = _plan_steps(tasks, config)
+    optimizer = _optimizer(model, config)
     scheduler = warmup_then_decay(optimizer, total_steps, config.warmup_ratio)
-    loss_fns = {
-        "intent": nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-        "sentiment": nn.CrossEntropyLoss(
-            weight=_balanced_weights(sentiments.train_y, len(sentiments.labels), device)
-            if config.balance_sentiment and sentiments.train_y else None,
-            label_smoothing=config.label_smoothing,
-        ),
-    }
-    secondary_cycler = _Cycler(n_secondary, secondary_batch, rng)
+    loss_fns = _loss_functions(config, sentiments, device)
+    secondary_cycler = _Cycler(len(tasks[secondary].train_ids), secondary_batch, rng)
     lengths = [len(ids) for ids in tasks[primary].train_ids]
-    weights = {"intent": 1.0, "sentiment": config.sentiment_weight}
 
     best = BestOnDev(config.patience, config.min_epochs)
     history: list[dict] = []
@@ -325,18 +273,7 @@ def train_model(
             parts = [(primary, batch)]
             if secondary_batch:
                 parts.append((secondary, secondary_cycler.next()))
-            ids = [tasks[name].train_ids[i] for name, idx in parts for i in idx]
-            input_ids, mask = _pad(tokenizer, ids, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                out = model(input_ids, mask)
-            loss = torch.zeros((), device=device)
-            offset = 0
-            for name, idx in parts:
-                logits = out.intent_logits if name == "intent" else out.sentiment_logits
-                gold = torch.tensor([tasks[name].train_y[i] for i in idx], device=device)
-                part_loss = loss_fns[name](logits[offset : offset + len(idx)].float(), gold)
-                loss = loss + weights[name] * part_loss
-                offset += len(idx)
+            loss = _joint_loss(model, tokenizer, tasks, parts, loss_fns, config, device)
             optimizer_step(model, loss, optimizer, scheduler)
             step += 1
             if progress:
@@ -352,16 +289,89 @@ def train_model(
     if progress:
         progress.stop()
     best.restore(model)
-    return TrainedState(
-        model=model,
-        tokenizer=tokenizer,
-        intents=intents,
-        sentiments=sentiments,
-        device=device,
-        history=history,
-        best_epoch=best.epoch,
-        seconds=time.perf_counter() - started,
+    return TrainedState(model=model, tokenizer=tokenizer, intents=intents, sentiments=sentiments, device=device,
+                        history=history, best_epoch=best.epoch, seconds=time.perf_counter() - started)
+
+
+def _initial_model(base: str, config: TrainConfig, tokenizer, intents: TaskData, sentiments: TaskData,
+                   device: torch.device) -> JointClassifier:
+    """The base encoder with both heads (shrunk to `config.layers` when set), on `device`, its heads
+    initialised from class prototypes (each class's mean base embedding)."""
+    model = JointClassifier.from_base(
+        base, max(len(intents.labels), 1), max(len(sentiments.labels), 1),
+        dropout=config.dropout, head=config.head, scale=config.scale,
     )
+    if config.layers:
+        model.encoder = shrink_encoder(
+            model.encoder, spread_layers(int(model.encoder.config.num_hidden_layers), config.layers))
+    model = model.to(device)
+    for task, head in ((intents, model.intent_head), (sentiments, model.sentiment_head)):
+        if task.train_ids:
+            _, _, emb = encode_all(model, tokenizer, task.train_ids, device)
+            _init_head_from_prototypes(head, emb, task.train_y, len(task.labels))
+    return model
+
+
+def _plan_steps(tasks: dict[str, TaskData], config: TrainConfig) -> tuple[str, str, int, int]:
+    """(primary task, secondary task, secondary batch size, total steps).
+
+    The larger task drives the epoch with length-bucketed batches; the smaller one rides
+    along in every step with a batch sized so it is also seen about once per epoch.
+    """
+    primary = max(tasks, key=lambda name: len(tasks[name].train_ids))
+    secondary = "sentiment" if primary == "intent" else "intent"
+    steps_per_epoch = max(1, math.ceil(len(tasks[primary].train_ids) / config.batch_size))
+    n_secondary = len(tasks[secondary].train_ids)
+    secondary_batch = min(config.batch_size, max(4, math.ceil(n_secondary / steps_per_epoch))) if n_secondary else 0
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    return primary, secondary, secondary_batch, total_steps
+
+
+def _optimizer(model: JointClassifier, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW: the encoder at `lr` (no weight decay on biases and norms), the heads at `head_lr`."""
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
+    encoder_decay = [p for n, p in model.encoder.named_parameters() if not any(k in n for k in no_decay)]
+    encoder_no_decay = [p for n, p in model.encoder.named_parameters() if any(k in n for k in no_decay)]
+    return torch.optim.AdamW(
+        [
+            {"params": encoder_decay, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"params": encoder_no_decay, "lr": config.lr, "weight_decay": 0.0},
+            {"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
+        ]
+    )
+
+
+def _loss_functions(config: TrainConfig, sentiments: TaskData, device: torch.device) -> dict[str, nn.Module]:
+    return {
+        "intent": nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        "sentiment": nn.CrossEntropyLoss(
+            weight=_balanced_weights(sentiments.train_y, len(sentiments.labels), device)
+            if config.balance_sentiment and sentiments.train_y else None,
+            label_smoothing=config.label_smoothing,
+        ),
+    }
+
+
+def _joint_loss(model: JointClassifier, tokenizer, tasks: dict[str, TaskData], parts: list[tuple[str, list[int]]],
+                loss_fns: dict[str, nn.Module], config: TrainConfig, device: torch.device) -> torch.Tensor:
+    """One forward pass over every part's texts; the parts' losses, weighted (`config.sentiment_weight`)."""
+    weights = {"intent": 1.0, "sentiment": config.sentiment_weight}
+    ids = [tasks[name].train_ids[i] for name, idx in parts for i in idx]
+    input_ids, mask = _pad(tokenizer, ids, device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        out = model(input_ids, mask)
+    loss = torch.zeros((), device=device)
+    offset = 0
+    for name, idx in parts:
+        logits = out.intent_logits if name == "intent" else out.sentiment_logits
+        gold = torch.tensor([tasks[name].train_y[i] for i in idx], device=device)
+        part_loss = loss_fns[name](logits[offset : offset + len(idx)].float(), gold)
+        loss = loss + weights[name] * part_loss
+        offset += len(idx)
+    return loss
 
 
 def evaluate_dev(

@@ -33,7 +33,7 @@ from knowledge.articles._markdown import read_markdown
 from knowledge.articles._model import Article
 from knowledge.articles._pdf import read_pdf
 from knowledge.articles._text import read_plain_text
-from knowledge.sources import SourceProblem
+from knowledge.records import SourceProblem
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdx"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})

@@ -3,8 +3,8 @@
 One process records what every process should serve and publishes an event; every process
 runs a `Follower` thread that catches up on each event and, since pub/sub is fire-and-forget,
 on a heartbeat too, then reports what it serves. What "catching up" and "reporting" mean is
-the subclass's (`knowledge.sync.ReloadSync`, `nlu.sync.ModelSync`). Lives in `nlu/` because
-`knowledge/` already builds on `nlu/` and neither may import `bot/`.
+the subclass's (`knowledge.sync.ReloadSync`, `nlu.sync.ModelSync`). Lives in `common/`, below both
+(it needs only Redis): neither `nlu/` nor `knowledge/` may import `bot/`, and `nlu/` does not import `knowledge/`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,4 @@
+"""Building blocks every layer may import (`nlu`, `knowledge`, `bot`, `adapters`): nothing in here imports them.
+
+`common.fleet`: the Redis follower loop both live reloads use (the FAQ's and the model's).
+"""
