@@ -22,14 +22,15 @@ RUN python -m venv /opt/venv
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY common common
 COPY bot bot
 COPY nlu nlu
 COPY knowledge knowledge
 COPY adapters adapters
 RUN pip install .
-# The demo model, trained once here exactly as `frontdesk run` would at first start (adapters.runtime).
+# The demo model, trained once here exactly as `frontdesk run` would at first start (adapters.runtime.demo_model).
 RUN FRONTDESK_HOME=/tmp/build python -c \
-      "from adapters.runtime import ensure_demo_model; from adapters.settings import Settings; ensure_demo_model(Settings())" \
+      "from adapters.runtime.demo_model import ensure_demo_model; from adapters.runtime.settings import Settings; ensure_demo_model(Settings())" \
     && mkdir -p /opt/frontdesk \
     && mv /tmp/build/models/demo /opt/frontdesk/demo-model \
     && rm -rf /tmp/build

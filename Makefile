@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint bench clean browser tools
+.PHONY: setup run test test-fast lint bench clean browser tools
 
 # Browser tests drive Debian's chromium (never a downloaded browser).
 browser:
@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Validators for deploy/ (checkov, kubernetes-validate, hadolint, kubectl kustomize, docker compose) in a
-# virtualenv of their own: checkov pins libraries that clash with the project's. tests/test_deploy.py runs them.
+# virtualenv of their own: checkov pins libraries that clash with the project's. tests/system/test_deploy.py runs them.
 TOOLS := .venv-tools
 $(TOOLS)/.installed-stamp: deploy/tools-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -50,17 +50,31 @@ tools: $(TOOLS)/.installed-stamp
 run: setup
 	$(BIN)/frontdesk run
 
-test: setup browser tools
+# The layering, size and style checks first (`lint`): CI runs `make test`, so they hold there too.
+test: setup browser tools lint
 	$(BIN)/python -m pytest -q
 
+# The quick loop while working: no browser, no multi-process/deployment tests, nothing marked slow (pyproject.toml).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not system"
+
+# Every check runs, and the target fails if any did: ruff; the import contracts in pyproject.toml
+# ([tool.importlinter]); import cycles counting imports inside functions too; file and function sizes; no class in
+# bot/ built from two bot/ classes (.ci/composition.py).
 lint: setup
-	$(BIN)/ruff check .
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/lint-imports --no-cache --no-logo || status=1; \
+	$(BIN)/python .ci/import_cycles.py || status=1; \
+	$(BIN)/python .ci/sizes.py || status=1; \
+	$(BIN)/python .ci/composition.py || status=1; \
+	exit $$status
 
 bench: setup
-	$(BIN)/python bench/nlu.py
-	$(BIN)/python bench/faq.py
-	$(BIN)/python bench/serve.py
-	$(BIN)/python bench/load.py
+	$(BIN)/python -m bench.nlu
+	$(BIN)/python -m bench.faq
+	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf $(VENV) .frontdesk .pytest_cache

@@ -17,6 +17,10 @@ from __future__ import annotations
 import re
 import time
 
+from bot.effects import CountRating
+from bot.escalations import EscalationQueue
+from bot.store import ConversationStore
+
 RATINGS = ("1", "2", "3", "4", "5")
 PENDING_SECONDS = 24 * 3600  # a "3" typed days later is more likely a quantity than a rating
 ASK_DEFAULT = "How did we do? Please rate the help you got from 1 (poor) to 5 (excellent)."
@@ -65,11 +69,11 @@ def thanks_text(templates) -> str:
     return templates.say("csat_thanks") if templates.has("csat_thanks") else THANKS_DEFAULT
 
 
-def store_rating(bot, message, escalation_id: str, agent: str, rating: int) -> None:
-    """Keep a rating: on the escalation record, in the conversation (meta and transcript), in the day's stats."""
-    now = bot.clock()
-    bot.redis.hset(bot.keys.esc(escalation_id), mapping={"rating": str(rating), "rated_at": str(now)})
-    bot.store.update(message.conversation_key, last_rating=rating, **CLEARED)
-    bot.store.append(message.conversation_key, "system", f"rated {rating}/5", escalation_id=escalation_id,
-                     rating=rating, agent=agent)
-    bot._later("stats", op="csat", args=[agent, rating])  # counted once, after the commit (bot.core)
+def store_rating(queue: EscalationQueue, store: ConversationStore, conversation: str, escalation_id: str,
+                 agent: str, rating: int, now: float) -> CountRating:
+    """Keep a rating on the escalation record and in the conversation (meta and transcript); the day's
+    statistics count it through the returned effect, once the message is committed (bot.effects)."""
+    queue.rate(escalation_id, rating, now)
+    store.update(conversation, last_rating=rating, **CLEARED)
+    store.append(conversation, "system", f"rated {rating}/5", escalation_id=escalation_id, rating=rating, agent=agent)
+    return CountRating(agent, rating)

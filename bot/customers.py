@@ -50,15 +50,14 @@ class CustomerData:
     def conversations(self, channel: str, user_id: str) -> list[str]:
         """Conversation keys ("channel:id") that belong to this customer."""
         found = set()
-        pattern = _glob(f"{{{self.keys.prefix}:conv:{channel}:") + "*}:meta"
-        metas = list(self.redis.scan_iter(match=pattern, count=1000))
+        metas = list(self.redis.scan_iter(match=self.keys.channel_metas(channel), count=1000))
         if metas:
             pipe = self.redis.pipeline(transaction=False)
             for key in metas:
                 pipe.hget(key, "user_id")
             for key, owner in zip(metas, pipe.execute(), strict=True):
                 if owner is not None and _text(owner) == user_id:
-                    found.add(_conversation_of(_text(key), self.keys.prefix))
+                    found.add(self.keys.conversation_of_meta(_text(key)))
         own = f"{channel}:{user_id}"
         if own not in found and next(iter(self._conversation_keys(own)), None) is not None:
             found.add(own)
@@ -83,8 +82,7 @@ class CustomerData:
         return found
 
     def _stats_keys(self) -> list[str]:
-        return [_text(k) for k in self.redis.scan_iter(match=_glob(f"{{{self.keys.prefix}:stats:") + "*",
-                                                       count=1000)]
+        return [_text(k) for k in self.redis.scan_iter(match=self.keys.all_stats(), count=1000)]
 
     def _stats_memberships(self, conversations: set[str]) -> list[tuple[str, str, str]]:
         """(key, type, member) for every stats member or hash field that is one of these conversation keys."""
@@ -230,15 +228,6 @@ def _dump(client: redis.Redis, key: str):
     if kind == "stream":
         return [{"id": _text(i), **{_text(k): _text(v) for k, v in f.items()}} for i, f in client.xrange(key)]
     return None
-
-
-def _conversation_of(meta_key: str, prefix: str) -> str:
-    """"channel:id" from "{p:conv:channel:id}:meta" (the id may itself hold ':' or '}')."""
-    return meta_key[len(f"{{{prefix}:conv:"):-len("}:meta")]
-
-
-def _glob(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _text(value) -> str:

@@ -1,61 +1,97 @@
 """Delivery: how the bot's answers and staff messages reach the customer's platform, once each.
 
-A mixin of `bot.core.Bot` (kept apart so the handling of a message reads on its own): it uses
-the bot's dispatcher, store, outbox and hooks. Push platforms (Slack, Telegram) register an
-`OutputChannel` per channel name (`BotHooks.output`); the core sends through it, under a
-delivery claim per message uid so a platform's redelivery, a waiting worker and the sweeper
-never send the same answer twice.
+Push platforms (Slack, Telegram) register an `OutputChannel` per channel name; replies go out
+through it under a delivery claim per message uid (`DeliveryClaims`), so a platform's
+redelivery, a waiting worker and the sweeper never send the same answer twice. Every reply
+is also published on the live outbox when asked (a web page connected to any worker shows it).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from bot.channels import OutputChannel
+import redis
+
 from bot.dispatch import Handled
 from bot.errors import REDIS_ERRORS
+from bot.keys import Keys
 from bot.messages import InboundMessage, Reply
+from bot.outbox import Outbox
+from bot.protocols import OutputChannel
+from bot.store import ConversationStore
 
 log = logging.getLogger("bot.core")
 
+OutputLookup = Callable[[str], OutputChannel | None]  # channel name -> its push output (None: replies go back)
+
+
+class DeliveryClaims:
+    """Who sends a handled message's replies to its platform: exactly one caller, once they are sent.
+
+    A platform redelivers a message when it is not sure we answered; this tells a redelivery
+    whose answer never went out (a crash between answering and sending) from one that was.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, retention_s: int = 86_400):
+        self.redis = client
+        self.keys = keys
+        self.retention_s = retention_s  # as long as the platform's message id is remembered (bot.dispatch)
+
+    def claim(self, handled: Handled, hold_seconds: int = 60) -> bool:
+        """Whether this caller should send `handled.replies` to the platform now.
+
+        True for a first delivery; for a redelivery only when no earlier attempt sent the
+        replies (its process died between answering and sending, or sending failed) and
+        nobody else is sending them right now. Pair with `finish`.
+        """
+        if not handled.uid:
+            return not handled.duplicate
+        if self.redis.exists(self.keys.delivery(handled.uid, "sent")):
+            return False
+        return bool(self.redis.set(self.keys.delivery(handled.uid, "claim"), "1", nx=True, ex=hold_seconds))
+
+    def finish(self, handled: Handled, sent: bool) -> None:
+        """Record that the replies reached the platform (or, `sent=False`, were given up: free for a redelivery)."""
+        if not handled.uid:
+            return
+        if sent:
+            # The claim stays until it expires: a redelivery between someone's "sent?" check and their
+            # claim attempt then still finds it taken.
+            self.redis.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.retention_s)
+        else:
+            self.redis.delete(self.keys.delivery(handled.uid, "claim"))
+        if handled.conversation:
+            # Settled either way: sent, or given up after the channel's retries (marked for staff). The
+            # sweeper's note is only for answers nobody tried to send; a platform redelivery may still try.
+            self.redis.hdel(self.keys.conv(handled.conversation, "undelivered"), handled.uid)
+
 
 class Delivery:
-    """`Bot.receive` and the sending half of the bot (see the module docstring)."""
+    """Sends replies through the channels' outputs (see the module docstring)."""
 
-    def receive(self, message: InboundMessage) -> Handled:
-        """The one entry point of every channel: intake, ordered handling, delivery, acknowledgement, metrics.
+    def __init__(self, claims: DeliveryClaims, store: ConversationStore, outbox: Outbox, output: OutputLookup):
+        self.claims = claims
+        self.store = store
+        self.outbox = outbox
+        self.output = output
 
-        Returns once the message is handled. For a channel with a registered output (Slack,
-        Telegram) the replies have then been sent through it, once per message however often
-        the platform delivers it (`handled.delivered`: True, False when the platform refused,
-        None when they were sent before or by someone else). Channels without one (REST, web
-        chat) send `handled.replies` back themselves. A message Redis did not take (`queued`
-        false) is answered only with the apology, never sent to a push platform: that platform
-        is told to deliver it again instead.
+    def tracks(self, message: InboundMessage) -> bool:
+        """Whether someone must push this message's answers (its channel has an output): the dispatcher
+        then notes them undelivered until sent, for the sweeper."""
+        return self.output(message.channel) is not None
+
+    def deliver(self, message: InboundMessage, handled: Handled, publish: bool = False) -> bool | None:
+        """Send `handled.replies` through the channel's output unless they were sent already; whether they arrived.
+
+        Exactly once per message uid, under the delivery claim: a platform's redelivery, a waiter
+        and the sweeper may all hold the same result. With `publish`, each reply also goes out on
+        the live outbox. A refusal (after the output's own retries) stops the rest and is marked
+        in the transcript (`delivered: false`) so staff see it; the claim is freed for a redelivery.
         """
-        handled = self.handle(message)
-        output = self._output(message.channel)
-        if output is not None and handled.queued:
-            handled.delivered = self._deliver(message, handled, output)
-        if handled.queued and not handled.duplicate:
-            self._event("message", {"channel": message.channel})
-        return handled
-
-    def _output(self, channel: str) -> OutputChannel | None:
-        return self.hooks.output(channel) if self.hooks.output is not None else None
-
-    def _deliver(self, message: InboundMessage, handled: Handled, output: OutputChannel | None,
-                 publish: bool = False) -> bool | None:
-        """Send `handled.replies` through `output` unless they were sent already; whether they arrived.
-
-        Exactly once per message uid, under the delivery claim (`claim_delivery`): a platform's
-        redelivery, a waiter and the sweeper may all hold the same result. With `publish`, each
-        reply also goes out on the live outbox (a web page connected to any worker shows it).
-        A refusal (after the output's own retries) stops the rest and is marked in the
-        transcript (`delivered: false`) so staff see it; the claim is freed for a redelivery.
-        """
-        if not self.claim_delivery(handled):
+        if not self.claim(handled):
             return None  # sent already, or being sent by whoever else holds the claim
+        output = self.output(message.channel)
         sent = False
         try:
             for index, reply in enumerate(handled.replies):
@@ -73,53 +109,48 @@ class Delivery:
             except REDIS_ERRORS:
                 log.warning("an undelivered answer could not be recorded: Redis unavailable")
         finally:
-            self.finish_delivery(handled, sent)
+            self.finish(handled, sent)
         return sent
 
-    def claim_delivery(self, handled: Handled) -> bool:
-        """For push channels (Slack, Telegram): send `handled.replies` only when this returns True.
-
-        A platform redelivers a message when it is not sure we answered; this tells a
-        redelivery whose answer never went out (a crash between answering and sending)
-        from one that was answered. Call `finish_delivery` afterwards.
-        """
+    def claim(self, handled: Handled) -> bool:
+        """For push channels: send `handled.replies` only when this returns True; call `finish` afterwards."""
         try:
-            return self.dispatcher.claim_delivery(handled)
+            return self.claims.claim(handled)
         except REDIS_ERRORS:
             return not handled.duplicate
 
-    def finish_delivery(self, handled: Handled, sent: bool) -> None:
+    def finish(self, handled: Handled, sent: bool) -> None:
         try:
-            self.dispatcher.finish_delivery(handled, sent)
+            self.claims.finish(handled, sent)
         except REDIS_ERRORS:
             log.warning("delivery of a handled message not recorded: Redis unavailable")
 
     def deliver_swept(self, uid: str, message: InboundMessage, replies: list[Reply]) -> bool:
-        """`Dispatcher.on_swept`: deliver the replies of a message handled for nobody known to be waiting.
+        """The dispatcher's `on_swept`: deliver the replies of a message handled for nobody known to be waiting.
 
         That is a message a dead worker left behind, handled by this process's sweeper (or by
         a waiter that found it in `processing`). Its receiver is gone, so nobody would send its
-        answer: here it goes out like a staff message, published on the outbox (a web page
-        connected to any worker shows it live) and sent through the channel's output (push
-        channels; pull channels have none), under the same delivery claim as `receive`, so a
-        live waiter that also got the result does not send it again. False when the channel
-        refused it (marked in the transcript for staff) or it was not ours to send.
+        answer: here it goes out like a staff message, published on the outbox and sent through
+        the channel's output, under the same delivery claim as a live receiver's, so a live waiter
+        that also got the result does not send it again. False when the channel refused it
+        (marked in the transcript for staff) or it was not ours to send.
         """
         if not replies:
             return True  # staff hold the conversation: nothing of the bot's to send
         handled = Handled(replies, uid=uid, conversation=message.conversation_key)
-        return bool(self._deliver(message, handled, self._output(message.channel), publish=True))
+        return bool(self.deliver(message, handled, publish=True))
 
-    def _send(self, conversation: str, channel: str, reply: Reply, record: bool = True) -> bool:
+    def send(self, conversation: str, channel: str, reply: Reply, record: bool = True) -> bool:
         """Publish `reply` and hand it to the channel's output; whether the platform accepted it.
 
-        The channel's output retries (Slack: its SDK's retry handlers) and raises once it gives
-        up. With `record`, the reply goes into the transcript after the attempt, marked
-        `delivered: false` when it failed, so staff see it (console, `/admin/escalations/{id}`).
+        For messages that answer no customer message (staff's, the hand-back). The channel's
+        output retries (Slack: its SDK's retry handlers) and raises once it gives up. With
+        `record`, the reply goes into the transcript after the attempt, marked `delivered: false`
+        when it failed, so staff see it (console, `/admin/escalations/{id}`).
         """
         self.outbox.publish(conversation, reply)
         delivered = True
-        output = self._output(channel)
+        output = self.output(channel)
         if output is not None:
             try:
                 output.send(conversation.partition(":")[2], reply)

@@ -39,7 +39,9 @@ from dataclasses import dataclass
 
 import redis
 
+from bot import dispatch_scripts as scripts
 from bot import lease as leases
+from bot.effects import Effect
 from bot.errors import REDIS_ERRORS
 from bot.keys import Keys
 from bot.lease import Lease, LeaseLost, Renewer
@@ -47,91 +49,11 @@ from bot.messages import InboundMessage, Reply
 
 Handler = Callable[[InboundMessage], "list[Reply] | Outcome"]
 # Runs side effects of a committed message (outside its conversation), together where it can; see `Outcome`.
-EffectsHook = Callable[[list[dict]], None]
+EffectsHook = Callable[[list[Effect]], None]
 # (uid, message, replies) of a message handled for nobody known to be waiting: see `Dispatcher.on_swept`.
 SweptHook = Callable[[str, InboundMessage, list[Reply]], None]
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong on our side. Please try again in a moment."
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
-"""
-
-
-# Remember the platform's message id and queue the message in one step: a process dying between the two
-# would leave an id marked seen whose message was never queued, and every redelivery waiting for it forever.
-# KEYS: seen, inbox (the conversation's hash tag). ARGV: uid, seen TTL, item. The uid of the first intake, if any.
-_ENQUEUE = """
-local first = redis.call('get', KEYS[1])
-if first then return first end
-redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('rpush', KEYS[2], ARGV[3])
-return false
-"""
-
-
-# The next message to handle, only while the lease is ours: one left in `processing` by a dead worker first
-# ([1, raw]), else the inbox's oldest moved into `processing` ([0, raw]); [] when there is none (the lease is
-# then given back in the same step), [-1] when the lease is no longer ours.
-# KEYS: lock, processing, inbox (one conversation's tag). ARGV: token.
-_NEXT = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return {-1} end
-local raw = redis.call('lindex', KEYS[2], 0)
-if raw then return {1, raw} end
-raw = redis.call('lmove', KEYS[3], KEYS[2], 'LEFT', 'RIGHT')
-if raw then return {0, raw} end
-redis.call('del', KEYS[1])
-return {}
-"""
-
-# The commit of a handled message, fenced by the lease token: store its replies (ARGV[2]; '' when they were
-# stored before), wake its waiter, pop it from `processing`, extend OUR lease. 0 when the lease is not ours.
-# A message of a push channel (ARGV[6], its queued item, not '') is also noted as undelivered (KEYS[5], uid ARGV[7])
-# until `finish_delivery` records it sent: a worker dying between this commit and the post leaves the note to the
-# sweeper. The message's side effects outside its conversation (ARGV[8], JSON, or '') go into the effects outbox
-# (KEYS[6]) in the same step, run right after the commit and by the sweeper if the worker dies first.
-# KEYS: lock, processing, result, done, undelivered, effects. ARGV: token, replies JSON, retention s, done TTL s,
-# lease ms, item JSON or '', uid, effects JSON or ''.
-_COMMIT = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' then
-  redis.call('set', KEYS[3], ARGV[2], 'EX', ARGV[3])
-  redis.call('rpush', KEYS[4], 1)
-  redis.call('expire', KEYS[4], ARGV[4])
-  if ARGV[6] ~= '' then
-    redis.call('hset', KEYS[5], ARGV[7], ARGV[6])
-    redis.call('expire', KEYS[5], ARGV[3])
-  end
-  if ARGV[8] ~= '' then
-    redis.call('hset', KEYS[6], ARGV[7], ARGV[8])
-    redis.call('expire', KEYS[6], ARGV[3])
-  end
-end
-redis.call('lpop', KEYS[2])
-redis.call('pexpire', KEYS[1], ARGV[5])
-return 1
-"""
-
-# The sweeper's look at one marked conversation: 'busy' (someone holds the lease), 'empty' (nothing to do),
-# or 'claimed' (lease taken with ARGV[1] for ARGV[2] ms: work, or answers not yet delivered, left behind).
-# KEYS: lock, processing, inbox, undelivered, effects.
-_CLAIM = """
-if redis.call('exists', KEYS[1]) == 1 then return 'busy' end
-if redis.call('llen', KEYS[2]) + redis.call('llen', KEYS[3]) + redis.call('hlen', KEYS[4])
-   + redis.call('hlen', KEYS[5]) == 0 then
-  return 'empty'
-end
-redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 'claimed'
-"""
-
-# Unmark a conversation unless it was marked again after the sweeper looked (a newer intake keeps it).
-# KEYS: pending. ARGV: conversation, the score the sweeper read.
-_UNMARK = """
-local score = redis.call('zscore', KEYS[1], ARGV[1])
-if score and tonumber(score) <= tonumber(ARGV[2]) then return redis.call('zrem', KEYS[1], ARGV[1]) end
-return 0
-"""
 
 # The wake-up list only wakes callers waiting right now (at most `wait_timeout`); the result stays longer.
 _DONE_TTL = 600
@@ -145,14 +67,14 @@ class HandlingTimeout(TimeoutError):
 class Outcome:
     """What a handler returns when its message changes more than its conversation.
 
-    `effects` (JSON-able dicts, their meaning the handler's own: staff notifications, counters in
+    `effects` (`bot.effects.Effect` values: staff notifications, counters in
     other Redis slots) are committed with the replies, in the same fenced step, then run through
     `Dispatcher.on_effects` after the commit: a handling that dies or loses its lease leaves none
     behind, and a committed one is run by the sweeper if its worker dies before running them.
     """
 
     replies: list[Reply]
-    effects: list[dict]
+    effects: list[Effect]
 
 
 @dataclass
@@ -172,7 +94,8 @@ class Handled:
 class Dispatcher:
     def __init__(self, client: redis.Redis, keys: Keys, handler: Handler, *, lease_ms: int = 30_000,
                  retention_s: int = 86_400, wait_timeout: float = 30.0, on_swept: SweptHook | None = None,
-                 sweep_min_age: float = 1.0):
+                 tracks_delivery: Callable[[InboundMessage], bool] | None = None,
+                 on_effects: EffectsHook | None = None, sweep_min_age: float = 1.0):
         self.redis = client
         self.keys = keys
         self.handler = handler
@@ -183,23 +106,24 @@ class Dispatcher:
         self.wait_timeout = wait_timeout
         # Called after the commit of a message handled for nobody known to be waiting: drained by the sweeper,
         # or left in `processing` by a dead (or fenced-off) worker. Its result is stored as usual (a caller still
-        # waiting picks it up); this is where a push channel delivers it (pair with `claim_delivery` /
-        # `finish_delivery`, since a live waiter may deliver it too). Not wired here: delivery is the core's.
+        # waiting picks it up); this is where a push channel delivers it (under `bot.delivery`'s claims, since a
+        # live waiter may deliver it too).
         self.on_swept = on_swept
         # The sweeper looks only at conversations whose last intake is at least this old (a fresh one is being
         # drained by the worker that received it).
         self.sweep_min_age = sweep_min_age
         # Which messages have answers someone must push to the platform (Slack, Telegram): those are noted as
-        # undelivered at commit until `finish_delivery`, and the sweeper hands leftovers to `on_swept`. None: none.
-        self.tracks_delivery: Callable[[InboundMessage], bool] | None = None
+        # undelivered at commit until their delivery is settled (`bot.delivery`), and the sweeper hands leftovers
+        # to `on_swept`. None: none.
+        self.tracks_delivery = tracks_delivery
         # Runs the side effects a handler returned in an `Outcome`, once committed (see there). None: dropped.
-        self.on_effects: EffectsHook | None = None
-        self._release = client.register_script(_RELEASE)
-        self._enqueue = client.register_script(_ENQUEUE)
-        self._next = client.register_script(_NEXT)
-        self._commit = client.register_script(_COMMIT)
-        self._claim = client.register_script(_CLAIM)
-        self._unmark = client.register_script(_UNMARK)
+        self.on_effects = on_effects
+        self._release = client.register_script(scripts.RELEASE)
+        self._enqueue = client.register_script(scripts.ENQUEUE)
+        self._next = client.register_script(scripts.NEXT)
+        self._commit = client.register_script(scripts.COMMIT)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._unmark = client.register_script(scripts.UNMARK)
         self._renewer = Renewer(client, lease_ms)
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
@@ -231,9 +155,12 @@ class Dispatcher:
     def _wait(self, uid: str, message: InboundMessage) -> list[Reply]:
         deadline = time.monotonic() + self.wait_timeout
         conversation = message.conversation_key
+        lock = self.keys.conv(conversation, "lock")
         mine: dict[str, list[Reply]] = {}
         while True:
-            self._drain(conversation, mine)
+            token = uuid.uuid4().hex  # the lease free: drain the conversation ourselves, ours among its messages
+            if self.redis.set(lock, token, nx=True, px=self.lease_ms):
+                self._drain_held(conversation, Lease(lock, token), results=mine)
             if uid in mine:  # handled by this very call: no need to read it back
                 return mine[uid]
             stored = self.redis.get(self.keys.result(conversation, uid))
@@ -243,13 +170,6 @@ class Dispatcher:
                 raise HandlingTimeout(f"message {uid} in {conversation} not handled within {self.wait_timeout} s")
             # Wake as soon as the lease holder finishes our message; re-check the lease otherwise.
             self.redis.blpop([self.keys.done(conversation, uid)], timeout=0.25)
-
-    def _drain(self, conversation: str, results: dict[str, list[Reply]] | None = None) -> bool:
-        lock = self.keys.conv(conversation, "lock")
-        token = uuid.uuid4().hex
-        if not self.redis.set(lock, token, nx=True, px=self.lease_ms):
-            return False
-        return self._drain_held(conversation, Lease(lock, token), results=results)
 
     def _drain_held(self, conversation: str, lease: Lease, *, swept: bool = False,
                     results: dict[str, list[Reply]] | None = None) -> bool:
@@ -279,27 +199,12 @@ class Dispatcher:
                     self._commit_fenced(lease, conversation, uid, "")
                     continue
                 message = InboundMessage.from_dict({**item["message"], "uid": uid})
-                fence = leases.current.set(lease)
-                effects: list[dict] = []
-                try:
-                    replies = self.handler(message)
-                    if isinstance(replies, Outcome):
-                        replies, effects = replies.replies, replies.effects
-                except LeaseLost:
-                    replies = None
-                except REDIS_ERRORS:
-                    raise  # the message stays in `processing` and is handled again
-                except Exception:  # a bug must not wedge the conversation behind one message
-                    log.exception("handler failed for a message in %s", conversation)
-                    replies = [Reply(APOLOGY, sender="system")]
-                finally:
-                    leases.current.reset(fence)
-                tracked = (self.on_swept is not None and self.tracks_delivery is not None
-                           and self.tracks_delivery(message))
+                replies, effects = self._run_handler(conversation, lease, message)
                 committed = replies is not None and self._commit_fenced(
                     lease, conversation, uid, json.dumps([r.to_dict() for r in replies]),
-                    json.dumps(item) if tracked else "",
-                    json.dumps({"message": item["message"], "effects": effects}) if effects else "")
+                    json.dumps(item) if self._tracked(message) else "",
+                    json.dumps({"message": item["message"], "effects": [e.to_dict() for e in effects]})
+                    if effects else "")
                 if not committed:
                     # Someone else holds the conversation now and handles this message again: our result is
                     # discarded, and we touch nothing more of this conversation.
@@ -325,6 +230,27 @@ class Dispatcher:
                 self._unreleased.add((lease.key, lease.token))
                 raise
 
+    def _run_handler(self, conversation: str, lease: Lease,
+                     message: InboundMessage) -> tuple[list[Reply] | None, list[Effect]]:
+        """The handler's replies and effects, with its writes fenced by `lease`; None replies: the lease was lost."""
+        fence = leases.current.set(lease)
+        try:
+            outcome = self.handler(message)
+        except LeaseLost:
+            return None, []
+        except REDIS_ERRORS:
+            raise  # the message stays in `processing` and is handled again
+        except Exception:  # a bug must not wedge the conversation behind one message
+            log.exception("handler failed for a message in %s", conversation)
+            return [Reply(APOLOGY, sender="system")], []
+        finally:
+            leases.current.reset(fence)
+        return (outcome.replies, outcome.effects) if isinstance(outcome, Outcome) else (outcome, [])
+
+    def _tracked(self, message: InboundMessage) -> bool:
+        """Whether the message's answers are noted undelivered at commit, for the sweeper to push if need be."""
+        return self.on_swept is not None and self.tracks_delivery is not None and self.tracks_delivery(message)
+
     def _commit_fenced(self, lease: Lease, conversation: str, uid: str, replies_json: str, item_json: str = "",
                        effects_json: str = "") -> bool:
         """Store the replies ('' = stored before), wake the waiter, pop `processing`: only while `lease` is ours."""
@@ -335,7 +261,7 @@ class Dispatcher:
             args=[lease.token, replies_json, self.retention_s, min(self.retention_s, _DONE_TTL), self.lease_ms,
                   item_json, uid, effects_json]))
 
-    def _run_effects(self, conversation: str, uid: str, message: InboundMessage, effects: list[dict]) -> None:
+    def _run_effects(self, conversation: str, uid: str, message: InboundMessage, effects: list[Effect]) -> None:
         """Run a committed message's side effects, dropping them from the outbox as they are done.
 
         Still under the lease, which keeps the sweeper away while they run. The effects that stay
@@ -345,20 +271,21 @@ class Dispatcher:
         sweeper: each effect runs once, twice only for a crash between it and the write after it.
         """
         key = self.keys.conv(conversation, "effects")
-        internal = [e for e in effects if not e.get("external")]
-        external = [e for e in effects if e.get("external")]
+        internal = [e for e in effects if not e.external]
+        external = [e for e in effects if e.external]
         if internal:
             self._call_effects(conversation, internal)
         for index in range(len(external) + 1):
             rest = external[index:]
             if rest and (index > 0 or internal):  # what is left, unless that is what the commit stored
-                self.redis.hset(key, uid, json.dumps({"message": message.to_dict(), "effects": rest}))
+                self.redis.hset(key, uid, json.dumps({"message": message.to_dict(),
+                                                        "effects": [e.to_dict() for e in rest]}))
             elif not rest:
                 self.redis.hdel(key, uid)
                 return
             self._call_effects(conversation, rest[:1])
 
-    def _call_effects(self, conversation: str, effects: list[dict]) -> None:
+    def _call_effects(self, conversation: str, effects: list[Effect]) -> None:
         if self.on_effects is None:
             return
         try:
@@ -372,7 +299,7 @@ class Dispatcher:
             uid = raw_uid.decode() if isinstance(raw_uid, bytes) else str(raw_uid)
             stored = json.loads(raw)
             message = InboundMessage.from_dict({**stored["message"], "uid": uid})
-            self._run_effects(conversation, uid, message, stored["effects"])
+            self._run_effects(conversation, uid, message, [Effect.from_dict(e) for e in stored["effects"]])
 
     def _deliver_leftovers(self, conversation: str) -> bool:
         """Hand answers committed but never recorded as delivered to `on_swept`; True while some remain.
@@ -457,34 +384,6 @@ class Dispatcher:
         if self._sweeper is not None:
             self._sweeper.join(timeout)
             self._sweeper = None
-
-    def claim_delivery(self, handled: Handled, hold_seconds: int = 60) -> bool:
-        """Whether this caller should send `handled.replies` to the platform now.
-
-        True for a first delivery; for a redelivery only when no earlier attempt sent the
-        replies (its process died between answering and sending, or sending failed) and
-        nobody else is sending them right now. Pair with `finish_delivery`.
-        """
-        if not handled.uid:
-            return not handled.duplicate
-        if self.redis.exists(self.keys.delivery(handled.uid, "sent")):
-            return False
-        return bool(self.redis.set(self.keys.delivery(handled.uid, "claim"), "1", nx=True, ex=hold_seconds))
-
-    def finish_delivery(self, handled: Handled, sent: bool) -> None:
-        """Record that the replies reached the platform (or, `sent=False`, were given up: free for a redelivery)."""
-        if not handled.uid:
-            return
-        if sent:
-            # The claim stays until it expires: a redelivery between someone's "sent?" check and their
-            # claim attempt then still finds it taken.
-            self.redis.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.retention_s)
-        else:
-            self.redis.delete(self.keys.delivery(handled.uid, "claim"))
-        if handled.conversation:
-            # Settled either way: sent, or given up after the channel's retries (marked for staff). The
-            # sweeper's note is only for answers nobody tried to send; a platform redelivery may still try.
-            self.redis.hdel(self.keys.conv(handled.conversation, "undelivered"), handled.uid)
 
     def _release_leftovers(self) -> None:
         for lock, token in list(self._unreleased):

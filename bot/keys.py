@@ -35,15 +35,15 @@ one slot and the same code runs on one Redis, on Sentinel and on a cluster.
     {p:rate:CHANNEL:USER}:m:UID  a message already counted (so a message handled twice counts once)
     {p:stats:DAY}:PART         one UTC day's statistics, PART in counts, conversations, escalated,
                                intents, unanswered, csat (see bot.stats)
-    {p:iprate:ADDRESS}:SLOT    requests from one client address in one rate-limit window (adapters.limits)
-    {p:desk}:saved-replies     hash: id -> JSON saved reply, shared by the team (adapters.desk_admin)
+    {p:iprate:ADDRESS}:SLOT    requests from one client address in one rate-limit window (adapters.http.address_limit)
+    {p:desk}:saved-replies     hash: id -> JSON saved reply, shared by the team (adapters.http.desk_admin)
     {p:role:NAME}              the token of the one process playing a role, with a TTL (see bot.roles)
     {p:staff}:members          hash: staff name -> JSON {role, token_sha256, created_at} (see bot.staff)
     {p:staff}:tokens           hash: sha256 of a staff token -> name (the lookup on every /admin request)
     {p:audit}:log              list of JSON {at, actor, action, target}, newest first, capped (see bot.audit)
     {p:audit}:key              random key that pseudonymises customer ids in audit targets (bot.audit)
     {p:model}:desired          JSON {seq, action, current, previous} each {path, version}: the model every worker
-                               should serve (nlu.sync, wired in adapters.model_admin)
+                               should serve (nlu.sync, wired in adapters.runtime.model_sync)
     {p:model}:seq              counter behind "seq";  {p:model}:events  pub/sub channel of deploys and restores
     {p:model}:workers          sorted set: worker id -> last heartbeat time (for listing)
     {p:model}:worker:ID        JSON {version, path, at, error} of one worker, with a TTL (gone when it stops)
@@ -148,5 +148,22 @@ class Keys:
     def pattern(self, tag: str) -> str:
         """The start of every key of hash tag `tag` (`conv:rest:u1`, `rate:rest:u1`), as a SCAN MATCH pattern
         with glob characters escaped: customer ids are chosen by customers and may hold `*` or `[`."""
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self._tag(tag))
-        return escaped + "*"
+        return _glob(self._tag(tag)) + "*"
+
+    # ---------------------------------------------------------------- patterns for finding a customer's data
+    def channel_metas(self, channel: str) -> str:
+        """SCAN MATCH pattern of every conversation meta key of one channel: `{p:conv:CHANNEL:*}:meta`."""
+        return _glob(f"{{{self.prefix}:conv:{channel}:") + "*}:meta"
+
+    def conversation_of_meta(self, meta_key: str) -> str:
+        """"channel:id" from "{p:conv:channel:id}:meta" (the id may itself hold ':' or '}')."""
+        return meta_key[len(f"{{{self.prefix}:conv:"):-len("}:meta")]
+
+    def all_stats(self) -> str:
+        """SCAN MATCH pattern of every day's statistics keys."""
+        return _glob(f"{{{self.prefix}:stats:") + "*"
+
+
+def _glob(text: str) -> str:
+    """`text` with SCAN's glob characters escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

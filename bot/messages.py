@@ -16,7 +16,7 @@ from enum import StrEnum
 class InboundMessage:
     """One message from a customer (or a staff member) on some channel."""
 
-    channel: str  # "web", "rest", "slack", "telegram", "console"
+    channel: str  # "web", "rest", "slack", "telegram" or "shell" (the terminal chat)
     conversation_id: str  # unique within the channel (a Slack DM or thread, a Telegram chat, a web session)
     user_id: str
     text: str

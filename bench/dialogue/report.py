@@ -126,6 +126,8 @@ def setup_line(result: dict | None, name: str) -> str:
 
 
 def render(results: dict) -> str:
+    # long because it writes the report section top to bottom, one table after another: split, each piece
+    # would be called once, in order, with the same handful of locals.
     baseline = results.get("baseline", {})
     runs = {p: v for p, v in results.items() if p in PARTS}
     runs.update({f"{part} ({label})": v for label, block in results.items() if label not in PARTS

@@ -206,8 +206,8 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true", help="print only; do not touch docs/")
     args = parser.parse_args()
 
-    from adapters.runtime import ensure_demo_model
-    from adapters.settings import Settings
+    from adapters.runtime.demo_model import ensure_demo_model
+    from adapters.runtime.settings import Settings
 
     model = (args.model or ensure_demo_model(Settings(FRONTDESK_HOME=ROOT / ".frontdesk",
                                                       FRONTDESK_DEVICE="cpu"))).resolve()

@@ -216,6 +216,8 @@ def run_speed() -> dict:
 
 # ---------------------------------------------------------------- report
 def render(results: dict, config: TrainConfig) -> str:
+    # long because it writes the report section top to bottom, one table after another: split, each piece
+    # would be called once, in order, with the same handful of locals.
     b = results.get("baselines", {})
     lines = ["## NLU (`python -m bench.nlu`)", "", run_stamp(), runs_summary(results)]
     lines.append(f"Fine-tuning recipe: base all-MiniLM-L6-v2, {config.head} head, lr {config.lr:g} "

@@ -26,7 +26,8 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model", ("/torch/", "/onnxruntime/", "/transformers/", "nlu/onnx_backend.py")),
     ("JSON", ("/json/", "orjson", "/fastapi/encoders.py")),
     ("HTTP/ASGI", ("/uvicorn/", "/starlette/", "/fastapi/", "/pydantic", "/h11/", "/httptools/", "/anyio/",
-                   "/asyncio/", "/uvloop/", "/prometheus_client/", "adapters/app.py", "adapters/metrics.py")),
+                   "/asyncio/", "/uvloop/", "/prometheus_client/", "adapters/http/app.py",
+                   "adapters/runtime/metrics.py")),
     ("other", ("/nlu/", "/adapters/", "/bot/", "/knowledge/", "dataclasses.py", "copy.py", "/numpy/",
                "/concurrent/", "threading.py", "queue.py")),
 )

@@ -39,7 +39,7 @@ def compressed_model(layers: int | None = None) -> tuple[Path, str]:
     """The default the product serves, applied to BANKING77: the distilled student (as many layers as
     `frontdesk run`'s demo model, FRONTDESK_DEMO_LAYERS, unless `layers` says otherwise) exported to int8,
     made by bench.nlu's distill-banking part."""
-    from adapters.settings import Settings
+    from adapters.runtime.settings import Settings
     from bench.nlu.distill import student_dir
 
     layers = layers or Settings().demo_layers
@@ -65,8 +65,8 @@ def onnx_model(quantize: str | None) -> Path:
 
 def demo_model() -> Path:
     """`frontdesk run`'s demo model under the repository's .frontdesk, trained the way run trains it."""
-    from adapters.runtime import ensure_demo_model
-    from adapters.settings import Settings
+    from adapters.runtime.demo_model import ensure_demo_model
+    from adapters.runtime.settings import Settings
 
     return ensure_demo_model(Settings(FRONTDESK_HOME=str(ROOT / ".frontdesk")))
 
@@ -83,7 +83,7 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 def frontdesk_cmd(port: int, workers: int = 1) -> list[str]:
-    return [sys.executable, "-c", "from adapters.cli import main; main()", "serve", "--host", "127.0.0.1",
+    return [sys.executable, "-c", "from adapters.cli.main import main; main()", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers)]
 
 

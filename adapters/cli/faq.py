@@ -1,0 +1,180 @@
+"""`frontdesk kb build | search | reload` (and `faq …`, the same commands under their first name)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from adapters.cli.exit_codes import fail as _fail
+from adapters.runtime.serving import cli_admin_token
+
+faq_app = typer.Typer(help="Build, query and reload the knowledge base: FAQ entries and help-center articles.",
+                      no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout (progress and logs on stderr).")]
+
+
+@faq_app.command("build")
+def build(
+    kb: Annotated[Path, typer.Option("--kb", help="A file or folder of YAML, CSV, Markdown or JSONL entries, "
+                                                  "with help-center articles under its articles/ folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Index directory to write.")],
+    encoder: Annotated[Path | None, typer.Option("--encoder", help="Sentence encoder (e.g. from `faq tune`).",
+                                                 envvar="FRONTDESK_FAQ_ENCODER")] = None,
+    questions: Annotated[Path | None, typer.Option(
+        "--questions", help="Customers' questions to calibrate on (CSV text,id: an FAQ or article id; empty: not "
+                            "covered). Default: the folder's dev-questions.csv, else questions generated from the "
+                            "entries and articles.",
+        envvar="FRONTDESK_KB_QUESTIONS")] = None,
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="Intent model the bot serves beside this FAQ: calibrate the combined rule with it.")] = None,
+    wrong_rate: Annotated[float, typer.Option("--wrong-rate", min=0.001, max=0.5,
+                                              help="Target share of questions answered wrongly.")] = 0.05,
+    base_url: Annotated[str, typer.Option("--articles-base-url", envvar="FRONTDESK_ARTICLES_BASE_URL",
+                                          help="Link of an article without a front matter url: this + its path.")
+                        ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate FAQ entries and articles, build a searchable index (re-embeds only what changed), calibrate its rule."""
+    from knowledge.builder import build_index
+    from knowledge.embedder import Embedder, EmbeddingCache
+    from knowledge.loading import load_knowledge
+    from knowledge.sources import KnowledgeBaseError, questions_file
+
+    try:
+        loaded = load_knowledge(kb, base_url)
+        entries = loaded.entries
+        classify = _load_classifier(model) if model else None
+        embedder = Embedder(str(encoder) if encoder else None)
+        cache = EmbeddingCache(embedder, out / "cache")  # a rebuild into the same --out re-embeds only changes
+        index, base_vectors = build_index(entries, cache, questions=questions or questions_file(kb),
+                                          classify=classify, target=wrong_rate)
+    except KnowledgeBaseError as exc:
+        raise _fail(str(exc)) from None
+    index.summary = loaded.summary()
+    index.save(out, base_vectors, encoder=embedder.model_path)
+    cache.save()
+    version = index.version.to_dict()
+    t = index.thresholds
+    if as_json:
+        sys.stdout.write(json.dumps({"out": str(out), "version": version, "entries": len(entries),
+                                     **index.summary, "calibration": t.method,
+                                     "index_type": index.version.index_type, "embedded": embedder.calls,
+                                     "answer_rule": _rule(t)}, default=str) + "\n")
+        return
+    typer.echo(f"index {version['version']} written to {out}: {loaded.faq_entries} FAQ entries; "
+               f"{len(loaded.articles)} articles, {loaded.sections} sections, {loaded.passages} passages "
+               f"({index.version.index_type}; {embedder.calls} texts embedded)")
+    typer.echo(f"answer rule: {t.method}")
+    typer.echo(f"  answer >= {t.answer} with a lead of {t.margin}; suggest >= {t.suggest}; "
+               f"linked-intent boost {t.intent_boost} at confidence >= {t.intent_confidence}")
+    if t.measured:
+        m = t.measured
+        typer.echo(f"  on those questions: {m['right_of_covered']:.0%} of covered answered right, "
+                   f"{m['wrong_rate']:.1%} answered wrongly, {m['declined_of_uncovered']:.0%} of uncovered declined"
+                   + (f", {m['declined_of_near_misses']:.0%} of {m['near_misses']} near misses declined"
+                      if m.get("near_misses") else ""))
+
+
+def _rule(t) -> dict:
+    """The calibrated answer rule, as `faq build --json` reports it."""
+    return {"method": t.method, "answer": t.answer, "margin": t.margin, "suggest": t.suggest,
+            "intent_boost": t.intent_boost, "intent_confidence": t.intent_confidence, "measured": t.measured}
+
+
+def _load_classifier(model: Path):
+    """The intent model's batch prediction, for calibrating the combined answer rule."""
+    from nlu.artifacts import ModelLoadError
+    from nlu.engine import load_predictor
+
+    try:
+        predictor = load_predictor(model, "cpu")
+    except (ModelLoadError, ValueError) as exc:
+        raise _fail(f"cannot load the model {model}: {exc}") from None
+    return predictor.predict
+
+
+@faq_app.command("tune")
+def tune(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base whose alternates to learn from.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the tuned sentence encoder.")],
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 2,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Fine-tune the retrieval encoder on the FAQ's own paraphrases; serve it with FRONTDESK_FAQ_ENCODER."""
+    from knowledge.embedder import default_model_path
+    from knowledge.sources import KnowledgeBaseError, load_entries
+    from knowledge.tuning import paraphrase_groups, tune_encoder
+
+    try:
+        entries = load_entries(kb)
+    except KnowledgeBaseError as exc:
+        raise _fail(str(exc)) from None
+    if len(paraphrase_groups(entries)) < 2:
+        raise _fail("tuning needs at least two entries with alternates")
+    path = tune_encoder(entries, default_model_path(), out, epochs=epochs, seed=seed)
+    typer.echo(f"tuned encoder written to {path}; use it with FRONTDESK_FAQ_ENCODER={path}")
+
+
+@faq_app.command("search")
+def search(
+    index: Annotated[Path, typer.Option("--index", help="Index directory from `faq build`.")],
+    queries: Annotated[list[str], typer.Argument(help="Questions to look up.")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
+) -> None:
+    """Best answers (FAQ entries, articles) for each query, best first, with their sources."""
+    from knowledge.embedder import Embedder
+    from knowledge.index import FaqIndex
+
+    if not (index / "index.json").is_file():
+        raise _fail(f"{index} is not an index directory (build one with `frontdesk kb build`)")
+    faq = FaqIndex.load(index)
+    embedder = Embedder(json.loads((index / "index.json").read_text()).get("encoder"))
+    results = faq.search_vectors(embedder.encode(queries), list(queries), top_k=top_k)
+    for query, hits in zip(queries, results, strict=True):
+        if as_json:
+            sys.stdout.write(json.dumps({"query": query, "hits": [{"id": h.id, "score": h.score, "source": h.source}
+                                                                  for h in hits]}, ensure_ascii=False) + "\n")
+            continue
+        decision = faq.decide(hits, query=query)
+        typer.echo(f"{query}  [{decision.kind}]")
+        for hit in hits:
+            link = f"  <{hit.entry.article.url}>" if hit.entry.article and hit.entry.article.url else ""
+            typer.echo(f"  {hit.score:.3f}  {hit.id}: {hit.entry.question}{link}")
+
+
+@faq_app.command("reload")
+def reload(
+    url: Annotated[str, typer.Option("--url", help="Base URL of the running server.")] = "http://127.0.0.1:8000",
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask a running server to reload its knowledge base (FRONTDESK_ADMIN_TOKEN, else the one `run` generated)."""
+    try:
+        token = cli_admin_token()
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        response = httpx.post(f"{url.rstrip('/')}/admin/faq/reload",
+                              headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach {url}: {exc}") from None
+    if response.status_code == 422:
+        body = response.json()
+        if as_json:
+            sys.stdout.write(json.dumps({"ok": False, **body}) + "\n")
+        for problem in body.get("errors", []):
+            typer.echo(f"{problem['file']}:{problem['line']}: {problem['message']}", err=True)
+        raise _fail(f"reload rejected; still serving version {(body.get('version') or {}).get('version')}")
+    if response.status_code != 200:
+        raise _fail(f"server answered {response.status_code}: {response.text[:200]}")
+    body = response.json()
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": True, **body}) + "\n")
+        return
+    state = "now serving" if body.get("changed") else "unchanged, serving"
+    typer.echo(f"reloaded: {state} version {body['version']['version']} ({body['version']['entries']} entries)")

@@ -1,0 +1,118 @@
+"""`/admin/review...`: the review inbox over HTTP (docs/MODEL_LIFECYCLE.md "Review inbox"); agents may use it too.
+
+Staff see what the bot was unsure of (`bot.review`), label items with an intent, an FAQ
+entry or a dismissal, and export the intent labels as the `text,intent` CSV that
+`frontdesk train` takes beside the original data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path as FilePath
+from typing import Annotated
+
+import redis
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adapters.http.admin_gate import CurrentActor, require_actor
+from adapters.http.dependencies import BotDep, ComponentsDep
+from adapters.http.desk_page import HEADERS
+from bot.review import ReviewError
+
+router = APIRouter(prefix="/admin/review", dependencies=[Depends(require_actor)], tags=["review"])
+
+NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$"  # an intent name or FAQ id: no spaces, nothing a CSV or URL mangles
+ANSWER_ID = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$"  # an FAQ id or an article id (a path under articles/)
+
+
+class LabelBody(BaseModel):
+    """Exactly one of `intent` (existing or new), `faq_id` (an entry of the served FAQ) or `dismiss: true`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intent: Annotated[str | None, Field(min_length=1, max_length=100, pattern=NAME)] = None
+    faq_id: Annotated[str | None, Field(min_length=1, max_length=200, pattern=ANSWER_ID)] = None
+    dismiss: bool | None = None
+    group: bool = Field(default=False, description="Label every item of this item's group (similar texts) too.")
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> LabelBody:
+        given = [name for name in ("intent", "faq_id") if getattr(self, name) is not None]
+        if self.dismiss:
+            given.append("dismiss")
+        elif self.dismiss is False:
+            raise ValueError('"dismiss" can only be true; leave it out to label the item')
+        if len(given) != 1:
+            raise ValueError('give exactly one of "intent" (a name), "faq_id" (an FAQ entry id) or "dismiss": true')
+        return self
+
+
+@router.get("")
+async def list_items(components: ComponentsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                     status: Annotated[str | None, Query(pattern="^(new|labelled|dismissed)$")] = None) -> list[dict]:
+    """Newest first: `id`, `text` (masked), `intent`, `confidence`, `reason`, `channel`, `at`, `group`, ..."""
+    inbox = components.need("bot").review  # after the query's checks
+    try:
+        return await run_in_threadpool(inbox.list, limit, status)
+    except redis.RedisError:
+        raise HTTPException(503, "review inbox unavailable: Redis is not answering") from None
+
+
+def export_csv(rows: list[tuple[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["text", "intent"])
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def export(bot: BotDep) -> Response:
+    """CSV `text,intent` of the intent-labelled items: `frontdesk train --intents` takes it beside your data."""
+    rows = await run_in_threadpool(bot.review.export_rows)
+    return Response(export_csv(rows), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="review-labels.csv"'})
+
+
+@router.post("/{item_id}")
+async def label(item_id: Annotated[str, Path(max_length=20)], body: LabelBody, components: ComponentsDep,
+                actor: CurrentActor) -> dict:
+    """Label an item (404 for an unknown id; 422 naming an unknown FAQ entry). Answers the items changed."""
+    inbox = components.need("bot").review  # after the body's checks
+    if body.faq_id is not None:
+        kb = components.need("kb")
+        if body.faq_id not in {entry.answer_id for entry in kb.index.entries}:
+            raise HTTPException(422, f"faq_id: no FAQ entry or article {body.faq_id!r} in the knowledge base served")
+    try:
+        changed = await run_in_threadpool(lambda: inbox.label(item_id, intent=body.intent, faq_id=body.faq_id,
+                                                              dismiss=bool(body.dismiss), by=actor.name,
+                                                              group=body.group))
+    except ReviewError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except redis.RedisError:
+        raise HTTPException(503, "label not stored: Redis is not answering") from None
+    return {"id": item_id, "changed": changed}
+
+
+# The Review page (`/console/review`): static files, public like the console page itself (they hold no data;
+# everything comes from the routes above with the staff member's token). Mounted before the console's own
+# `/console/{name}` route, with the console's security headers.
+pages = APIRouter(tags=["console"], include_in_schema=False)
+STATIC = FilePath(__file__).resolve().parents[1] / "static"
+PAGE_FILES = {"review": ("review.html", "text/html"), "review.js": ("review.js", "text/javascript"),
+              "review.css": ("review.css", "text/css")}
+
+
+def _page_route(url_name: str, file_name: str, media_type: str) -> None:
+    async def serve() -> FileResponse:
+        return FileResponse(STATIC / file_name, media_type=media_type, headers=HEADERS)
+
+    pages.add_api_route(f"/console/{url_name}", serve, methods=["GET"], name=f"review_page_{url_name}")
+
+
+for _name, (_file, _media) in PAGE_FILES.items():
+    _page_route(_name, _file, _media)

@@ -1,0 +1,265 @@
+"""The long-lived parts a server process holds: NLU engine, knowledge base, Redis, syncs, channels and bot.
+
+They load in a background thread so the process answers `/healthz` at once and
+`/readyz` says exactly what is still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import redis
+
+from adapters.runtime import metrics
+from adapters.runtime.channel_registry import ChannelRegistry
+from adapters.runtime.model_sync import start_model_sync
+from adapters.runtime.redis_client import redis_client
+from adapters.runtime.settings import Settings
+from bot.core import Bot, BotHooks
+from bot.escalation_rules import EscalationRules
+
+if TYPE_CHECKING:  # the types only: importing them loads torch and the retrieval stack, done in _load_* instead
+    from knowledge.service import KnowledgeBase
+    from knowledge.sync import ReloadSync
+    from nlu.engine import InferenceEngine
+    from nlu.sync import ModelSync
+
+log = logging.getLogger("frontdesk")
+
+DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge" / "demo"
+
+
+def _user_list(value: str) -> set[str]:
+    return {u.strip() for u in value.split(",") if u.strip()}
+
+
+def build_bot(settings: Settings, client: redis.Redis, engine, kb, channels: ChannelRegistry, *,
+              admin_actions: dict | None = None, rules: EscalationRules | None = None) -> Bot:
+    """The bot as every server process runs it, from the settings: its channels' outputs and staff
+    notifiers, Prometheus as its observer, its admins, limits, retention and business hours."""
+    hooks = BotHooks(output=channels.output, on_escalation=[channels.on_escalation],
+                     on_customer_message=[channels.on_customer_message],
+                     on_status_change=[channels.on_status_change], observer=metrics.MetricsObserver(),
+                     admin_actions=admin_actions or {})
+    admins = {"slack": _user_list(settings.slack_admin_users), "telegram": _user_list(settings.telegram_admin_users)}
+    return Bot(client, engine, kb, prefix=settings.redis_prefix, admins=admins, hooks=hooks,
+               rate_limit=settings.rate_limit_pair, lease_ms=settings.lease_ms, rules=rules,
+               dedup_seconds=settings.dedup_seconds, hours=settings.hours(),
+               escalation_retention_s=settings.escalation_retention_days * 86_400,
+               review_retention_s=settings.review_days * 86_400, review_confidence=settings.review_confidence)
+
+
+class NotReady(RuntimeError):
+    """A part the request needs is still loading (the app answers 503)."""
+
+
+COMPONENT_NAMES = {"engine": "model", "kb": "knowledge base", "bot": "bot"}
+
+
+@dataclass
+class Components:
+    settings: Settings
+    engine: InferenceEngine | None = None
+    kb: KnowledgeBase | None = None
+    redis: redis.Redis | None = None
+    sync: ReloadSync | None = None  # knowledge-base reloads and restores on every worker
+    model_sync: ModelSync | None = None  # model deploys and restores on every worker
+    bot: Bot | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    channels: ChannelRegistry = field(default_factory=ChannelRegistry)
+    loaded: threading.Event = field(default_factory=threading.Event)
+    _closed: threading.Event = field(default_factory=threading.Event)
+    _built_kb: bool = False  # close only what this object made; a knowledge base handed in belongs to the caller
+
+    def need(self, name: str):
+        """The loaded part, or `NotReady` naming what is still missing."""
+        part = getattr(self, name)
+        if part is None:
+            raise NotReady(f"the {COMPONENT_NAMES.get(name, name)} is not loaded yet")
+        return part
+
+    def missing(self) -> list[str]:
+        missing = []
+        if self.engine is None:
+            missing.append("model")
+        if self.kb is None or not self.kb.ready:
+            missing.append("index")
+        if not self.redis_ok():
+            missing.append("redis")
+        if not missing and self.bot is None:
+            # The bot is built last (its escalation line is calibrated with the model): a process is not
+            # ready for customers' messages until it exists.
+            missing.append("bot")
+        return missing
+
+    def redis_ok(self) -> bool:
+        if self.redis is None:
+            return False
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        threading.Thread(target=self._load, name="startup", daemon=True).start()
+        # frontdesk_ready{component}: from missing()'s checks, kept true in the background (metrics.py).
+        metrics.watch_readiness(self, self._closed)
+
+    def _load(self) -> None:
+        try:
+            self._load_redis()
+            self._load_model()
+            self._start_model_sync()
+            self._load_kb()
+            self._load_bot()
+        finally:
+            metrics.refresh_readiness(self)  # at once, not at the next background tick
+            self.loaded.set()
+
+    def _load_redis(self) -> None:
+        if self.redis is None and self.settings.redis_url:
+            s = self.settings
+            self.redis = redis_client(s.redis_url, cluster=s.redis_cluster, sentinels=s.redis_sentinels,
+                                      sentinel_master=s.redis_sentinel_master)
+
+    def _load_model(self) -> None:
+        from nlu.artifacts import ModelLoadError
+        from nlu.engine import load_engine  # heavy (torch): imported when the model loads
+        from nlu.onnx_backend import use_lanes
+
+        if self.engine is not None:
+            return
+        if self.settings.model_dir is None:
+            self.errors["model"] = "FRONTDESK_MODEL_DIR is not set"
+            return
+        use_lanes(self.settings.onnx_threads)  # FRONTDESK_ONNX_THREADS, for this model and every deployed one
+        try:
+            self.engine = load_engine(self.settings.model_dir, self.settings.device,
+                                      max_batch=self.settings.max_batch, max_wait_ms=self.settings.max_wait_ms,
+                                      on_batch=metrics.observe_batch, backend=self.settings.backend)
+        except (ModelLoadError, ValueError) as exc:
+            self.errors["model"] = str(exc)
+            log.error("model failed to load: %s", exc)
+
+    def _start_model_sync(self) -> None:
+        if self.engine is None or self.redis is None or self.model_sync is not None:
+            return
+        # A deploy recorded in Redis is caught up to here, before the FAQ calibrates; each later swap recalibrates.
+        self.model_sync = start_model_sync(self.engine, self.redis, self.settings, self.recalibrate)
+
+    def _load_kb(self) -> None:
+        from knowledge.embedder import Embedder
+        from knowledge.service import KnowledgeBase
+        from knowledge.sync import ReloadSync
+
+        if self.kb is None:
+            source = self.settings.kb or DEMO_KB
+            encoder = str(self.settings.faq_encoder) if self.settings.faq_encoder else None
+            # Calibrated with the intent model it will decide beside (when it loaded).
+            classify = self.engine.predict if self.engine is not None else None
+            self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache",
+                                    questions=self.settings.kb_questions,
+                                    classify=classify, target_wrong_rate=self.settings.wrong_answer_rate,
+                                    articles_base_url=self.settings.articles_base_url)
+            self._built_kb = True
+            self.kb.listeners.append(lambda index: metrics.set_faq_version(index.version.short))
+            result = self.kb.reload()
+            if not result.ok:
+                self.errors["index"] = f"{len(result.errors)} problem(s) in {source}: " + "; ".join(
+                    str(e) for e in result.errors[:5])
+                log.error("knowledge base failed to load: %s", self.errors["index"])
+        # Sync even when the first load failed: a fixed source reloaded anywhere then reaches this process too.
+        if self.redis is not None and self.sync is None:
+            self.sync = ReloadSync(self.kb, self.redis, self.settings.redis_prefix)
+            self.sync.start()
+
+    def _load_bot(self) -> None:
+        if self.bot is not None or self.engine is None or self.kb is None or self.redis is None:
+            return
+        self.bot = build_bot(self.settings, self.redis, self.engine, self.kb, self.channels,
+                             admin_actions={"/reload": self.reload_summary}, rules=self._escalation_rules())
+        self.kb.extra_alternates = self.bot.review.faq_alternates  # staff's FAQ labels, from the next reload on
+        # Every index swapped in (a reload, a restore, a recalibration after a model deploy) brings its own
+        # calibration answers: the escalation line follows them.
+        self.kb.listeners.append(lambda index: self.bot.use_rules(self._escalation_rules()))
+        # Takes over work a dead worker left behind (bot.dispatch), every FRONTDESK_SWEEP_SECONDS.
+        self.bot.start_sweeper(self.settings.sweep_seconds)
+        threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
+
+    def _escalation_rules(self):
+        """The escalation line calibrated on the development set's tone labels, where it has them.
+
+        The knowledge base's calibration already ran the model over those questions: their
+        negative-sentiment scores are read from there rather than predicted again.
+        """
+        from knowledge.service import calibrated_with
+
+        rules = EscalationRules()
+        if not self.kb.ready:
+            return rules
+        labelled = [(q.tone, s) for q, s in self.kb.index.calibration if s is not None]
+        calm = [s.sentiment_scores.get("negative", 0.0) for tone, s in labelled if tone in ("calm", "impatient")]
+        angry = [s.sentiment_scores.get("negative", 0.0) for tone, s in labelled if tone == "angry"]
+        rules = rules.calibrated(calm, angry, model_version=calibrated_with(self.kb.index) or "")
+        log.info("escalation rules: %s (single-message line %.3f)", rules.method, rules.negative_threshold)
+        return rules
+
+    def _reannounce_loop(self) -> None:
+        """Every process checks; the queue makes sure only one of them re-announces each escalation."""
+        interval = self.settings.reannounce_after
+        while not self._closed.wait(min(30.0, interval / 2)):
+            try:
+                self.bot.reannounce_unclaimed(interval)
+            except redis.RedisError:
+                log.warning("re-announcing escalations skipped: Redis unavailable")
+
+    def recalibrate(self) -> None:
+        """Another intent model now serves here (a deploy or restore): choose the FAQ's answer bars and the
+        escalation line again with it, in the background. The entries' vectors are cached, so this asks the
+        new model the calibration questions and embeds nothing new; until it ends the old bars stand."""
+        if self.kb is None or not self.kb.ready or self._closed.is_set():
+            return
+
+        def run() -> None:
+            try:
+                result = self.kb.reload(recalibrate=True)
+            except Exception:  # e.g. the process is shutting down under it: the previous bars stand
+                log.exception("recalibration after a model swap failed; the previous bars stand")
+                return
+            if not result.ok:
+                log.warning("recalibration after a model swap kept the previous bars: %d problem(s) in the FAQ",
+                            len(result.errors))
+
+        threading.Thread(target=run, name="recalibrate", daemon=True).start()
+
+    def reload_kb(self):
+        """Reload the knowledge base here and, when it succeeded, tell every other worker."""
+        result = self.need("kb").reload()
+        if result.ok and self.sync is not None:
+            self.sync.announce("reload")
+        return result
+
+    def reload_summary(self) -> str:
+        """The admin chat command `/reload`, summarised for a chat message."""
+        result = self.reload_kb()
+        if not result.ok:
+            lines = [str(e) for e in result.errors[:10]]
+            return f"Reload rejected, still serving {result.version['version']}:\n" + "\n".join(lines)
+        return f"Knowledge base reloaded: version {result.version['version']} ({result.version['entries']} entries)."
+
+    def close(self) -> None:
+        self._closed.set()
+        if self.model_sync is not None:
+            self.model_sync.stop()
+        if self.sync is not None:
+            self.sync.stop()
+        if self.bot is not None:
+            self.bot.close()
+        if self.engine is not None:
+            self.engine.close()
+        if self.kb is not None and self._built_kb:
+            self.kb.close()

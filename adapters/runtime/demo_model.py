@@ -1,0 +1,111 @@
+"""The demo model `frontdesk run` serves when FRONTDESK_MODEL_DIR is unset: trained, distilled and exported once."""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+
+from adapters.runtime.settings import Settings
+
+
+@contextmanager
+def _exclusive(lock_path: Path):
+    """A file lock, so several workers starting together train the demo model only once."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_demo_model(settings: Settings, console: Console | None = None, config=None, distill_config=None) -> Path:
+    """Return the demo model directory, building it from the bundled demo data if absent.
+
+    What it builds follows the distillation benchmark (docs/BENCHMARKS.md): the 6-layer model is trained
+    (kept as `demo-teacher`), distilled into a `FRONTDESK_DEMO_LAYERS`-layer student and exported to int8
+    ONNX, which is what is served; with FRONTDESK_DEMO_LAYERS=0 the 6-layer model itself is served.
+    `config` (TrainConfig) and `distill_config` (DistillConfig) override the recipes, for tests.
+    """
+    from nlu.artifacts import REQUIRED_FILES
+
+    target = settings.demo_model_dir
+    console = console or Console(stderr=True)
+
+    def complete(path: Path) -> bool:
+        return all((path / name).is_file() for name in REQUIRED_FILES)
+
+    if complete(target):
+        return target
+    with _exclusive(target.parent / ".demo-model.lock"):
+        if complete(target):  # another process built it while we waited
+            return target
+        teacher = _demo_teacher(settings, console, config, complete)
+        staging = target.parent / ".demo-model.partial"
+        _remove(staging)
+        if settings.demo_layers:
+            _demo_student(settings, console, teacher, staging, distill_config)
+        else:
+            shutil.copytree(teacher, staging)
+        _remove(target)
+        os.replace(staging, target)  # the model appears complete or not at all
+    return target
+
+
+def _remove(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def _demo_data() -> tuple[list, list, dict]:
+    from nlu.data import demo_intents_path, demo_sentiment_path, load_labelled_csv
+
+    intents, sentiment = load_labelled_csv(demo_intents_path(), "intent"), load_labelled_csv(
+        demo_sentiment_path(), "sentiment")
+    return intents.examples, sentiment.examples, {"intent": intents.summary(), "sentiment": sentiment.summary()}
+
+
+def _demo_teacher(settings: Settings, console: Console, config, complete) -> Path:
+    """The 6-layer demo model, trained unless a complete one is already there."""
+    from nlu.fit import fit
+    from nlu.progress import RichProgress
+    from nlu.train import TrainConfig
+
+    teacher = settings.demo_teacher_dir
+    if complete(teacher):
+        return teacher
+    console.print(f"No model yet: training the demo model into {teacher} (a few minutes on a CPU).")
+    staging = teacher.parent / ".demo-teacher.partial"
+    _remove(staging)
+    intents, sentiment, data = _demo_data()
+    fit(intents, sentiment, staging, config or TrainConfig(epochs=8, augment=True, device=settings.device),
+        progress=RichProgress(console, "training demo model"), data=data)
+    _remove(teacher)
+    os.replace(staging, teacher)
+    return teacher
+
+
+def _demo_student(settings: Settings, console: Console, teacher: Path, out: Path, distill_config) -> None:
+    """Distil the teacher into `out`, then export it to int8 ONNX in place (the served directory)."""
+    from nlu.distill import DistillConfig, distill
+    from nlu.export import export_onnx
+    from nlu.progress import RichProgress
+
+    config = distill_config or DistillConfig(device=settings.device)
+    config = dataclasses.replace(config, layers=settings.demo_layers)
+    console.print(f"Distilling it into a {config.layers}-layer model and exporting that to int8 ONNX.")
+    intents, sentiment, data = _demo_data()
+    student = out.with_name(out.name + "-student")
+    _remove(student)
+    distill(teacher, student, intents, sentiment, config,
+            progress=RichProgress(console, "distilling demo model"), data=data)
+    export_onnx(student, out, "int8")
+    _remove(student)
+

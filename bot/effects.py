@@ -1,0 +1,181 @@
+"""Side effects of a handled message, as typed values, and the one place they are carried out.
+
+Handling a message changes its conversation (replies, transcript, meta) inside the
+conversation's fenced commit (`bot.dispatch`). What it changes elsewhere cannot share that
+commit: counters in other Redis slots, staff notifications that leave the system. Those are
+returned with the replies as `Effect` values (`Outcome.effects`), committed with them to the
+conversation's effects outbox, and carried out once the commit succeeded (`EffectRunner`) or by
+the sweeper when the worker died first. A handling that died or lost its lease leaves none, so
+none repeats.
+
+Rule: an effect is `external` when carrying it out leaves Redis (a staff notification); those run
+one at a time, each dropped from the outbox once done, so a crash repeats at most the one in flight.
+
+The stored form (`to_dict`) is the one earlier versions wrote (`{"kind": "stats", "op": ...}`), so
+effects left behind by a worker of the previous version still run after an upgrade.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from bot.escalations import Escalation, EscalationNotFound, EscalationQueue
+from bot.stats import BotStats
+from bot.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+# (escalation, transcript): a new escalation for staff; (escalation, text): a customer's words for their agent.
+EscalationNotifier = Callable[[Escalation, list[dict]], None]
+RelayNotifier = Callable[[Escalation, str], None]
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One side effect of a handled message; subclasses are the kinds there are."""
+
+    external: ClassVar[bool] = False
+    op: ClassVar[str] = ""  # the statistics call it stands for ("" for notifications)
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    @staticmethod
+    def from_dict(data: dict) -> Effect:
+        """The effect `to_dict` stored; `ValueError` for a shape no version wrote."""
+        if data.get("kind") == "stats":
+            kind = _COUNTERS.get(data.get("op", ""))
+            if kind is None:
+                raise ValueError(f"unknown statistics effect {data.get('op')!r}")
+            return kind(*data.get("args", []))
+        if data.get("kind") == "escalation":
+            return AnnounceEscalation(data["escalation_id"])
+        if data.get("kind") == "relay":
+            return RelayToAgent(data.get("escalation_id") or "", data["conversation"], data.get("agent") or "",
+                                data["text"])
+        raise ValueError(f"unknown side effect {data.get('kind')!r}")
+
+
+@dataclass(frozen=True)
+class _Counter(Effect):
+    def args(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def to_dict(self) -> dict:
+        return {"kind": "stats", "op": self.op, "args": self.args(), "external": False}
+
+
+@dataclass(frozen=True)
+class CountMessage(_Counter):
+    op: ClassVar[str] = "message"
+    conversation: str
+
+
+@dataclass(frozen=True)
+class CountIntent(_Counter):
+    op: ClassVar[str] = "intent"
+    intent: str
+
+
+@dataclass(frozen=True)
+class CountAnswer(_Counter):
+    op: ClassVar[str] = "faq_answer"
+
+
+@dataclass(frozen=True)
+class CountFallback(_Counter):
+    op: ClassVar[str] = "fallback"
+    text: str
+
+
+@dataclass(frozen=True)
+class CountEscalation(_Counter):
+    op: ClassVar[str] = "escalation"
+    conversation: str
+
+
+@dataclass(frozen=True)
+class CountRating(_Counter):
+    op: ClassVar[str] = "csat"
+    agent: str
+    rating: int
+
+
+_COUNTERS: dict[str, type[_Counter]] = {kind.op: kind for kind in (
+    CountMessage, CountIntent, CountAnswer, CountFallback, CountEscalation, CountRating)}
+
+
+@dataclass(frozen=True)
+class AnnounceEscalation(Effect):
+    """Tell staff of a new escalation (with its transcript)."""
+
+    external: ClassVar[bool] = True
+    escalation_id: str
+
+    def to_dict(self) -> dict:
+        return {"kind": "escalation", "escalation_id": self.escalation_id, "external": True}
+
+
+@dataclass(frozen=True)
+class RelayToAgent(Effect):
+    """A customer's message for the agent who holds the conversation."""
+
+    external: ClassVar[bool] = True
+    escalation_id: str
+    conversation: str
+    agent: str
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"kind": "relay", "escalation_id": self.escalation_id, "conversation": self.conversation,
+                "agent": self.agent, "text": self.text, "external": True}
+
+
+class EffectRunner:
+    """Carries out committed effects: counters in one round trip, then each notification."""
+
+    def __init__(self, stats: BotStats, queue: EscalationQueue, store: ConversationStore, *,
+                 on_escalation: Sequence[EscalationNotifier] = (), on_customer_message: Sequence[RelayNotifier] = ()):
+        self.stats = stats
+        self.queue = queue
+        self.store = store
+        self.on_escalation = list(on_escalation)
+        self.on_customer_message = list(on_customer_message)
+
+    def run(self, effects: Sequence[Effect]) -> None:
+        """`Dispatcher`'s `on_effects`: one failing effect never costs the others."""
+        with self.stats.batch():
+            for effect in effects:
+                try:
+                    self.run_one(effect)
+                except Exception:  # a notifier or Redis failing must not cost the other effects
+                    log.exception("side effect %s failed", type(effect).__name__)
+
+    def run_one(self, effect: Effect) -> None:
+        match effect:
+            case _Counter():
+                getattr(self.stats, effect.op)(*effect.args())
+            case AnnounceEscalation(escalation_id=escalation_id):
+                escalation = self.queue.get(escalation_id)
+                self.announce(escalation, self.store.history(escalation.conversation_id))
+            case RelayToAgent():
+                try:
+                    escalation = self.queue.get(effect.escalation_id) if effect.escalation_id else None
+                except EscalationNotFound:
+                    escalation = None
+                if escalation is None:  # resolved and expired meanwhile: the agent still gets the words
+                    escalation = Escalation.stub(effect.conversation, effect.agent)
+                for notify in self.on_customer_message:
+                    notify(escalation, effect.text)
+            case _:
+                raise TypeError(f"no runner for {type(effect).__name__}")
+
+    def announce(self, escalation: Escalation, transcript: list[dict]) -> None:
+        for notify in self.on_escalation:
+            try:
+                notify(escalation, transcript)
+            except Exception:  # staff notification failing must not lose the customer's reply
+                log.exception("escalation notifier failed")

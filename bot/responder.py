@@ -1,0 +1,249 @@
+"""What the bot says to one customer message: record it, classify it, decide, reply.
+
+Per message (called by the dispatcher under the conversation's lease, see `bot.dispatch`):
+record it; unless staff hold the conversation, classify it (intent, out of scope,
+sentiment), check the escalation rules, and answer from templates, canned intent answers or
+the knowledge base, with an honest fallback when nothing fits. What the message changes
+outside its conversation (statistics, staff notifications) is not done here: it is returned
+as `Effect` values in the `Outcome`, committed with the replies and run after (`bot.effects`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot import csat
+from bot.dispatch import Outcome
+from bot.effects import (
+    AnnounceEscalation,
+    CountAnswer,
+    CountEscalation,
+    CountFallback,
+    CountIntent,
+    CountMessage,
+    Effect,
+    RelayToAgent,
+)
+from bot.escalation_rules import EscalationRules
+from bot.escalations import EscalationQueue, EscalationStatus
+from bot.events import BotObserver, FaqOutcome
+from bot.hours import BusinessHours
+from bot.messages import InboundMessage, Reply, Source
+from bot.protocols import Answerer, Classifier
+from bot.ratelimit import RateLimiter
+from bot.review import ReviewInbox
+from bot.store import ConversationStatus, ConversationStore
+from bot.templates import Templates
+
+log = logging.getLogger("bot.core")
+
+SMALL_TALK = ("greet", "thanks", "goodbye", "bot_capabilities")
+CHAT_COMMANDS = {"/start": "greet", "/help": "bot_capabilities"}
+ADMIN_COMMANDS = ("/reload", "/queue")
+
+
+@dataclass
+class Turn:
+    """One message being handled: what it is, its conversation's state, and the effects it leaves."""
+
+    message: InboundMessage
+    meta: dict
+    effects: list[Effect] = field(default_factory=list)
+
+    @property
+    def conversation(self) -> str:
+        return self.message.conversation_key
+
+
+class Responder:
+    """The dispatcher's handler: `respond(message) -> Outcome` (see the module docstring)."""
+
+    def __init__(self, store: ConversationStore, queue: EscalationQueue, review: ReviewInbox,
+                 rate_limiter: RateLimiter, nlu: Classifier, kb: Answerer | None, *, templates: Templates,
+                 rules: EscalationRules, observer: BotObserver, admins: Mapping[str, set[str]],
+                 admin_actions: Mapping[str, Callable[[], str]], hours: BusinessHours | None,
+                 clock: Callable[[], float] = time.time):
+        self.store = store
+        self.queue = queue
+        self.review = review  # what the bot was unsure of, for staff to label (bot.review)
+        self.rate_limiter = rate_limiter
+        self.nlu = nlu
+        self.kb = kb
+        self.templates = templates
+        self.rules = rules  # replaced when the knowledge base recalibrates (`Bot.use_rules`)
+        self.observer = observer
+        self.admins = admins
+        self.admin_actions = admin_actions  # "/reload" -> its summary text; the wiring layer's
+        self.hours = hours  # staff's business hours (bot.hours); None: always open
+        self.clock = clock  # injectable, so a test can hand off at a chosen hour
+
+    def respond(self, message: InboundMessage) -> Outcome:
+        """The replies to `message`, recorded in its transcript, with the effects to commit beside them."""
+        conversation = message.conversation_key
+        if self.store.begin(conversation, message.uid):
+            log.warning("re-handling a message whose first attempt died", extra={"conversation": conversation})
+        meta = self.store.start(conversation, message.channel, message.user_id, message.display_name)
+        self.store.append(conversation, "customer", message.text, user_id=message.user_id, uid=message.uid or None)
+        turn = Turn(message, meta, [CountMessage(conversation)])
+        replies = self._replies(turn)
+        for reply in replies:
+            self.store.append(conversation, reply.sender, reply.text, agent=reply.agent,
+                              suggestions=list(reply.suggestions) or None,
+                              source=reply.source.to_dict() if reply.source else None)
+        return Outcome(replies, turn.effects)
+
+    def _replies(self, turn: Turn) -> list[Reply]:
+        message = turn.message
+        if not self.rate_limiter.allow(message.channel, message.user_id, uid=message.uid):
+            # Kept in the transcript for staff, but no model time spent and no escalation rules run.
+            self.observer.rate_limited(message.channel)
+            return [Reply(self.templates.say("rate_limited"), sender="system")]
+        command = message.text.strip().split(maxsplit=1)[0].lower() if message.text.strip() else ""
+        if command in ADMIN_COMMANDS:
+            return [self._admin_command(message, command)]
+        status = turn.meta.get("status", ConversationStatus.BOT)
+        if status == ConversationStatus.WITH_AGENT:
+            turn.effects.append(RelayToAgent(turn.meta.get("escalation_id") or "", turn.conversation,
+                                             turn.meta.get("agent") or "", message.text))
+            return []  # staff hold the conversation: the bot adds nothing of its own
+        if status == ConversationStatus.ESCALATED:
+            away = self._away()  # "shortly" only while staff are in
+            return [Reply(self._escalated_text("", away) if away else self.templates.say("waiting_for_agent"))]
+        rated = self._take_rating(turn)  # the answer to "how did we do?" is not a question
+        if rated is not None:
+            return rated
+        return self._answer(turn)
+
+    def _answer(self, turn: Turn) -> list[Reply]:
+        message, conversation = turn.message, turn.conversation
+        name = message.display_name or turn.meta.get("display_name") or "there"
+        command = message.text.strip().lower()
+        if command == "/human":
+            return self._escalate(turn, "asked_for_human")
+        result = self.nlu.predict_one(message.text)
+        intent = CHAT_COMMANDS.get(command, result.intent)
+        negative = float(result.sentiment_scores.get("negative", 0.0))
+        trail = self.store.push_sentiment(conversation, negative)
+        self.observer.intent(intent, message.channel)
+        log.info("classified by model %s", getattr(result, "model_version", ""), extra={"conversation": conversation})
+        turn.effects.append(CountIntent(intent))
+        fallbacks = int(turn.meta.get("fallbacks", 0))
+        reason = self.rules.reason(negative=negative, trail=trail, intent=intent, fallbacks=fallbacks)
+        if reason:
+            self.review.record_message(message, "escalated", result)
+            return self._escalate(turn, reason)
+        if intent in SMALL_TALK and self.templates.has(intent):
+            self.store.update(conversation, fallbacks=0)
+            return [Reply(self.templates.say(intent, name=name))]
+        canned = self.templates.intent_answer(intent)
+        if canned:
+            self.store.update(conversation, fallbacks=0)
+            self.review.note_answer(message, result)
+            return [Reply(canned)]
+        decision = self.kb.answer(message.text, result) if self.kb is not None else None
+        # Negative but below the escalation line: the answer comes with an apology first.
+        apology = [Reply(self.templates.say("apology"))] if self.rules.apologise(negative) else []
+        if decision is not None and decision.kind == "answer":
+            self.store.update(conversation, fallbacks=0)
+            self.observer.faq(FaqOutcome.ANSWER)
+            turn.effects.append(CountAnswer())
+            self.review.note_answer(message, result, decision)
+            return [*apology, Reply(decision.text or decision.best.entry.answer,
+                                    source=Source.from_dict(decision.best.source))]
+        if decision is not None and decision.kind == "suggest":
+            self.store.update(conversation, fallbacks=0)
+            self.observer.faq(FaqOutcome.SUGGEST)
+            self.review.record_message(message, "suggested", result, decision)
+            return [*apology, Reply(self.templates.say("suggest_intro"),
+                                    suggestions=tuple(h.entry.question for h in decision.hits),
+                                    suggestion_sources=tuple(Source.from_dict(h.source) for h in decision.hits))]
+        self.review.record_message(message, "fallback", result, decision)
+        return self._fallback(turn, fallbacks + 1)
+
+    def decision_for(self, text: str, result) -> str:
+        """What the bot would do with `text` classified as `result`, changing nothing: "escalate", "answer",
+        "suggest" or "fallback". `model check` replays recent messages through it for two models.
+
+        The same rules as `_answer` for a fresh conversation (no earlier fallbacks or sentiment trail).
+        """
+        negative = float(result.sentiment_scores.get("negative", 0.0))
+        if self.rules.reason(negative=negative, trail=[negative], intent=result.intent, fallbacks=0):
+            return "escalate"
+        if (result.intent in SMALL_TALK and self.templates.has(result.intent)) or self.templates.intent_answer(
+                result.intent):
+            return "answer"
+        decision = self.kb.answer(text, result) if self.kb is not None else None
+        return str(decision.kind) if decision is not None and decision.kind in ("answer", "suggest") else "fallback"
+
+    def _fallback(self, turn: Turn, fallbacks: int) -> list[Reply]:
+        message = turn.message
+        self.store.update(turn.conversation, fallbacks=fallbacks)
+        self.observer.fallback(message.channel, len(message.text))
+        self.store.append(turn.conversation, "unanswered", message.text)
+        turn.effects.append(CountFallback(message.text))  # to stats, never to the observer (metrics, logs)
+        if fallbacks >= self.rules.max_fallbacks:
+            return self._escalate(turn, "repeated_fallbacks")
+        if fallbacks >= 2:  # two in a row: offer a person rather than a third guess
+            return [Reply(self.templates.say("offer_human"), suggestions=(self.templates.say("offer_human_button"),))]
+        return [Reply(self.templates.say("fallback"))]
+
+    def _escalate(self, turn: Turn, reason: str) -> list[Reply]:
+        message, conversation = turn.message, turn.conversation
+        away = self._away()
+        # Keyed by the message: handled again after a crash, it finds the same escalation instead of a second one.
+        escalation = self.queue.create(conversation_id=conversation, channel=message.channel,
+                                       user_id=message.user_id, reason=reason, uid=message.uid,
+                                       display_name=message.display_name, out_of_hours=away is not None)
+        self.store.update(conversation, status=ConversationStatus.ESCALATED, escalation_id=escalation.id, fallbacks=0,
+                          **csat.CLEARED)  # a pending rating question lapses
+        self.store.append(conversation, "system", f"escalated: {reason}", escalation_id=escalation.id)
+        self.observer.escalation(reason, message.channel)
+        # Staff hear of it once the message is committed.
+        turn.effects += [CountEscalation(conversation), AnnounceEscalation(escalation.id)]
+        return [Reply(self._escalated_text(reason, away))]
+
+    def _admin_command(self, message: InboundMessage, command: str) -> Reply:
+        if message.user_id not in self.admins.get(message.channel, set()):
+            return Reply(self.templates.say("admin_only"), sender="system")
+        if command == "/queue":
+            waiting = self.queue.list(status=EscalationStatus.OPEN) + self.queue.list(status=EscalationStatus.CLAIMED)
+            if not waiting:
+                return Reply("The escalation queue is empty.", sender="system")
+            lines = [f"{e.id}  {e.status}  {e.reason}  {e.conversation_id}" for e in waiting[:20]]
+            return Reply("Escalations:\n" + "\n".join(lines), sender="system")
+        action = self.admin_actions.get(command)
+        if action is None:
+            return Reply(f"{command} is not available on this server.", sender="system")
+        return Reply(action(), sender="system")
+
+    # ------------------------------------------------------------------ business hours and ratings
+    def _away(self) -> dict | None:
+        """When staff are out: their next opening (`BusinessHours.describe_next`); None while they are in."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        if self.hours is None or self.hours.is_open(now):
+            return None
+        return self.hours.describe_next(now)
+
+    def _escalated_text(self, reason: str, away: dict | None) -> str:
+        if away is None:
+            return self.templates.escalated(reason)
+        if self.templates.has("escalated_out_of_hours"):
+            return self.templates.say("escalated_out_of_hours", **away)
+        return ("Our team is away right now; they're back {day} at {time} ({timezone}) and will pick this up "
+                "then.").format(**away)
+
+    def _take_rating(self, turn: Turn) -> list[Reply] | None:
+        """The thanks for a rating, once stored (`bot.csat.store_rating`); None when the message is none."""
+        message = turn.message
+        escalation_id = csat.pending(turn.meta, self.clock())
+        rating = csat.parse_rating(message.text) if escalation_id else None
+        if rating is None:
+            return None
+        turn.effects.append(csat.store_rating(self.queue, self.store, turn.conversation, escalation_id,
+                                              turn.meta.get("csat_agent") or "unknown", rating, self.clock()))
+        self.observer.rating(rating, message.channel)
+        return [Reply(csat.thanks_text(self.templates))]
