@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import redis
 import yaml
@@ -14,7 +12,7 @@ from knowledge.policy import CURATED_TIE, DecisionKind, Hit, prefer_curated
 from knowledge.quoting import QUOTE_CHARS, quote
 from knowledge.service import KnowledgeBase
 from knowledge.sources import ArticleRef, FaqEntry
-from knowledge.sync import ReloadSync
+from tests.support.fleet import synced_workers, until
 
 OAK = """---
 title: Caring for oak furniture
@@ -247,36 +245,14 @@ def test_changing_one_article_re_embeds_only_its_passages(embedder, tmp_path):
 
 def test_an_article_edit_reaches_every_worker(embedder, tmp_path, redis_url, redis_prefix):
     root = write_kb(tmp_path)
-    kbs = [KnowledgeBase(root, embedder=embedder, cache_dir=tmp_path / f"cache{i}", use_intents=False)
-           for i in range(2)]
-    # A heartbeat beyond the test's patience: only the published event brings the second worker along.
-    syncs = [ReloadSync(kb, redis.Redis.from_url(redis_url), redis_prefix, worker_id=f"w{i}", heartbeat=120)
-             for i, kb in enumerate(kbs)]
-    try:
-        for kb in kbs:
-            assert kb.reload().ok
-        for sync in syncs:
-            sync.start()
-        _until(lambda: len(syncs[0].workers()) == 2)
-        time.sleep(0.5)
+    with synced_workers(root, embedder, tmp_path, lambda: redis.Redis.from_url(redis_url), redis_prefix) \
+            as (kbs, syncs):
         (root / "articles" / "care" / "linen.md").write_text(LINEN.replace("40 degrees", "30 degrees"))
         assert kbs[0].reload().ok
         syncs[0].announce("reload")
-        _until(lambda: kbs[1].index.version.content_hash == kbs[0].index.version.content_hash)
+        until(lambda: kbs[1].index.version.content_hash == kbs[0].index.version.content_hash)
         text = " ".join(e.answer for e in kbs[1].index.entries if e.answer_id == "care/linen")
         assert "30 degrees" in text and "40 degrees" not in text
-    finally:
-        for sync in syncs:
-            sync.stop()
-        for kb in kbs:
-            kb.close()
-
-
-def _until(check, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_calibration_asks_the_model_again_only_for_new_questions_or_a_new_model(embedder, tmp_path):

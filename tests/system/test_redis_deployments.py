@@ -10,7 +10,6 @@ roles, the escalation queue's links) on every deployment.
 from __future__ import annotations
 
 import queue
-import time
 
 import pytest
 import redis
@@ -28,15 +27,8 @@ from bot.outbox import Outbox
 from bot.ratelimit import RateLimiter
 from bot.roles import RoleLease
 from bot.stats import BotStats
-from knowledge.service import KnowledgeBase
-from knowledge.sync import ReloadSync, sync_key
-
-
-def _until(condition, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from knowledge.sync import sync_key
+from tests.support.fleet import synced_workers, until
 
 
 def _slots(*keys: str) -> set[int]:
@@ -132,7 +124,7 @@ def test_live_delivery_reaches_watchers_on_every_master(redis_cluster, redis_pre
             except queue.Empty:
                 return False
 
-        _until(delivered_again)
+        until(delivered_again)
         stops[conversations[0]]()
         publisher.publish(conversations[0], Reply("nobody listens"))
         publisher.publish(conversations[1], Reply("still watched"))
@@ -151,29 +143,14 @@ FAQ = [{"id": "shipping", "question": "How much does shipping cost?", "answer": 
 def test_a_reload_reaches_the_other_worker_through_a_cluster(redis_cluster, redis_prefix, embedder, tmp_path):
     source = tmp_path / "faq.yaml"
     source.write_text(yaml.safe_dump(FAQ))
-    kbs = [KnowledgeBase(source, embedder=embedder, cache_dir=tmp_path / f"cache{i}", use_intents=False)
-           for i in range(2)]
-    # A heartbeat far beyond the test's patience: only the published event can bring the second worker along.
-    syncs = [ReloadSync(kb, redis_client(redis_cluster, cluster=True), redis_prefix, worker_id=f"w{i}",
-                        heartbeat=120) for i, kb in enumerate(kbs)]
-    try:
-        for kb in kbs:
-            assert kb.reload().ok
-        for sync in syncs:
-            sync.start()
-        _until(lambda: len(syncs[0].workers()) == 2)
-        time.sleep(0.5)  # the second worker's subscription is live (it reported after subscribing)
+    with synced_workers(source, embedder, tmp_path, lambda: redis_client(redis_cluster, cluster=True),
+                        redis_prefix) as (kbs, syncs):
         old = kbs[1].index.version.content_hash
         source.write_text(yaml.safe_dump([{**FAQ[0], "answer": "Shipping is $4.95."}, FAQ[1]]))
         assert kbs[0].reload().ok
         syncs[0].announce("reload")
-        _until(lambda: kbs[1].index.version.content_hash == kbs[0].index.version.content_hash != old)
-        _until(lambda: {w["hash"] for w in syncs[0].workers().values()} == {kbs[0].index.version.content_hash})
-    finally:
-        for sync in syncs:
-            sync.stop()
-        for kb in kbs:
-            kb.close()
+        until(lambda: kbs[1].index.version.content_hash == kbs[0].index.version.content_hash != old)
+        until(lambda: {w["hash"] for w in syncs[0].workers().values()} == {kbs[0].index.version.content_hash})
 
 
 # ------------------------------------------------------------------ the smaller parts, on every deployment
