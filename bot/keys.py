@@ -23,7 +23,7 @@ one slot and the same code runs on one Redis, on Sentinel and on a cluster.
 
     tag {p:esc} -- the staff escalation queue, one slot (create, claim and resolve touch several keys)
     {p:esc}:ID                 hash: id, conversation_id, channel, user_id, reason, status, agent, ...
-    {p:esc}:all, {p:esc}:open  sorted sets of escalation ids (see bot.queue)
+    {p:esc}:all, {p:esc}:open  sorted sets of escalation ids (see bot.escalations)
     {p:esc}:link:PLATFORM:REF  escalation id for a platform's handle on it (a Slack thread, ...)
 
     {p:pending}                sorted set: conversations with work maybe pending (score: last intake time);

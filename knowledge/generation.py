@@ -34,7 +34,7 @@ _HEADING_FORMS = ("{h}?", "how do i {h}", "help with {h}", "question about {h}",
                   "i need info on {h}")
 MIN_SENTENCE_WORDS = 6
 # Near misses' share of a calibration set: one question in five asked next to a covered topic. Without them the
-# demo store answered 57 % of its near misses (bench/dialogue.py), so its real wrong-answer rate was far above the
+# demo store answered 57 % of its near misses (bench.dialogue), so its real wrong-answer rate was far above the
 # 5 % promised; with a fifth, 32 %, at the cost of covered questions answered (79 % to 65 %, docs/BENCHMARKS.md).
 NEAR_MISS_SHARE = 0.2
 MAX_SENTENCE_WORDS = 18

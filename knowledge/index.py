@@ -32,13 +32,13 @@ __all__ = ["Decision", "FaqIndex", "Hit", "PolicyThresholds", "RetrievalConfig"]
 # see `build_ivf`): a process must be able to start in seconds, so exact search holds while its latency
 # is tolerable.
 EXACT_LIMIT = 100_000
-# Answers are not embedded (weight 0), by cross-validation over whole StackFAQ threads (bench/faq_cv.py,
+# Answers are not embedded (weight 0), by cross-validation over whole StackFAQ threads (bench.faq.cv,
 # docs/BENCHMARKS.md): answers at 0.85 helped on the threads they were tuned on and lost to the question alone
 # on the others (issue 17), and the answer weight and blend chosen on some folds fell below the question alone
 # on a held-out fold. A kind weighted 0 is not embedded at all (`entry_texts`).
 # An article passage matches on its whole text (`FaqEntry.body`) and on each of its sentences: customers ask about
 # one fact of a section ("how long can a post be"), which its sentence states more sharply than the whole passage
-# (bench/helpcenter.py: the article ranked first for 72 % of questions on passages alone, 79 % with sentences).
+# (python -m bench.helpcenter: the article ranked first for 72 % of questions on passages alone, 79 % with sentences).
 TEXT_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.0, "passage": 1.0, "sentence": 1.0}
 # What every index saved before TEXT_WEIGHTS was recorded beside it embedded (see `FaqIndex.load`).
 _SAVED_BEFORE_WEIGHTS = {"question": 1.0, "alternate": 1.0, "answer": 0.85}

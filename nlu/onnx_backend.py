@@ -17,7 +17,7 @@ ONNX_FILE = "model.onnx"  # the graph in a model directory: `nlu.export` writes 
 # Texts per pass. A pass costs in proportion to its padded tokens: of 32 random BANKING77 sentences sorted
 # by length, passes of 8 compute 28 % padding and passes of 4 14 %, and passes of 3-4 scored the most
 # texts per CPU-second (passes of 1-2 pay onnxruntime's fixed cost per run instead). Measured on 2 cores:
-# bench/serve.py, onnx part, and docs/BENCHMARKS.md.
+# python -m bench.serve, onnx part, and docs/BENCHMARKS.md.
 PASS_TEXTS = 4
 
 
@@ -42,7 +42,7 @@ class OnnxBackend:
     Why not onnxruntime's own threads: splitting one small pass's matrix products over two cores costs
     more in hand-offs than it gains, and one core of two sat idle between them; two single-threaded
     passes at once keep both busy with no hand-off (onnxruntime's `run` is thread-safe and releases
-    the GIL). Measured at 64 clients on 2 cores: bench/serve.py and docs/BENCHMARKS.md.
+    the GIL). Measured at 64 clients on 2 cores: python -m bench.serve and docs/BENCHMARKS.md.
     """
 
     def __init__(self, bundle: ModelBundle, onnx_path: str | Path, max_batch: int = 64, threads: int | None = None):

@@ -1,6 +1,6 @@
 """Fine-tuning the joint intent + sentiment model.
 
-Recipe (chosen by `bench/nlu.py` measurements, see docs/BENCHMARKS.md):
+Recipe (chosen by `python -m bench.nlu` measurements, see docs/BENCHMARKS.md):
 * heads initialised from class prototypes (mean base embedding per class), so training
   starts from a nearest-centroid classifier instead of noise;
 * a cosine intent head with a fixed scale, label smoothing, and a higher learning rate

@@ -3,7 +3,7 @@
 The route is an ordinary FastAPI route (documented in the OpenAPI schema, validated by FastAPI, its
 errors answered by the app's handlers). But every request through FastAPI's stack (its telemetry,
 exception and exit-stack middlewares, routing, dependency solving, body parsing, response rendering)
-cost about as much CPU as the model's own pass for a one-sentence request on 2 cores (bench/serve.py,
+cost about as much CPU as the model's own pass for a one-sentence request on 2 cores (python -m bench.serve,
 profile part; docs/BENCHMARKS.md). `PredictShortPath` sits inside the client-address limit and the
 timing gate and answers a request that is plainly valid (a JSON body that `PredictRequest` accepts,
 under the body cap, with the model loaded) itself, with the same results the route returns. Anything

@@ -1,4 +1,4 @@
-"""The retrieval defaults chosen by cross-validation (bench/faq_cv.py) are what the product builds and serves.
+"""The retrieval defaults chosen by cross-validation (bench.faq.cv) are what the product builds and serves.
 
 Answers are not embedded by default (issue 17): a customer's words that happen to match an answer's
 text must not pull that entry ahead of the entry whose question they ask.
