@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from bot.core import Bot, BotHooks
+from bot.dispatch_scripts import ENQUEUE
 from bot.keys import Keys
 from bot.messages import InboundMessage
 from tests.support.effects_model import MildlyUnhappyModel
@@ -122,16 +123,24 @@ def test_a_fallback_killed_mid_way_counts_once_toward_escalation(redis_server):
 def test_an_intake_retried_by_the_client_after_it_succeeded_queues_the_message_once(redis_server):
     """redis-py's retry re-runs the intake script when a dropped connection hid its success: still one message."""
     prefix = f"once-{uuid.uuid4().hex[:6]}"
-    bot, store = survivor(redis_server, prefix, []), store_of(redis_server, prefix)
-    dispatcher = bot._dispatcher  # its intake script, run twice as redis-py's retry would: no public seam for that
     calls = []
-    real = dispatcher._enqueue
 
-    def enqueue_twice(keys, args):  # what the retry does: the very same script call, a second time
-        calls.append(real(keys=keys, args=args))
-        return real(keys=keys, args=args)
+    class RetryingRedis(redis.Redis):
+        """A client whose intake script runs twice, as redis-py's retry runs it after a dropped connection."""
 
-    dispatcher._enqueue = enqueue_twice
+        def register_script(self, script: str):
+            registered = super().register_script(script)
+            if script != ENQUEUE:
+                return registered
+
+            def twice(keys, args):  # what the retry does: the very same script call, a second time
+                calls.append(registered(keys=keys, args=args))
+                return registered(keys=keys, args=args)
+
+            return twice
+
+    bot = Bot(RetryingRedis(unix_socket_path=redis_server.socket_file), MildlyUnhappyModel(), None, prefix=prefix)
+    store = store_of(redis_server, prefix)
     try:
         handled = bot.handle(InboundMessage("rest", "erin", "erin", "hello there"))  # no platform id
         assert not handled.duplicate and handled.replies
