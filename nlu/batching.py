@@ -87,6 +87,11 @@ class MicroBatcher:
             if first is None:
                 break
             batch, stop = self._collect(first)
+            # A caller that gave up (an awaiting task cancelled, which cancels its future) gets no model time,
+            # and a running future cannot be cancelled any more: setting its result below cannot fail.
+            batch = [request for request in batch if request.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             items = [x for request in batch for x in request.items]
             started = time.perf_counter()
             try:
@@ -98,7 +103,10 @@ class MicroBatcher:
                         request.future.set_exception(exc)
                 continue
             if self.on_batch is not None:
-                self.on_batch(len(items), time.perf_counter() - started)
+                try:
+                    self.on_batch(len(items), time.perf_counter() - started)
+                except Exception:  # an observer failing must not stop the batcher for every later caller
+                    log.exception("%s: the batch observer failed", self._thread.name)
             offset = 0
             for request in batch:
                 n = len(request.items)
@@ -110,5 +118,5 @@ class MicroBatcher:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
+            if item is not None and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(BatcherClosed(f"{self._thread.name} is closed"))
