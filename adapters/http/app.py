@@ -8,8 +8,11 @@ The components are kept in the app's state, where adapters/http/dependencies.py 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -113,6 +116,34 @@ def create_app(settings: Settings | None = None, components: Components | None =
     return app
 
 
+class ReadinessCheck:
+    """`/readyz`'s checks off the event loop: one at a time per process, shared by the probes that arrive while
+    it runs, on a thread of its own (never the pool the routes use).
+
+    The check pings Redis, which a stalled server can hold for seconds per retry. Run in the event loop, five
+    probes made `/healthz` on the same worker time out, and liveness restarts spread. A check still waiting
+    after `TIMEOUT_S` answers with Redis missing.
+    """
+
+    TIMEOUT_S = 2.0
+
+    def __init__(self, components: Components):
+        self.components = components
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz")
+        self._lock = threading.Lock()
+        self._running: Future | None = None
+
+    async def missing(self) -> list[str]:
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running = self._executor.submit(self.components.missing)
+            running = self._running
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(running)), self.TIMEOUT_S)
+        except TimeoutError:
+            return self.components.missing(redis_answers=False)
+
+
 def _add_routes(app: FastAPI, components: Components) -> None:
     """Routes are matched in order: /predict and the probes, then the customers' channels, then the many /admin
     routes, then the staff desk's pages."""
@@ -122,9 +153,11 @@ def _add_routes(app: FastAPI, components: Components) -> None:
     async def healthz() -> dict:
         return {"status": "ok"}
 
+    readiness = ReadinessCheck(components)
+
     @app.get("/readyz")
     async def readyz(response: Response) -> dict:
-        missing = components.missing()
+        missing = await readiness.missing()
         if missing:
             response.status_code = 503
         return {"ready": not missing, "missing": missing,

@@ -82,13 +82,14 @@ class Components:
             raise NotReady(f"the {COMPONENT_NAMES.get(name, name)} is not loaded yet")
         return part
 
-    def missing(self) -> list[str]:
+    def missing(self, redis_answers: bool | None = None) -> list[str]:
+        """What is not ready yet; `redis_answers` given (a check that timed out: False), Redis is not pinged."""
         missing = []
         if self.engine is None:
             missing.append("model")
         if self.kb is None or not self.kb.ready:
             missing.append("index")
-        if not self.redis_ok():
+        if not (self.redis_ok() if redis_answers is None else redis_answers):
             missing.append("redis")
         if not missing and self.bot is None:
             # The bot is built last (its escalation line is calibrated with the model): a process is not
