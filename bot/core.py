@@ -80,7 +80,6 @@ class Bot:
         self.stats = BotStats(client, keys, text_ttl=escalation_retention_s)
         self.review = ReviewInbox(client, keys, retention_s=review_retention_s, low_confidence=review_confidence)
         self.templates = templates
-        self.hours = hours
         self.store = store
         effects = EffectRunner(self.stats, self.queue, store, on_escalation=hooks.on_escalation,
                                on_customer_message=hooks.on_customer_message)
@@ -152,16 +151,6 @@ class Bot:
     def history(self, channel: str, conversation_id: str, last: int | None = None) -> list[dict]:
         """A conversation's transcript, for channels that redraw it (the web chat after a page reload)."""
         return self.store.history(f"{channel}:{conversation_id}", last=last)
-
-    # ------------------------------------------------------------------ delivery of work left behind
-    def deliver_swept(self, uid: str, message: InboundMessage, replies: list[Reply]) -> bool:
-        return self.delivery.deliver_swept(uid, message, replies)
-
-    def claim_delivery(self, handled: Handled) -> bool:
-        return self.delivery.claim(handled)
-
-    def finish_delivery(self, handled: Handled, sent: bool) -> None:
-        self.delivery.finish(handled, sent)
 
     # ------------------------------------------------------------------ staff
     def claim(self, escalation_id: str, agent: str) -> StaffResult:

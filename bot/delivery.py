@@ -158,7 +158,5 @@ class Delivery:
                 delivered = False
                 log.warning("delivering a message to %s failed (%s)", channel, type(exc).__name__)
         if record:
-            self.store.append(conversation, reply.sender, reply.text, agent=reply.agent,
-                              suggestions=list(reply.suggestions) or None,  # a reload redraws the buttons
-                              delivered=None if delivered else False)
+            self.store.append_reply(conversation, reply, delivered=None if delivered else False)
         return delivered

@@ -61,8 +61,13 @@ class Effect:
 
 @dataclass(frozen=True)
 class _Counter(Effect):
+    """A statistic (`bot.stats`): stored as its `op` and its fields, in order."""
+
     def args(self) -> list:
         return [getattr(self, f.name) for f in fields(self)]
+
+    def count(self, stats: BotStats) -> None:
+        raise NotImplementedError
 
     def to_dict(self) -> dict:
         return {"kind": "stats", "op": self.op, "args": self.args(), "external": False}
@@ -73,16 +78,25 @@ class CountMessage(_Counter):
     op: ClassVar[str] = "message"
     conversation: str
 
+    def count(self, stats: BotStats) -> None:
+        stats.message(self.conversation)
+
 
 @dataclass(frozen=True)
 class CountIntent(_Counter):
     op: ClassVar[str] = "intent"
     intent: str
 
+    def count(self, stats: BotStats) -> None:
+        stats.intent(self.intent)
+
 
 @dataclass(frozen=True)
 class CountAnswer(_Counter):
     op: ClassVar[str] = "faq_answer"
+
+    def count(self, stats: BotStats) -> None:
+        stats.faq_answer()
 
 
 @dataclass(frozen=True)
@@ -90,11 +104,17 @@ class CountFallback(_Counter):
     op: ClassVar[str] = "fallback"
     text: str
 
+    def count(self, stats: BotStats) -> None:
+        stats.fallback(self.text)
+
 
 @dataclass(frozen=True)
 class CountEscalation(_Counter):
     op: ClassVar[str] = "escalation"
     conversation: str
+
+    def count(self, stats: BotStats) -> None:
+        stats.escalation(self.conversation)
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,9 @@ class CountRating(_Counter):
     op: ClassVar[str] = "csat"
     agent: str
     rating: int
+
+    def count(self, stats: BotStats) -> None:
+        stats.csat(self.agent, self.rating)
 
 
 _COUNTERS: dict[str, type[_Counter]] = {kind.op: kind for kind in (
@@ -157,7 +180,7 @@ class EffectRunner:
     def run_one(self, effect: Effect) -> None:
         match effect:
             case _Counter():
-                getattr(self.stats, effect.op)(*effect.args())
+                effect.count(self.stats)
             case AnnounceEscalation(escalation_id=escalation_id):
                 escalation = self.queue.get(escalation_id)
                 self.announce(escalation, self.store.history(escalation.conversation_id))

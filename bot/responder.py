@@ -91,9 +91,7 @@ class Responder:
         turn = Turn(message, meta, [CountMessage(conversation)])
         replies = self._replies(turn)
         for reply in replies:
-            self.store.append(conversation, reply.sender, reply.text, agent=reply.agent,
-                              suggestions=list(reply.suggestions) or None,
-                              source=reply.source.to_dict() if reply.source else None)
+            self.store.append_reply(conversation, reply)
         return Outcome(replies, turn.effects)
 
     def _replies(self, turn: Turn) -> list[Reply]:

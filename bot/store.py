@@ -16,6 +16,7 @@ import redis
 
 from bot.keys import Keys
 from bot.lease import LeaseLost, token_for
+from bot.messages import Reply
 
 
 class ConversationStatus(StrEnum):
@@ -149,6 +150,12 @@ class ConversationStore:
         self._fenced(self._append, conversation, [key, *self.keys.conversation_parts(conversation)],
                      [json.dumps(event, ensure_ascii=False), self.history_cap, self.idle_ttl])
         return event
+
+    def append_reply(self, conversation: str, reply: Reply, **extra) -> dict:
+        """Add a reply to the transcript with what a redraw needs: its sender, agent, buttons and source."""
+        return self.append(conversation, reply.sender, reply.text, agent=reply.agent,
+                           suggestions=list(reply.suggestions) or None,
+                           source=reply.source.to_dict() if reply.source else None, **extra)
 
     def begin(self, conversation: str, uid: str, look_back: int = 50) -> bool:
         """Start handling message `uid`; True when it is a retry whose dead attempt was undone.

@@ -1,4 +1,4 @@
-"""Answers to work a dead worker left behind reach the customer once (`Bot.deliver_swept`, issue 14).
+"""Answers to work a dead worker left behind reach the customer once (`Delivery.deliver_swept`, issue 14).
 
 A real Redis, the real `Bot` and `Dispatcher`; the model is a stub (the replies are templates).
 The end-to-end version, with real server processes and the Slack stand-in, is tests/system/test_slack_crash.py.
@@ -59,7 +59,7 @@ def test_a_swept_message_is_delivered_once_through_the_channel_and_the_outbox(re
         assert pushed.get(timeout=5).text == sent[0][2].text  # a web page on any worker would show it live
         # Swept again, or the same result delivered again (a waiter that also picked it up): nothing more.
         assert bot.sweep_once() == 0
-        assert bot.deliver_swept(uid, message, [sent[0][2]]) is False
+        assert bot.delivery.deliver_swept(uid, message, [sent[0][2]]) is False
         assert len(sent) == 1
         roles = [e["role"] for e in bot.store.history(message.conversation_key)]
         assert roles == ["customer", "bot"]
@@ -74,10 +74,10 @@ def test_a_live_waiter_that_claimed_the_delivery_first_is_not_doubled(redis_serv
     try:
         message = InboundMessage("telegram", "42", "7", "hi", message_id="42:1")
         handled = Handled([Reply("hello")], uid=uuid.uuid4().hex)
-        assert bot.claim_delivery(handled)  # the adapter of the process that received it is sending
-        assert bot.deliver_swept(handled.uid, message, handled.replies) is False
-        bot.finish_delivery(handled, True)
-        assert bot.deliver_swept(handled.uid, message, handled.replies) is False
+        assert bot.delivery.claim(handled)  # the adapter of the process that received it is sending
+        assert bot.delivery.deliver_swept(handled.uid, message, handled.replies) is False
+        bot.delivery.finish(handled, True)
+        assert bot.delivery.deliver_swept(handled.uid, message, handled.replies) is False
         assert sent == []
     finally:
         bot.close()
@@ -100,7 +100,7 @@ def test_a_swept_answer_the_channel_refuses_is_marked_for_staff_and_freed_for_a_
         assert events[-1]["role"] == "system" and events[-1]["delivered"] is False
         assert "hello" not in events[-1]["text"]
         # Not recorded as sent: a redelivery of the platform message may still send it.
-        assert bot.claim_delivery(Handled(attempts, duplicate=True, uid=uid))
+        assert bot.delivery.claim(Handled(attempts, duplicate=True, uid=uid))
     finally:
         bot.close()
 
@@ -134,8 +134,8 @@ def test_an_answer_committed_but_never_posted_is_posted_by_the_sweeper_once(redi
         assert bot.sweep_once() == 0 and sent == handled.replies
         # A delivery the adapter finished itself leaves nothing for the sweeper.
         other = bot.handle(InboundMessage("slack", "DSWEPT3", "U3", "again", message_id="DSWEPT3:2.0"))
-        assert bot.claim_delivery(other)
-        bot.finish_delivery(other, True)
+        assert bot.delivery.claim(other)
+        bot.delivery.finish(other, True)
         assert bot.sweep_once() == 0 and len(sent) == len(handled.replies)
         assert not client.exists(keys.conv(message.conversation_key, "undelivered"))
     finally:

@@ -2,7 +2,7 @@
 
 A `frontdesk serve` process takes Slack events (signed as Slack signs them) and is SIGKILLed;
 a new process on the same Redis answers what the dead one left behind, with no new message
-from anyone: its sweeper takes the conversations over and `Bot.deliver_swept` posts the answers,
+from anyone: its sweeper takes the conversations over and `Delivery.deliver_swept` posts the answers,
 each exactly once (counted in the stand-in's `chat.postMessage` calls).
 """
 

@@ -77,9 +77,6 @@ class SlackAdapter:
         """`OutputChannel.send`: into a DM or a channel thread (see outbound.py)."""
         self.outbound.send(conversation_id, reply, in_reply_to)
 
-    def user_name(self, user_id: str, fallback: str | None = None) -> str:
-        return self.outbound.user_name(user_id, fallback)
-
     def on_escalation(self, escalation: Escalation, transcript: list[dict]) -> bool:
         """`StaffNotifier`: post the escalation to the support channel (see staff.py)."""
         return self.staff.on_escalation(escalation, transcript)
