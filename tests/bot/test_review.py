@@ -76,7 +76,12 @@ def test_unsure_messages_are_labelled_exported_trained_on_checked_and_deployed(s
     assert items[0]["at"] >= items[-1]["at"]  # newest first
     masked = next(i for i in items if i["text"].startswith("cancel everything"))
     assert "[email]" in masked["text"] and "[card]" in masked["text"] and "[phone]" in masked["text"]
-    assert "example.com" not in json.dumps(items) and "4111" not in json.dumps(items)
+    # Everything the items hold but numbers and hashes, which may hold the digits 4111 by chance (a timestamp, a
+    # confidence, the model's version id "tiny-4111e1c85d" or a group id): no customer text ever goes there.
+    texts_held = json.dumps([{k: v for k, v in item.items()
+                              if not isinstance(v, int | float) and k not in ("model_version", "group")}
+                             for item in items])
+    assert "example.com" not in texts_held and "4111" not in texts_held
     by_text = {i["text"]: i for i in items}
     twin = next(i for i in items if i["text"] == "Cancel my subscription")
     assert twin["group"] == by_text["cancel my subscription"]["group"]
