@@ -28,7 +28,7 @@ from bench.load.loadgen import free_port, start, stop, wait_http
 from bench.report import run_stamp, table, write_section
 
 RESULTS = REPORT_DATA / "deploy.json"
-TOKEN = "bench-deploy-token"
+TOKEN = "bench-deploy-token-0123456789abcdef0123"
 
 
 def size_mb(folder: Path) -> float:

@@ -46,6 +46,29 @@ def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
             write_csv(root / "sentiment.csv", "sentiment", SENTIMENT_ROWS))
 
 
+def trained_once(tmp_path_factory, name: str, recipe: str, build) -> Path:
+    """`build(out)` into a fresh directory; with FRONTDESK_TEST_CACHE set (a developer's own runs, never CI) the
+    directory is kept there under a hash of `recipe` and the package sources, so repeated runs skip training."""
+    cache = os.environ.get("FRONTDESK_TEST_CACHE")
+    if not cache:
+        out = tmp_path_factory.mktemp(name) / "model"
+        build(out)
+        return out
+    import hashlib
+    import shutil
+
+    digest = hashlib.sha256(recipe.encode())
+    for source in sorted((Path(__file__).resolve().parent.parent / "nlu").rglob("*")):
+        if source.is_file() and source.suffix in (".py", ".csv"):
+            digest.update(source.read_bytes())
+    out = Path(cache) / f"{name}-{digest.hexdigest()[:16]}"
+    if not (out / ".complete").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        build(out)
+        (out / ".complete").write_text("")
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tiny_data, tmp_path_factory) -> Path:
     """A real fine-tuned model directory: the packaged MiniLM, a few steps on tiny data."""
@@ -54,14 +77,10 @@ def tiny_model(tiny_data, tmp_path_factory) -> Path:
     from nlu.train import TrainConfig
 
     intents, sentiment = tiny_data
-    out = tmp_path_factory.mktemp("model") / "tiny"
-    fit(
-        read_labelled_csv(intents, "intent"),
-        read_labelled_csv(sentiment, "sentiment"),
-        out,
-        TrainConfig(epochs=3, batch_size=8, max_steps=9, dev_fraction=0.2, lr=1e-4, device="cpu", seed=3),
-    )
-    return out
+    config = TrainConfig(epochs=3, batch_size=8, max_steps=9, dev_fraction=0.2, lr=1e-4, device="cpu", seed=3)
+    return trained_once(tmp_path_factory, "tiny", repr((INTENT_ROWS, SENTIMENT_ROWS, config)),
+                        lambda out: fit(read_labelled_csv(intents, "intent"), read_labelled_csv(sentiment, "sentiment"),
+                                        out, config))
 
 
 @pytest.fixture(scope="session")
@@ -101,10 +120,10 @@ def demo_model(tmp_path_factory) -> Path:
     from nlu.fit import fit
     from nlu.train import TrainConfig
 
-    out = tmp_path_factory.mktemp("demo-model") / "model"
-    fit(read_labelled_csv(demo_intents_path(), "intent"), read_labelled_csv(demo_sentiment_path(), "sentiment"),
-        out, TrainConfig(epochs=2, batch_size=16, max_steps=30, lr=1e-4, device="cpu", seed=1))
-    return out
+    config = TrainConfig(epochs=2, batch_size=16, max_steps=30, lr=1e-4, device="cpu", seed=1)
+    return trained_once(tmp_path_factory, "demo-model", repr(config),
+                        lambda out: fit(read_labelled_csv(demo_intents_path(), "intent"),
+                                        read_labelled_csv(demo_sentiment_path(), "sentiment"), out, config))
 
 
 @pytest.fixture(scope="session")
@@ -308,7 +327,7 @@ def desk_client(demo_model, demo_kb, redis_server, tmp_path_factory):
     """Factory: `desk_client(**settings)` -> a FastAPI TestClient on the real app, ready for customers.
 
     The demo model (loaded here, closed with the app) and the session's demo FAQ are handed in, so no
-    index is rebuilt; each app gets a Redis prefix of its own and `FRONTDESK_ADMIN_TOKEN=desk-token`
+    index is rebuilt; each app gets a Redis prefix of its own and `FRONTDESK_ADMIN_TOKEN=desk-token-...`
     unless the settings say otherwise. Everything started is stopped at the end of the module.
     """
     import time
@@ -326,7 +345,8 @@ def desk_client(demo_model, demo_kb, redis_server, tmp_path_factory):
         def make(client_address: tuple[str, int] = ("testclient", 50000), **values) -> TestClient:
             settings = Settings(**{"FRONTDESK_MODEL_DIR": demo_model, "REDIS_URL": f"unix://{redis_server.socket_file}",
                                    "FRONTDESK_REDIS_PREFIX": f"desk-{uuid.uuid4().hex[:8]}",
-                                   "FRONTDESK_ADMIN_TOKEN": "desk-token", "FRONTDESK_DEVICE": "cpu",
+                                   "FRONTDESK_ADMIN_TOKEN": "desk-token-0123456789abcdef0123456789",
+                                   "FRONTDESK_DEVICE": "cpu",
                                    "FRONTDESK_HOME": tmp_path_factory.mktemp("home"), **values})
             components = Components(settings, engine=load_engine(demo_model, "cpu"), kb=demo_kb)
             client = stack.enter_context(TestClient(create_app(settings, components), client=client_address))

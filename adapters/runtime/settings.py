@@ -5,12 +5,49 @@ Secrets are `SecretStr` so they never show up in a repr, a log line or an error 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.hours import BusinessHours
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+TOKEN_VARIABLES = {"admin_token": "FRONTDESK_ADMIN_TOKEN", "chat_token": "FRONTDESK_CHAT_TOKEN",
+                   "predict_token": "FRONTDESK_PREDICT_TOKEN"}
+MIN_TOKEN_LENGTH = 32
+# Values that shipped in examples or that people type when told to "set a secret": refused at any length.
+PLACEHOLDER_TOKENS = frozenset({"change-me", "changeme", "change-me-to-a-long-random-string", "secret", "password",
+                                "admin", "token", "replace-me", "your-token-here", "xxx"})
+
+
+def rate_pair(value: str) -> tuple[int, float]:
+    """"COUNT/SECONDS" (already checked by the field's pattern) as a pair."""
+    count, seconds = value.split("/")
+    return int(count), float(seconds)
+
+
+def parse_networks(value: str, variable: str) -> list[IPNetwork]:
+    """Comma-separated addresses or CIDRs as networks; a bad entry is a ValueError naming it and the variable."""
+    networks = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{variable}: {entry!r} is not an IP address or CIDR") from None
+    return networks
+
+
+def check_token_strength(token: str, variable: str) -> None:
+    """A bearer token guards the bot's data: refuse a known placeholder or one short enough to guess."""
+    if token.strip().lower() in PLACEHOLDER_TOKENS or "change-me" in token.lower():
+        raise ValueError(f"{variable} is a placeholder; set a random value (e.g. `openssl rand -hex 32`)")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"{variable} is {len(token)} characters; at least {MIN_TOKEN_LENGTH} are needed "
+                         f"(e.g. `openssl rand -hex 32`)")
 
 
 class LogSettings(BaseSettings):
@@ -25,7 +62,9 @@ class LogSettings(BaseSettings):
 
 class Settings(BaseSettings):
     # Only the documented names (FRONTDESK_HOME, ...): matching field names too would read $HOME as `home`.
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=False)
+    # A refused value is never echoed: it may be a token (the error names the variable and the rule).
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=False,
+                                      hide_input_in_errors=True)
 
     # Where `run` keeps what it builds (the demo model, indexes, the embedded Redis file).
     home: Path = Field(default=Path(".frontdesk"), validation_alias="FRONTDESK_HOME")
@@ -85,6 +124,35 @@ class Settings(BaseSettings):
     # An answer given on an intent confidence under this is kept for review too (1.0: every answer).
     review_confidence: float = Field(default=0.6, ge=0, le=1, validation_alias="FRONTDESK_REVIEW_CONFIDENCE")
 
+    # The public surface (docs/SECURITY.md). Reverse proxies whose X-Forwarded-For is believed (addresses or
+    # CIDRs, comma-separated; none by default): the client is the rightmost address that is not one of them.
+    trusted_proxies: str = Field(default="", validation_alias="FRONTDESK_TRUSTED_PROXIES")
+    # Bearer tokens: the REST channel's (`POST /chat`; unset under `serve`, /chat answers 401) and /predict's.
+    chat_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_CHAT_TOKEN")
+    predict_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_PREDICT_TOKEN")
+    # /predict: requests per client address per window, and texts waiting for the model before it answers 503.
+    predict_rate_limit: str = Field(default="120/60", pattern=r"^\d+/\d+(\.\d+)?$",
+                                    validation_alias="FRONTDESK_PREDICT_RATE_LIMIT")
+    predict_queue: int = Field(default=2048, ge=1, validation_alias="FRONTDESK_PREDICT_QUEUE")
+    # Only model directories under this one can be deployed or checked through the admin API.
+    models_root: Path | None = Field(default=None, validation_alias="FRONTDESK_MODELS_ROOT")
+    # Audit entries are kept this many days; a staff token lives this many days (signing out revokes it sooner).
+    audit_days: int = Field(default=365, ge=1, validation_alias="FRONTDESK_AUDIT_DAYS")
+    staff_token_days: float = Field(default=30.0, gt=0, validation_alias="FRONTDESK_STAFF_TOKEN_DAYS")
+    # Escalations opened per customer and per client address per window ("COUNT/SECONDS"); an unclaimed one
+    # expires after this many hours; staff are reminded of an unclaimed one at most this many times.
+    escalation_rate_limit: str = Field(default="3/3600", pattern=r"^\d+/\d+(\.\d+)?$",
+                                       validation_alias="FRONTDESK_ESCALATION_RATE_LIMIT")
+    escalation_address_limit: str = Field(default="20/3600", pattern=r"^\d+/\d+(\.\d+)?$",
+                                          validation_alias="FRONTDESK_ESCALATION_ADDRESS_LIMIT")
+    escalation_expire_hours: float = Field(default=72.0, gt=0, validation_alias="FRONTDESK_ESCALATION_EXPIRE_HOURS")
+    reannounce_max: int = Field(default=3, ge=0, validation_alias="FRONTDESK_REANNOUNCE_MAX")
+    # Pages that may embed the web chat (CSP frame-ancestors), space-separated; default: only this server.
+    frame_ancestors: str = Field(default="'self'", validation_alias="FRONTDESK_FRAME_ANCESTORS")
+    # The embedded Redis's memory cap (`frontdesk run`); an external Redis is configured by its operator.
+    redis_maxmemory: str = Field(default="256mb", pattern=r"(?i)^\d+(b|kb|mb|gb)?$",
+                                 validation_alias="FRONTDESK_REDIS_MAXMEMORY")
+
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
@@ -99,6 +167,7 @@ class Settings(BaseSettings):
     telegram_admin_users: str = Field(default="", validation_alias="TELEGRAM_ADMIN_USERS")
 
     @field_validator("model_dir", "kb", "kb_questions", "faq_encoder", "admin_token", "redis_url", "slack_bot_token",
+                     "chat_token", "predict_token", "models_root",
                      "slack_signing_secret", "slack_app_token", "slack_support_channel", "telegram_bot_token",
                      "telegram_webhook_url", "telegram_webhook_secret", mode="before")
     @classmethod
@@ -123,6 +192,19 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_CLUSTER=1 needs REDIS_URL naming one node of the cluster")
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def proxy_networks(cls, value: str) -> str:
+        parse_networks(value, "FRONTDESK_TRUSTED_PROXIES")  # a typo fails at start-up, naming the entry
+        return value
+
+    @field_validator("admin_token", "chat_token", "predict_token")
+    @classmethod
+    def strong_token(cls, value: SecretStr | None, info) -> SecretStr | None:
+        if value is not None:
+            check_token_strength(value.get_secret_value(), TOKEN_VARIABLES[info.field_name])
+        return value
+
     @model_validator(mode="after")
     def readable_hours(self) -> Settings:
         self.hours()  # a bad FRONTDESK_BUSINESS_HOURS or FRONTDESK_TIMEZONE fails at start-up, naming the part
@@ -133,9 +215,24 @@ class Settings(BaseSettings):
         return BusinessHours.parse(self.business_hours, self.timezone)
 
     @property
+    def proxy_networks_list(self) -> list[IPNetwork]:
+        return parse_networks(self.trusted_proxies, "FRONTDESK_TRUSTED_PROXIES")
+
+    @property
+    def predict_rate_limit_pair(self) -> tuple[int, float]:
+        return rate_pair(self.predict_rate_limit)
+
+    @property
+    def escalation_rate_limit_pair(self) -> tuple[int, float]:
+        return rate_pair(self.escalation_rate_limit)
+
+    @property
+    def escalation_address_limit_pair(self) -> tuple[int, float]:
+        return rate_pair(self.escalation_address_limit)
+
+    @property
     def ip_rate_limit_pair(self) -> tuple[int, float]:
-        count, seconds = self.ip_rate_limit.split("/")
-        return int(count), float(seconds)
+        return rate_pair(self.ip_rate_limit)
 
     @property
     def origin_list(self) -> list[str]:
@@ -143,8 +240,7 @@ class Settings(BaseSettings):
 
     @property
     def rate_limit_pair(self) -> tuple[int, float]:
-        count, seconds = self.rate_limit.split("/")
-        return int(count), float(seconds)
+        return rate_pair(self.rate_limit)
 
     @property
     def demo_model_dir(self) -> Path:

@@ -76,7 +76,7 @@ def server_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("FRONTDESK_", "SLACK_", "TELEGRAM_", "REDIS_"))}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", FRONTDESK_HOME=str(HOME),
-               FRONTDESK_KB=str(ROOT / "knowledge" / "demo"), FRONTDESK_ADMIN_TOKEN=secrets.token_urlsafe(16),
+               FRONTDESK_KB=str(ROOT / "knowledge" / "demo"), FRONTDESK_ADMIN_TOKEN=secrets.token_urlsafe(32),
                REDIS_URL="")  # empty: `serve` starts an embedded Redis under FRONTDESK_HOME
     env.update(extra)
     return env

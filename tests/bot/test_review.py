@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import INTENT_ROWS
 
-TOKEN = "review-admin-token-123"
+TOKEN = "review-admin-token-0123456789abcdef"
 CANCEL = ["cancel my subscription", "please cancel my account", "i want to cancel my plan",
           "how do i cancel my membership"]
 EMAIL_TEXT = "cancel everything for jo.bloggs@example.com, card 4111 1111 1111 1111, call +44 20 7946 0958"

@@ -187,7 +187,8 @@ def test_an_agent_signs_in_to_the_console_with_its_token_and_claims_under_its_ow
 
     prefix = f"staff-browser-{uuid.uuid4().hex[:8]}"
     settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
-                        FRONTDESK_REDIS_PREFIX=prefix, FRONTDESK_ADMIN_TOKEN="desk-token", FRONTDESK_HOME=tmp_path,
+                        FRONTDESK_REDIS_PREFIX=prefix, FRONTDESK_ADMIN_TOKEN="desk-token-0123456789abcdef0123456789",
+                        FRONTDESK_HOME=tmp_path,
                         FRONTDESK_DEVICE="cpu")
     with live_app(settings) as url:
         _, token = StaffDirectory(redis_server, Keys(prefix)).add("kim", Role.AGENT)

@@ -15,7 +15,7 @@ from tests.conftest import INTENT_ROWS, write_csv
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "distill-admin-token-123"
+TOKEN = "distill-admin-token-0123456789abcdef"
 TEXTS = [text for texts in INTENT_ROWS.values() for text in texts]
 
 

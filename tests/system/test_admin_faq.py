@@ -10,7 +10,7 @@ import yaml
 
 from tests.support.serverutil import free_port, start_server, stop_server, wait_ready
 
-TOKEN = "test-admin-token-123"
+TOKEN = "test-admin-token-0123456789abcdef0123"
 ENTRIES = [
     {"id": "shipping", "question": "How much does shipping cost?", "answer": "Shipping is $5.95.",
      "alternates": ["what are the delivery fees", "is shipping free", "how much is postage"]},

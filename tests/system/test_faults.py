@@ -24,7 +24,7 @@ from bot.keys import Keys
 from bot.store import ConversationStore
 from tests.support.serverutil import ROOT, free_port, stop_server, wait_ready
 
-TOKEN = "fault-token"
+TOKEN = "fault-token-0123456789abcdef0123456789"
 pytestmark = pytest.mark.timeout(600)  # each test starts real servers; slow when the machine is busy
 
 

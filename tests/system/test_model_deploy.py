@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tests.conftest import INTENT_ROWS, SENTIMENT_ROWS, write_csv
 from tests.support.serverutil import free_port, start_server, stop_server, wait_ready
 
-TOKEN = "deploy-admin-token-123"
+TOKEN = "deploy-admin-token-0123456789abcdef01"
 SECOND_ROWS = {  # different intents from the tiny model's: a deploy is visible in every answer
     "cancel_order": ["cancel my order", "i want to cancel", "please cancel the purchase", "stop my order",
                      "cancel it now", "don't send my order"],

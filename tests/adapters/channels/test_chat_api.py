@@ -12,7 +12,7 @@ from tests.support.serverutil import wait_until_serving
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "chat-test-token"
+TOKEN = "chat-test-token-0123456789abcdef012345"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -28,7 +28,7 @@ from tests.support.paths import REPO_ROOT
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
-TOKEN = "citations-test-token"
+TOKEN = "citations-test-token-0123456789abcdef0"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DEMO_KB = REPO_ROOT / "knowledge" / "demo"
 LINKED = "https://help.example/a?x=1&y=%3C2%3E"  # the URL as the browser reads it (new URL(...).href)

@@ -25,7 +25,7 @@ from tests.support.paths import REPO_ROOT
 from tests.support.standins.slack_api import APP_TOKEN, BOT_TOKEN, BOT_USER_ID, TEAM_ID, SlackStandIn
 
 SECRET = "slack-test-signing-secret"
-ADMIN_TOKEN = "slack-test-admin-token"
+ADMIN_TOKEN = "slack-test-admin-token-0123456789abcdef"
 SUPPORT = "CSUPPORT"
 STAFF, OTHER_STAFF, ADMIN = "USTAFF1", "USTAFF2", "UADMIN1"
 DEMO_KB = REPO_ROOT / "knowledge" / "demo"

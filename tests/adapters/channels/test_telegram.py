@@ -35,7 +35,7 @@ from tests.support.standins.telegram_api import (
 TOKEN = "123:ABC"
 WEBHOOK_TOKEN = "456:DEF"
 SECRET = "hook-secret_42"
-ADMIN_TOKEN = "telegram-test-admin"
+ADMIN_TOKEN = "telegram-test-admin-0123456789abcdef01"
 ADMIN_USER = 777
 BOT_NAME = "frontdesk_123_bot"
 KB = REPO_ROOT / "knowledge" / "demo"

@@ -33,7 +33,7 @@ TWINS = [
     for slug, name in (("linen-duvet", "linen duvet"), ("wool-rug", "wool rug")) for suffix in ("", " cover")
 ]
 KB_DIR = DEMO_KB  # replaced by the module's copy with the twins (see `base_url`)
-TOKEN = "webchat-test-token"
+TOKEN = "webchat-test-token-0123456789abcdef012"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

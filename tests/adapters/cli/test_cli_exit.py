@@ -123,12 +123,12 @@ def test_faq_build_and_reload_json(tiny_model, redis_url, redis_prefix, tmp_path
     home = tmp_path / "home"
     settings = Settings(FRONTDESK_MODEL_DIR=tiny_model, REDIS_URL=redis_url, FRONTDESK_REDIS_PREFIX=redis_prefix,
                         FRONTDESK_HOME=home, FRONTDESK_DEVICE="cpu", FRONTDESK_KB=kb,
-                        FRONTDESK_ADMIN_TOKEN="reload-token")
+                        FRONTDESK_ADMIN_TOKEN="reload-token-0123456789abcdef0123456789")
     with live_app(settings) as url:
         (kb / "more.yaml").write_text(yaml.safe_dump([{"id": "ship", "question": "Do you ship abroad?",
                                                        "answer": "Yes."}]))
         reloaded = runner.invoke(app, ["faq", "reload", "--url", url, "--json"],
-                                 env={"FRONTDESK_ADMIN_TOKEN": "reload-token"})
+                                 env={"FRONTDESK_ADMIN_TOKEN": "reload-token-0123456789abcdef0123456789"})
         assert reloaded.exit_code == 0, reloaded.output
         body = json.loads(reloaded.stdout)
         assert body["ok"] is True and body["changed"] is True and body["version"]["entries"] == 3

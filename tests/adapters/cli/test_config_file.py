@@ -33,6 +33,9 @@ def worker_names(redis_server, serve_pid: int) -> set[int]:
     return {pid for pid in children if f"frontdesk-{pid}" in named}
 
 
+FILE_TOKEN = "only-in-the-file-0123456789abcdef012345"
+
+
 @pytest.mark.slow
 def test_two_workers_take_every_setting_from_the_file(tiny_model, redis_server, redis_url, redis_prefix, tmp_path):
     kb = tmp_path / "faq.yaml"
@@ -42,7 +45,7 @@ def test_two_workers_take_every_setting_from_the_file(tiny_model, redis_server, 
     config.write_text(
         "# written by an operator\n"
         f"REDIS_URL={redis_url}\n"
-        "export FRONTDESK_ADMIN_TOKEN='only-in-the-file'\n"
+        f"export FRONTDESK_ADMIN_TOKEN='{FILE_TOKEN}'\n"
         f"FRONTDESK_MODEL_DIR={tiny_model}\n"
         f"FRONTDESK_KB={kb}\n"
         f"FRONTDESK_HOME={tmp_path / 'home'}\n"
@@ -70,7 +73,7 @@ def test_two_workers_take_every_setting_from_the_file(tiny_model, redis_server, 
                 time.sleep(0.5)
             # The admin token exists only in the file; each request on a new connection, so both workers answer.
             for _ in range(12):
-                assert httpx.get(f"{url}/admin/faq", headers={"Authorization": "Bearer only-in-the-file"}
+                assert httpx.get(f"{url}/admin/faq", headers={"Authorization": f"Bearer {FILE_TOKEN}"}
                                  ).status_code == 200
             assert httpx.get(f"{url}/admin/faq", headers={"Authorization": "Bearer wrong"}).status_code == 401
             reply = httpx.post(f"{url}/chat", json={"sender": "ann", "message": "opening hours"}, timeout=60)

@@ -42,7 +42,7 @@ from tests.support.serverutil import ROOT, free_port, stop_server, wait_ready
 from tests.support.standins.slack_api import BOT_TOKEN, TEAM_ID, SlackStandIn
 from tests.support.standins.telegram_api import TelegramStandIn, message_update, private_chat, user
 
-TOKEN = "adm1n-T0KEN-never-print-me"
+TOKEN = "adm1n-T0KEN-never-print-me-0123456789"
 SLACK_ADMIN, TELEGRAM_ADMIN = "UADMIN1", "777"
 DEMO_KB = ROOT / "knowledge" / "demo"
 ADMIN_ONLY = "Sorry, that command is for administrators only."  # bot/templates.yaml: admin_only

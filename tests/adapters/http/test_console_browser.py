@@ -20,7 +20,7 @@ from tests.support.paths import REPO_ROOT
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
-TOKEN = "console-test-token"
+TOKEN = "console-test-token-0123456789abcdef012"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DEMO_KB = REPO_ROOT / "knowledge" / "demo"
 

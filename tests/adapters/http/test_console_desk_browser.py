@@ -13,7 +13,7 @@ from tests.support.liveserver import live_app
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
-TOKEN = "desk-browser-token"
+TOKEN = "desk-browser-token-0123456789abcdef012"
 PREFIX = f"desk-browser-{uuid.uuid4().hex[:8]}"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -10,7 +10,7 @@ from adapters.runtime.settings import Settings
 from tests.knowledge.test_knowledge_articles import write_kb
 from tests.support.serverutil import wait_until_serving
 
-TOKEN = "helpcenter-token"
+TOKEN = "helpcenter-token-0123456789abcdef01234"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

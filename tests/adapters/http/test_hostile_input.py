@@ -44,7 +44,7 @@ from tests.support.standins.telegram_api import TelegramStandIn, message_update,
 
 pytestmark = pytest.mark.slow
 
-ADMIN_TOKEN = "hostile-admin-token"
+ADMIN_TOKEN = "hostile-admin-token-0123456789abcdef01"
 SLACK_SECRET = "hostile-slack-signing-secret"
 TG_TOKEN, TG_SECRET = "4242:HOSTILE", "hostile-webhook-secret"
 TG_CHAT = 424242  # a chat the Telegram stand-in knows, so replies to hostile texts can really be sent

@@ -30,7 +30,7 @@ from tests.support.serverutil import free_port, start_server, stop_server, wait_
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "fuzz-admin-token"
+TOKEN = "fuzz-admin-token-0123456789abcdef012345"
 DEMO_KB = REPO_ROOT / "knowledge" / "demo"
 
 

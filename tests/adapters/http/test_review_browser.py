@@ -14,7 +14,7 @@ from tests.support.liveserver import live_app
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
-TOKEN = "review-page-token"
+TOKEN = "review-page-token-0123456789abcdef0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

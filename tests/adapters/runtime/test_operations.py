@@ -41,7 +41,8 @@ def test_mask_hides_personal_data_and_tokens_but_keeps_ordinary_numbers():
 def test_readiness_metrics_and_logs_of_a_serving_process(demo_model, redis_url, redis_prefix, tmp_path):
     env = {"FRONTDESK_MODEL_DIR": str(demo_model), "FRONTDESK_KB": str(ROOT / "knowledge" / "demo"),
            "FRONTDESK_HOME": str(tmp_path / "h"), "REDIS_URL": redis_url, "FRONTDESK_REDIS_PREFIX": redis_prefix,
-           "FRONTDESK_DEVICE": "cpu", "FRONTDESK_LOG_LEVEL": "DEBUG", "FRONTDESK_ADMIN_TOKEN": "ops-token"}
+           "FRONTDESK_DEVICE": "cpu", "FRONTDESK_LOG_LEVEL": "DEBUG",
+           "FRONTDESK_ADMIN_TOKEN": "ops-token-0123456789abcdef0123456789ab"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "serve.log"

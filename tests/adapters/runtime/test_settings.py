@@ -25,7 +25,8 @@ def test_only_documented_names_are_read(monkeypatch):
 
 
 def test_secrets_stay_out_of_repr_and_bad_values_are_named(monkeypatch):
-    settings = Settings(FRONTDESK_ADMIN_TOKEN="s3cret-admin", SLACK_SIGNING_SECRET="s3cret-slack")
+    settings = Settings(FRONTDESK_ADMIN_TOKEN="s3cret-admin-0123456789abcdef0123456789",
+                        SLACK_SIGNING_SECRET="s3cret-slack")
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
     with pytest.raises(ValidationError, match="FRONTDESK_RATE_LIMIT"):
         Settings(FRONTDESK_RATE_LIMIT="lots")
