@@ -24,6 +24,9 @@ class InboundMessage:
     display_name: str | None = None
     timestamp: float = field(default_factory=time.time)
     uid: str = ""  # our id for this delivery, set by the dispatcher; makes a re-run after a crash idempotent
+    # The client's network address where the channel knows it (web chat, REST): escalations are limited per
+    # address as well as per customer, so fresh ids from one machine cannot flood the staff desk.
+    client_address: str | None = None
 
     def __post_init__(self) -> None:
         # A browser that cut an emoji in half sends a lone surrogate; nothing downstream (JSON, Redis,
