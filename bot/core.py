@@ -20,16 +20,17 @@ import redis
 from bot.delivery import Delivery, DeliveryClaims, OutputLookup
 from bot.dispatch import Dispatcher, Handled
 from bot.effects import EffectRunner, EscalationNotifier, RelayNotifier
-from bot.errors import REDIS_ERRORS
+from bot.errors import REDIS_ERRORS, refused_write
 from bot.escalation_rules import EscalationRules
-from bot.escalations import Escalation, EscalationQueue, StaffResult
+from bot.escalations import Escalation, EscalationPolicy, EscalationQueue, StaffResult
 from bot.events import BotObserver, QuietObserver
 from bot.hours import BusinessHours
 from bot.keys import Keys
 from bot.messages import InboundMessage, Reply
 from bot.outbox import Outbox
+from bot.posts import PlatformPosts
 from bot.protocols import Answerer, Classifier
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import EscalationLimits, RateLimiter
 from bot.responder import Responder
 from bot.review import LOW_CONFIDENCE, ReviewInbox
 from bot.roles import RoleLease
@@ -66,19 +67,23 @@ class Bot:
                  rate_limit: tuple[int, float] = (20, 60.0), lease_ms: int = 15_000, dedup_seconds: int = 86_400,
                  hours: BusinessHours | None = None, clock: Callable[[], float] = time.time,
                  escalation_retention_s: int = 30 * 86_400, review_retention_s: float = 30 * 86_400,
-                 review_confidence: float = LOW_CONFIDENCE, sweep_min_age: float = 1.0):
+                 review_confidence: float = LOW_CONFIDENCE, sweep_min_age: float = 1.0,
+                 escalation_policy: EscalationPolicy | None = None):
         keys = Keys(prefix)
+        policy = escalation_policy or EscalationPolicy()
         hooks = hooks or BotHooks()
         templates = templates or Templates.load()
         self._redis = client
         self._keys = keys
         self.observer = hooks.observer
         store = ConversationStore(client, keys)
-        self.queue = EscalationQueue(client, keys, retention_s=escalation_retention_s)
+        self.queue = EscalationQueue(client, keys, retention_s=escalation_retention_s,
+                                     expire_after_s=policy.expire_after_s, max_reminders=policy.max_reminders)
         self.outbox = Outbox(client, keys)  # live pushes to a connected page (web chat, console)
         # The console's numbers; never fails a message. Customers' unanswered texts go with the escalation retention.
         self.stats = BotStats(client, keys, text_ttl=escalation_retention_s)
         self.review = ReviewInbox(client, keys, retention_s=review_retention_s, low_confidence=review_confidence)
+        self.posts = PlatformPosts(client, keys)  # staff-platform posts holding customers' words, for erasure
         self.templates = templates
         self.store = store
         effects = EffectRunner(self.stats, self.queue, store, on_escalation=hooks.on_escalation,
@@ -87,11 +92,13 @@ class Bot:
                                                                                window=rate_limit[1]),
                                    nlu, kb, templates=templates, rules=rules or EscalationRules(),
                                    observer=hooks.observer, admins=admins or {}, admin_actions=hooks.admin_actions,
-                                   hours=hours, clock=clock)
+                                   hours=hours, clock=clock,
+                                   escalation_limits=EscalationLimits(client, keys, per_customer=policy.per_customer,
+                                                                      per_address=policy.per_address))
         self.delivery = Delivery(DeliveryClaims(client, keys, retention_s=dedup_seconds), store, self.outbox,
                                  hooks.output)
         self.desk = StaffDesk(self.queue, store, self.delivery, self.review, effects, templates=templates,
-                              on_status_change=hooks.on_status_change, clock=clock)
+                              on_status_change=hooks.on_status_change, clock=clock, observer=hooks.observer)
         self._dispatcher = Dispatcher(client, keys, self.responder.respond, lease_ms=lease_ms,
                                       retention_s=dedup_seconds, on_swept=self.delivery.deliver_swept,
                                       tracks_delivery=self.delivery.tracks, on_effects=effects.run,
@@ -127,8 +134,12 @@ class Bot:
                                                "ms": round((time.perf_counter() - started) * 1000, 1)})
             return handled
         except REDIS_ERRORS as exc:
-            log.warning("redis unavailable while handling a message (%s)", type(exc).__name__)
-            self.observer.redis_error()
+            if refused_write(exc):  # at maxmemory: up, but full; an operator has to act (docs/OPERATIONS.md)
+                log.error("redis refused a write while handling a message: it is at its maxmemory")
+                self.observer.redis_refused_write()
+            else:
+                log.warning("redis unavailable while handling a message (%s)", type(exc).__name__)
+                self.observer.redis_error()
             return Handled([Reply(self.templates.say("unavailable"), sender="system")])
 
     def seen(self, message: InboundMessage) -> bool:

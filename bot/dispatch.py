@@ -46,6 +46,7 @@ from bot.errors import REDIS_ERRORS
 from bot.keys import Keys
 from bot.lease import Lease, LeaseLost, Renewer
 from bot.messages import InboundMessage, Reply
+from common.supervise import Supervised, every
 
 Handler = Callable[[InboundMessage], "list[Reply] | Outcome"]
 # Runs side effects of a committed message (outside its conversation), together where it can; see `Outcome`.
@@ -125,7 +126,7 @@ class Dispatcher:
         self._claim = client.register_script(scripts.CLAIM)
         self._unmark = client.register_script(scripts.UNMARK)
         self._renewer = Renewer(client, lease_ms)
-        self._sweeper: threading.Thread | None = None
+        self._sweeper: Supervised | None = None
         self._stop = threading.Event()
         # Leases this process could not give back because Redis was down; returned once it answers again,
         # so a Redis restart (which keeps the lock keys when it persists) does not stall those conversations.
@@ -361,22 +362,15 @@ class Dispatcher:
         return drained
 
     def start_sweeper(self, interval: float = 1.0) -> None:
-        """Sweep in a background thread every `interval` seconds (jittered) until `close`."""
+        """Sweep in a background thread every `interval` seconds (jittered) until `close`.
+
+        Supervised (common.supervise): a sweep that fails (Redis away, a cluster error, a value it cannot
+        read) is logged and the thread starts again with backoff, never silently gone."""
         if self._sweeper is not None:
             return
         self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval * random.uniform(0.8, 1.2)):
-                try:
-                    self.sweep_once()
-                except REDIS_ERRORS as exc:
-                    log.warning("sweep skipped: Redis unavailable (%s)", type(exc).__name__)
-                except Exception:
-                    log.exception("sweep failed")
-
-        self._sweeper = threading.Thread(target=run, name="sweeper", daemon=True)
-        self._sweeper.start()
+        self._sweeper = Supervised("sweeper", every(lambda: interval * random.uniform(0.8, 1.2), self.sweep_once),
+                                   stop=self._stop, stale_after=max(60.0, 3 * interval)).start()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the sweeper (a message it is handling is finished first, up to `timeout`)."""

@@ -28,9 +28,10 @@ from bot.store import ConversationStore
 
 log = logging.getLogger(__name__)
 
-# (escalation, transcript): a new escalation for staff; (escalation, text): a customer's words for their agent.
+# (escalation, transcript): a new escalation for staff; (escalation, text, author): a customer's words for their
+# agent, and whose words they are (in a group, not always the escalation's customer; bot.posts records them so).
 EscalationNotifier = Callable[[Escalation, list[dict]], None]
-RelayNotifier = Callable[[Escalation, str], None]
+RelayNotifier = Callable[[Escalation, str, str], None]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Effect:
             return AnnounceEscalation(data["escalation_id"])
         if data.get("kind") == "relay":
             return RelayToAgent(data.get("escalation_id") or "", data["conversation"], data.get("agent") or "",
-                                data["text"])
+                                data["text"], data.get("author") or "")
         raise ValueError(f"unknown side effect {data.get('kind')!r}")
 
 
@@ -118,6 +119,28 @@ class CountEscalation(_Counter):
 
 
 @dataclass(frozen=True)
+class CountRefusedEscalation(_Counter):
+    """A request for a person over the escalation limit of `scope` ("customer" or "address"; bot.ratelimit)."""
+
+    op: ClassVar[str] = "escalation_refused"
+    scope: str
+
+    def count(self, stats: BotStats) -> None:
+        stats.escalation_refused(self.scope)
+
+
+@dataclass(frozen=True)
+class CountExpiredEscalation(_Counter):
+    """An escalation nobody claimed in time (counted by the sweep that expired it, not by a message)."""
+
+    op: ClassVar[str] = "escalation_expired"
+    channel: str
+
+    def count(self, stats: BotStats) -> None:
+        stats.escalation_expired()
+
+
+@dataclass(frozen=True)
 class CountRating(_Counter):
     op: ClassVar[str] = "csat"
     agent: str
@@ -128,7 +151,8 @@ class CountRating(_Counter):
 
 
 _COUNTERS: dict[str, type[_Counter]] = {kind.op: kind for kind in (
-    CountMessage, CountIntent, CountAnswer, CountFallback, CountEscalation, CountRating)}
+    CountMessage, CountIntent, CountAnswer, CountFallback, CountEscalation, CountRefusedEscalation,
+    CountExpiredEscalation, CountRating)}
 
 
 @dataclass(frozen=True)
@@ -151,10 +175,11 @@ class RelayToAgent(Effect):
     conversation: str
     agent: str
     text: str
+    author: str = ""  # who wrote it ("" in effects stored by earlier versions: the escalation's customer)
 
     def to_dict(self) -> dict:
         return {"kind": "relay", "escalation_id": self.escalation_id, "conversation": self.conversation,
-                "agent": self.agent, "text": self.text, "external": True}
+                "agent": self.agent, "text": self.text, "author": self.author, "external": True}
 
 
 class EffectRunner:
@@ -192,7 +217,7 @@ class EffectRunner:
                 if escalation is None:  # resolved and expired meanwhile: the agent still gets the words
                     escalation = Escalation.stub(effect.conversation, effect.agent)
                 for notify in self.on_customer_message:
-                    notify(escalation, effect.text)
+                    notify(escalation, effect.text, effect.author or escalation.user_id)
             case _:
                 raise TypeError(f"no runner for {type(effect).__name__}")
 

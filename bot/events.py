@@ -48,6 +48,18 @@ class BotObserver(ABC):
         """Redis did not answer while handling a message (the customer got the apology)."""
 
     @abstractmethod
+    def redis_refused_write(self) -> None:
+        """Redis refused a write while handling a message: it is at its `maxmemory` (the customer got the apology)."""
+
+    @abstractmethod
+    def escalation_refused(self, scope: str, channel: str) -> None:
+        """A request for a person was over an escalation limit ("customer" or "address"): none was opened."""
+
+    @abstractmethod
+    def escalation_expired(self, channel: str) -> None:
+        """An escalation nobody claimed in time expired; the bot has the conversation again."""
+
+    @abstractmethod
     def rating(self, rating: int, channel: str) -> None:
         """A customer rated the help they got from staff (bot.csat)."""
 
@@ -74,6 +86,15 @@ class QuietObserver(BotObserver):
         pass
 
     def redis_error(self) -> None:
+        pass
+
+    def redis_refused_write(self) -> None:
+        pass
+
+    def escalation_refused(self, scope: str, channel: str) -> None:
+        pass
+
+    def escalation_expired(self, channel: str) -> None:
         pass
 
     def rating(self, rating: int, channel: str) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from common.supervise import Supervised
+
 log = logging.getLogger(__name__)
 
 # KEYS: lock. ARGV: token, lease ms. 1 when extended, 0 when the lease is no longer ours.
@@ -48,7 +50,12 @@ def token_for(lock_key: str) -> str:
 
 
 class Renewer:
-    """One thread per dispatcher extending every lease it holds; it stops itself when none are held."""
+    """One thread per dispatcher extending every lease it holds; it stops itself when none are held.
+
+    Supervised (common.supervise): a Redis error, a cluster error or anything else restarts it after at most
+    one renewal interval (a lease that failed to renew may still be ours: the next tick tries again, and the
+    commit's fencing decides), so it never dies leaving the leases it holds to run out.
+    """
 
     def __init__(self, client: redis.Redis, lease_ms: int):
         self.lease_ms = lease_ms
@@ -56,35 +63,31 @@ class Renewer:
         self._renew = client.register_script(_RENEW)
         self._leases: set[Lease] = set()
         self._mu = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._worker: Supervised | None = None
 
     def hold(self, lease: Lease) -> None:
         with self._mu:
             self._leases.add(lease)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
-                self._thread.start()
+            if self._worker is None:
+                self._worker = Supervised("lease-renewer", self._run, max_backoff=self.interval,
+                                          stale_after=max(60.0, 3 * self.interval)).start()
 
     def drop(self, lease: Lease) -> None:
         with self._mu:
             self._leases.discard(lease)
 
-    def _run(self) -> None:
-        stop = threading.Event()
+    def _run(self, worker: Supervised) -> None:
+        # Renew, then wait: started again after a failure, it renews at once rather than an interval later.
         while True:
-            stop.wait(self.interval)
             with self._mu:
                 leases = list(self._leases)
                 if not leases:
-                    self._thread = None
+                    self._worker = None
                     return
             for lease in leases:
-                try:
-                    ours = self._renew(keys=[lease.key], args=[lease.token, self.lease_ms])
-                except redis.RedisError as exc:  # maybe still ours: try again next tick; the commit decides
-                    log.warning("lease renewal failed (%s)", type(exc).__name__)
-                    continue
-                if not ours:
+                if not self._renew(keys=[lease.key], args=[lease.token, self.lease_ms]):
                     lease.lost.set()
                     self.drop(lease)
                     log.warning("lease lost while handling a message", extra={"lock": lease.key})
+            worker.beat()
+            worker.wait(self.interval)

@@ -30,6 +30,7 @@ import redis
 
 from bot.keys import Keys
 from bot.messages import Reply
+from common.supervise import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,9 @@ class _SharedListener:
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="outbox-listener", daemon=True)
-        self._thread.start()
+        # Supervised (common.supervise): a dropped connection, a cluster error or a message it cannot read
+        # restarts the loop (re-subscribing everything still watched), briefly: pages wait on it.
+        self._worker = Supervised("outbox-listener", self._listen, stop=self._stop, max_backoff=5.0).start()
 
     def watch(self, channel: str, on_reply: Callable[[Reply], None], timeout: float) -> Callable[[], None]:
         watcher, live = next(self._ids), threading.Event()
@@ -103,27 +105,25 @@ class _SharedListener:
         return stop
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._worker.stop(timeout=5)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pubsub = self.redis.pubsub()
-            try:
-                with self._lock:
-                    channels = list(self._callbacks)
-                if channels:  # after a reconnect: everything still watched
-                    pubsub.subscribe(*channels)
-                while not self._stop.is_set():
-                    self._apply_requests(pubsub)
-                    message = pubsub.get_message(timeout=self.poll_seconds)
-                    if message:
-                        self._dispatch(message)
-            except redis.RedisError:
-                self._stop.wait(1.0)
-            finally:
-                with contextlib.suppress(redis.RedisError):
-                    pubsub.close()
+    def _listen(self, worker: Supervised) -> None:
+        """One pub/sub connection's life: everything still watched subscribed, then messages until stopped."""
+        pubsub = self.redis.pubsub()
+        try:
+            with self._lock:
+                channels = list(self._callbacks)
+            if channels:  # after a reconnect: everything still watched
+                pubsub.subscribe(*channels)
+            while not worker.stopping:
+                self._apply_requests(pubsub)
+                message = pubsub.get_message(timeout=self.poll_seconds)
+                if message:
+                    self._dispatch(message)
+                worker.beat()
+        finally:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too; the next one is new
+                pubsub.close()
 
     def _apply_requests(self, pubsub) -> None:
         while True:

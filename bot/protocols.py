@@ -72,3 +72,17 @@ class OutputChannel(Protocol):
         `in_reply_to` is the platform message id being answered, when there is one (a channel may
         thread or quote its answer under it); None for staff messages and the hand-back.
         """
+
+
+@runtime_checkable
+class PostRemover(Protocol):
+    """Deletes the bot's own posts on one platform (its escalation posts and relays), for customers' erasure."""
+
+    name: str  # the platform the posts are on, as `bot.posts.PostLink.platform` names it
+
+    def delete_post(self, channel: str, ts: str) -> None:
+        """Delete the post `ts` in `channel`; a post already gone counts as deleted.
+
+        Raises `bot.posts.PostNotDeleted` (with a reason, never content) when the platform refused or
+        could not be reached after its retries: the erasure reports it and keeps the link to try again.
+        """

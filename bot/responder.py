@@ -25,6 +25,7 @@ from bot.effects import (
     CountFallback,
     CountIntent,
     CountMessage,
+    CountRefusedEscalation,
     Effect,
     RelayToAgent,
 )
@@ -34,13 +35,16 @@ from bot.events import BotObserver, FaqOutcome
 from bot.hours import BusinessHours
 from bot.messages import InboundMessage, Reply, Source
 from bot.protocols import Answerer, Classifier
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import EscalationLimits, RateLimiter
 from bot.review import ReviewInbox
 from bot.store import ConversationStatus, ConversationStore
 from bot.templates import Templates
 
 log = logging.getLogger("bot.core")
 
+# Said to a customer over an escalation limit, when the templates in use have no `escalation_limited`.
+LIMITED_TEXT = ("I can't pass this to our team right now: a lot of requests for a person came from here recently. "
+                "Please try again later; meanwhile I'm happy to help with anything I can.")
 SMALL_TALK = ("greet", "thanks", "goodbye", "bot_capabilities")
 CHAT_COMMANDS = {"/start": "greet", "/help": "bot_capabilities"}
 ADMIN_COMMANDS = ("/reload", "/queue")
@@ -66,7 +70,7 @@ class Responder:
                  rate_limiter: RateLimiter, nlu: Classifier, kb: Answerer | None, *, templates: Templates,
                  rules: EscalationRules, observer: BotObserver, admins: Mapping[str, set[str]],
                  admin_actions: Mapping[str, Callable[[], str]], hours: BusinessHours | None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, escalation_limits: EscalationLimits | None = None):
         self.store = store
         self.queue = queue
         self.review = review  # what the bot was unsure of, for staff to label (bot.review)
@@ -80,6 +84,7 @@ class Responder:
         self.admin_actions = admin_actions  # "/reload" -> its summary text; the wiring layer's
         self.hours = hours  # staff's business hours (bot.hours); None: always open
         self.clock = clock  # injectable, so a test can hand off at a chosen hour
+        self.escalation_limits = escalation_limits  # escalations per customer and per client address (None: off)
 
     def respond(self, message: InboundMessage) -> Outcome:
         """The replies to `message`, recorded in its transcript, with the effects to commit beside them."""
@@ -87,11 +92,14 @@ class Responder:
         if self.store.begin(conversation, message.uid):
             log.warning("re-handling a message whose first attempt died", extra={"conversation": conversation})
         meta = self.store.start(conversation, message.channel, message.user_id, message.display_name)
-        self.store.append(conversation, "customer", message.text, user_id=message.user_id, uid=message.uid or None)
+        # Every event names whose it is (`author`: who wrote it; `to`: whom the bot answered), so one person's
+        # part of a shared conversation (a group) can be exported and erased on its own (bot.customers).
+        self.store.append(conversation, "customer", message.text, author=message.user_id, user_id=message.user_id,
+                          uid=message.uid or None)
         turn = Turn(message, meta, [CountMessage(conversation)])
         replies = self._replies(turn)
         for reply in replies:
-            self.store.append_reply(conversation, reply)
+            self.store.append_reply(conversation, reply, to=message.user_id)
         return Outcome(replies, turn.effects)
 
     def _replies(self, turn: Turn) -> list[Reply]:
@@ -106,7 +114,7 @@ class Responder:
         status = turn.meta.get("status", ConversationStatus.BOT)
         if status == ConversationStatus.WITH_AGENT:
             turn.effects.append(RelayToAgent(turn.meta.get("escalation_id") or "", turn.conversation,
-                                             turn.meta.get("agent") or "", message.text))
+                                             turn.meta.get("agent") or "", message.text, message.user_id))
             return []  # staff hold the conversation: the bot adds nothing of its own
         if status == ConversationStatus.ESCALATED:
             away = self._away()  # "shortly" only while staff are in
@@ -181,7 +189,7 @@ class Responder:
         message = turn.message
         self.store.update(turn.conversation, fallbacks=fallbacks)
         self.observer.fallback(message.channel, len(message.text))
-        self.store.append(turn.conversation, "unanswered", message.text)
+        self.store.append(turn.conversation, "unanswered", message.text, author=message.user_id)
         turn.effects.append(CountFallback(message.text))  # to stats, never to the observer (metrics, logs)
         if fallbacks >= self.rules.max_fallbacks:
             return self._escalate(turn, "repeated_fallbacks")
@@ -191,6 +199,15 @@ class Responder:
 
     def _escalate(self, turn: Turn, reason: str) -> list[Reply]:
         message, conversation = turn.message, turn.conversation
+        refused = self.escalation_limits.refused(message) if self.escalation_limits is not None else None
+        if refused is not None:
+            # Nothing reaches staff; the bot keeps the conversation, its fallback count starting afresh.
+            self.store.update(conversation, fallbacks=0)
+            self.observer.escalation_refused(str(refused), message.channel)
+            turn.effects.append(CountRefusedEscalation(str(refused)))
+            text = self.templates.say("escalation_limited") if self.templates.has("escalation_limited") \
+                else LIMITED_TEXT
+            return [Reply(text, sender="system")]
         away = self._away()
         # Keyed by the message: handled again after a crash, it finds the same escalation instead of a second one.
         escalation = self.queue.create(conversation_id=conversation, channel=message.channel,
@@ -198,7 +215,8 @@ class Responder:
                                        display_name=message.display_name, out_of_hours=away is not None)
         self.store.update(conversation, status=ConversationStatus.ESCALATED, escalation_id=escalation.id, fallbacks=0,
                           **csat.CLEARED)  # a pending rating question lapses
-        self.store.append(conversation, "system", f"escalated: {reason}", escalation_id=escalation.id)
+        self.store.append(conversation, "system", f"escalated: {reason}", escalation_id=escalation.id,
+                          to=message.user_id)
         self.observer.escalation(reason, message.channel)
         # Staff hear of it once the message is committed.
         turn.effects += [CountEscalation(conversation), AnnounceEscalation(escalation.id)]

@@ -8,17 +8,20 @@ entry and score, model version), why it is there, the channel and customer, and 
 
 Staff label an item with an intent (an existing one or a new name), with an FAQ entry, or
 dismiss it. Intent labels are exported as a `text,intent` CSV that `frontdesk train` takes
-beside the original data; FAQ labels become alternates of that entry on the next FAQ reload
-(`faq_alternates`, merged by the wiring layer: `knowledge/` never imports `bot/`).
+beside the original data. An FAQ label would put the customer's words into the FAQ: an admin's
+becomes an alternate of that entry on the next FAQ reload (`faq_alternates`, merged by the wiring
+layer: `knowledge/` never imports `bot/`); an agent's waits as a proposal for an admin to approve
+or reject (`bot.review_proposals`).
 
 Similar items share a `group` (the same text once normalised: case, spacing, numbers), so a
 question many customers ask is labelled once for all of them (`label(..., group=True)`).
 Items expire after the retention (`FRONTDESK_REVIEW_DAYS`, default 30): customers' words are
-personal data. Labelled FAQ alternates stay: they are part of the knowledge base now.
+personal data. Approved FAQ alternates stay, part of the knowledge base, until the customer
+whose words they are is erased (`bot.customers`).
 
 Keys (`bot.keys.Keys.review`, one hash tag so each change is one MULTI on a cluster too):
 item:ID (hash, TTL), all (sorted set by time), seq, group:G (set), user:CHANNEL:USER (set),
-faq-alternates (hash).
+faq-alternates, alternate-owners and proposals (hashes, `bot.review_proposals`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import redis
 
 from bot.escalations import Escalation
 from bot.keys import Keys
+from bot.review_proposals import FaqProposals
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ class ReviewInbox:
         self.retention_s = retention_s
         self.low_confidence = low_confidence
         self.clock = clock
+        self.proposals = FaqProposals(client, keys, clock=clock)
 
     # ------------------------------------------------------------------ recording (from bot.core)
     def record(self, reason: str, *, text: str, channel: str, user_id: str, result=None, decision=None,
@@ -198,14 +203,17 @@ class ReviewInbox:
         return list(rows.values())
 
     def faq_alternates(self) -> dict[str, list[str]]:
-        """FAQ entry id -> texts labelled for it, to add as that entry's alternates on the next reload."""
-        return {(k.decode() if isinstance(k, bytes) else k): json.loads(v)
-                for k, v in self.redis.hgetall(self.keys.review("faq-alternates")).items()}
+        """FAQ entry id -> approved texts for it, to add as that entry's alternates on the next reload."""
+        return self.proposals.alternates()
 
     # ------------------------------------------------------------------ labelling
     def label(self, item_id: str, *, intent: str | None = None, faq_id: str | None = None, dismiss: bool = False,
-              by: str | None = None, group: bool = False) -> list[dict]:
-        """Label one item (or, with `group`, every item of its group); returns the items changed."""
+              by: str | None = None, group: bool = False, approved: bool = False) -> list[dict]:
+        """Label one item (or, with `group`, every item of its group); returns the items changed.
+
+        An FAQ label adds the item's text to that entry only when `approved` (an admin labels it); otherwise
+        it becomes a pending proposal (`self.proposals`), named on each item changed as `faq_proposal`.
+        """
         if sum((intent is not None, faq_id is not None, bool(dismiss))) != 1:
             raise ValueError("give exactly one of intent, faq_id or dismiss")
         item = self.get(item_id)
@@ -215,33 +223,19 @@ class ReviewInbox:
                    for i in self.redis.smembers(self.keys.review("group", item["group"]))] or [item_id]
         changed = []
         now = self.clock()
+        proposal = None
+        if faq_id is not None and not approved:
+            proposal = self.proposals.propose(item, faq_id, by).id
         for current in self._items(sorted(ids, key=int)):
             current.update({"status": "dismissed" if dismiss else "labelled", "label_intent": intent,
-                            "label_faq": faq_id, "labelled_by": by, "labelled_at": now})
+                            "label_faq": faq_id, "labelled_by": by, "labelled_at": now, "faq_proposal": proposal})
             key = self.keys.review("item", current["id"])
             ttl = self.redis.ttl(key)
             self.redis.set(key, json.dumps(current), ex=ttl if ttl and ttl > 0 else int(self.retention_s))
             changed.append(current)
-        if faq_id is not None:
-            self._add_alternate(faq_id, item["text"])
+        if faq_id is not None and approved:
+            self.proposals.add_alternate(faq_id, item["text"], (item["channel"], item["user_id"]))
         return changed
-
-    def _add_alternate(self, faq_id: str, text: str) -> None:
-        key = self.keys.review("faq-alternates")
-        with self.redis.pipeline(transaction=True) as pipe:  # read-modify-write under WATCH
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.hget(key, faq_id)
-                    texts = json.loads(raw) if raw else []
-                    if text not in texts:
-                        texts.append(text)
-                    pipe.multi()
-                    pipe.hset(key, faq_id, json.dumps(texts))
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
 
     # ------------------------------------------------------------------ one customer's data
     def for_customer(self, channel: str, user_id: str) -> list[dict]:
@@ -250,7 +244,8 @@ class ReviewInbox:
         return sorted(self._items(list(ids)), key=lambda i: i["at"])
 
     def erase_customer(self, channel: str, user_id: str) -> int:
-        """Delete every item of one customer (erasure); returns how many. Labelled FAQ alternates stay."""
+        """Delete every item of one customer (erasure); returns how many. Their FAQ proposals and alternates go
+        through `self.proposals.erase_customer`."""
         user_key = self.keys.review("user", channel, user_id)
         ids = [i.decode() if isinstance(i, bytes) else i for i in self.redis.smembers(user_key)]
         items = self._items(ids)

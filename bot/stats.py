@@ -2,7 +2,9 @@
 
 What the bot records as it handles messages (keys in `bot.keys`):
 
-    counts       hash: messages, escalations, fallbacks, faq_answers
+    counts       hash: messages, escalations, fallbacks, faq_answers, escalations_refused (over an
+                 escalation limit, also per scope as escalations_refused:customer / :address),
+                 escalations_expired (unclaimed in time)
     conversations  set of conversation keys that had a customer message that day
     escalated    set of conversation keys escalated that day
     intents      sorted set: intent -> messages classified as it
@@ -108,6 +110,18 @@ class BotStats:
                                   pipe.sadd(self.keys.stats(day, "escalated"), conversation)),
                     day, "counts", "escalated")
 
+    def escalation_refused(self, scope: str) -> None:
+        """A request for a person over the escalation limit of `scope` (bot.ratelimit.LimitScope)."""
+        day = self.day()
+        key = self.keys.stats(day, "counts")
+        self._write(lambda pipe: (pipe.hincrby(key, "escalations_refused", 1),
+                                  pipe.hincrby(key, f"escalations_refused:{scope}", 1)), day, "counts")
+
+    def escalation_expired(self) -> None:
+        """An escalation expired unclaimed (counted on the day it expired)."""
+        day = self.day()
+        self._write(lambda pipe: pipe.hincrby(self.keys.stats(day, "counts"), "escalations_expired", 1), day, "counts")
+
     def csat(self, agent: str, rating: int) -> None:
         """A customer rated the help `agent` gave them (1-5): counts and sums, overall and per agent."""
         day = self.day()
@@ -188,6 +202,8 @@ class BotStats:
             "contained_conversations": conversations - escalated,
             "escalated_conversations": escalated,
             "escalations": counts["escalations"],
+            "escalations_refused": counts["escalations_refused"],
+            "escalations_expired": counts["escalations_expired"],
             "fallbacks": counts["fallbacks"],
             "faq_answers": counts["faq_answers"],
             "containment_rate": None if escalation_rate is None else round(1 - escalation_rate, 4),

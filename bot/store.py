@@ -128,6 +128,9 @@ class ConversationStore:
                   "fallbacks": "0"}
         if display_name:
             fields["display_name"] = display_name
+        # Everyone who writes in it (a Telegram group, a Slack thread has several people), so exporting or
+        # erasing one of them finds the conversation although its `user_id` names whoever wrote first.
+        fields[member_field(user_id)] = now
         pipe = self.redis.pipeline(transaction=True)
         for field, value in fields.items():
             pipe.hsetnx(key, field, value)
@@ -182,6 +185,14 @@ class ConversationStore:
         trail = self._fenced(self._sentiment, conversation, [self.keys.conv(conversation, "sentiment")],
                              [f"{negative:.4f}", self.sentiment_cap])
         return [float(x) for x in trail]
+
+
+MEMBER = "member:"  # meta field prefix: one field per person who wrote in the conversation
+
+
+def member_field(user_id: str) -> str:
+    """The meta field saying `user_id` wrote in the conversation (its value: when they first did)."""
+    return MEMBER + user_id
 
 
 def _text(value) -> str:

@@ -10,13 +10,12 @@ the subclass's (`knowledge.sync.ReloadSync`, `nlu.sync.ModelSync`). Lives in `co
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 
 import redis
 
-log = logging.getLogger(__name__)
+from common.supervise import Supervised
 
 
 class Follower:
@@ -28,7 +27,7 @@ class Follower:
         self.redis = client
         self.heartbeat = heartbeat
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Supervised | None = None
 
     @property
     def events_channel(self) -> str:
@@ -44,35 +43,33 @@ class Follower:
         """Remove this process's report when it stops (a stopped worker should not be listed)."""
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        # Supervised (common.supervise): a lost Redis, a cluster error or a value it cannot read restarts the
+        # loop with backoff; it never ends this process's part in the fleet for good.
+        self._worker = Supervised(self.name, self._follow, stop=self._stop).start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._worker is not None:
+            self._worker.join(timeout=5)
         with contextlib.suppress(redis.RedisError):
             self.forget()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pubsub = None
-            try:
-                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.events_channel)
-                self.catch_up()
-                self.report()
-                next_beat = time.monotonic() + self.heartbeat
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=min(0.5, self.heartbeat))
-                    if message is not None or time.monotonic() >= next_beat:
-                        self.catch_up()
-                        self.report()
-                        next_beat = time.monotonic() + self.heartbeat
-            except redis.RedisError as exc:
-                log.warning("%s lost Redis (%s); retrying", self.name, type(exc).__name__)
-                self._stop.wait(1.0)
-            finally:
-                if pubsub is not None:
-                    with contextlib.suppress(redis.RedisError):
-                        pubsub.close()
+    def _follow(self, worker: Supervised) -> None:
+        """One subscription's life: catch up and report on every event and heartbeat, until stopped."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.events_channel)
+            self.catch_up()
+            self.report()
+            worker.beat()
+            next_beat = time.monotonic() + self.heartbeat
+            while not worker.stopping:
+                message = pubsub.get_message(timeout=min(0.5, self.heartbeat))
+                if message is not None or time.monotonic() >= next_beat:
+                    self.catch_up()
+                    self.report()
+                    next_beat = time.monotonic() + self.heartbeat
+                worker.beat()
+        finally:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too; the next one is new
+                pubsub.close()

@@ -16,6 +16,8 @@ Layout (every file readable by standard tools):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,61 +102,84 @@ def save_bundle(bundle: ModelBundle, out_dir: str | Path) -> Path:
 
 
 def load_bundle(model_dir: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
-    """Load a saved model; raise `ModelLoadError` naming what is wrong instead of a stack trace."""
+    """Load a saved model; raise `ModelLoadError` naming the file that is wrong instead of a stack trace."""
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelLoadError(f"model directory {path} does not exist (train one with `frontdesk train`)")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise ModelLoadError(f"model directory {path} is incomplete: missing {', '.join(missing)}")
-    try:
-        meta = json.loads((path / "labels.json").read_text(encoding="utf-8"))
+    meta = _read_json(path / "labels.json")
+    with _reading(path / "labels.json"):
+        if not (isinstance(meta["intents"], list) and isinstance(meta["sentiments"], list)):
+            raise ValueError("intents and sentiments must be lists of labels")
         intents, sentiments = list(meta["intents"]), list(meta["sentiments"])
-        thresholds_path = path / "thresholds.json"
-        thresholds = (
-            OodThresholds.from_dict(json.loads(thresholds_path.read_text(encoding="utf-8")))
-            if thresholds_path.is_file()
-            else OodThresholds()
-        )
-        config_path = path / "training_config.json"
-        training_config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-        model = JointClassifier.from_config(
-            str(path), len(intents), len(sentiments), head=meta.get("head", "cosine"),
-            scale=float(training_config.get("scale", 20.0)),
-        )
-        encoder_state = load_torch(str(path / "model.safetensors"))
-        missing_keys, unexpected = model.encoder.load_state_dict(encoder_state, strict=False)
-        # Position-id buffers are not always saved; anything else missing means a broken file.
-        real_missing = [k for k in missing_keys if "position_ids" not in k]
-        if real_missing or unexpected:
-            raise ModelLoadError(
-                f"{path / 'model.safetensors'} does not match config.json "
-                f"(missing {real_missing[:3]}, unexpected {unexpected[:3]})"
-            )
-        model.load_state_dict(
-            {**{f"encoder.{k}": v for k, v in model.encoder.state_dict().items()},
-             **load_torch(str(path / "heads.safetensors"))},
-            strict=True,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-        neighbours_path = path / "neighbours.safetensors"
+        max_length = int(meta.get("max_length", 64))
+    thresholds = OodThresholds()
+    if (path / "thresholds.json").is_file():
+        with _reading(path / "thresholds.json"):
+            thresholds = OodThresholds.from_dict(_read_json(path / "thresholds.json"))
+    config_path = path / "training_config.json"
+    training_config = _read_json(config_path) if config_path.is_file() else {}
+    model = _load_model(path, meta, len(intents), len(sentiments), training_config)
+    tokenizer = _load_tokenizer(path)
+    neighbours_path = path / "neighbours.safetensors"
+    with _reading(neighbours_path):
         bank = load_numpy(str(neighbours_path)) if neighbours_path.is_file() else {}
         vectors = bank.get("vectors", np.zeros((0, model.encoder.config.hidden_size), np.float16))
         neighbours = NeighbourBank(vectors.astype(np.float32), bank.get("labels"))
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # safetensors, tokenizers and JSON all raise their own types
-        raise ModelLoadError(f"model directory {path} is corrupt: {type(exc).__name__}: {exc}") from exc
     model.to(device)
     model.eval()
-    return ModelBundle(
-        model=model,
-        tokenizer=tokenizer,
-        intent_labels=intents,
-        sentiment_labels=sentiments,
-        thresholds=thresholds,
-        neighbours=neighbours,
-        max_length=int(meta.get("max_length", 64)),
-        training_config=training_config,
-        path=path,
-    )
+    return ModelBundle(model=model, tokenizer=tokenizer, intent_labels=intents, sentiment_labels=sentiments,
+                       thresholds=thresholds, neighbours=neighbours, max_length=max_length,
+                       training_config=training_config, path=path)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.txt")
+
+
+@contextmanager
+def _reading(what: Path | str) -> Iterator[None]:
+    """Any failure inside (safetensors, tokenizers, JSON and torch each raise their own types) becomes a
+    `ModelLoadError` naming `what`: the file an operator has to replace."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ModelLoadError(f"{what} is corrupt: {type(exc).__name__}: {detail}") from exc
+
+
+def _read_json(path: Path) -> Any:
+    with _reading(path):
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _load_model(path: Path, meta: dict, intents: int, sentiments: int, training_config: dict) -> JointClassifier:
+    with _reading(path / "config.json"):
+        model = JointClassifier.from_config(str(path), intents, sentiments, head=meta.get("head", "cosine"),
+                                            scale=float(training_config.get("scale", 20.0)))
+    with _reading(path / "model.safetensors"):
+        encoder_state = load_torch(str(path / "model.safetensors"))
+        missing_keys, unexpected = model.encoder.load_state_dict(encoder_state, strict=False)
+    # Position-id buffers are not always saved; anything else missing means a broken file.
+    real_missing = [k for k in missing_keys if "position_ids" not in k]
+    if real_missing or unexpected:
+        raise ModelLoadError(f"{path / 'model.safetensors'} does not match config.json "
+                             f"(missing {real_missing[:3]}, unexpected {unexpected[:3]})")
+    with _reading(path / "heads.safetensors"):
+        model.load_state_dict({**{f"encoder.{k}": v for k, v in model.encoder.state_dict().items()},
+                               **load_torch(str(path / "heads.safetensors"))}, strict=True)
+    return model
+
+
+def _load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    present = [path / name for name in TOKENIZER_FILES if (path / name).is_file()]
+    for file in present:
+        if file.suffix == ".json":
+            _read_json(file)  # a file that is not even JSON is named exactly
+    names = ", ".join(f.name for f in present) or "no tokenizer files"
+    with _reading(f"the tokenizer in {path} ({names})"):
+        return AutoTokenizer.from_pretrained(str(path))

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.supervise import Supervised
+
 log = logging.getLogger(__name__)
 
 BatchObserver = Callable[[int, float], None]  # (items in batch, seconds) -> None
+IDLE_BEAT_S = 1.0  # an idle batcher wakes this often to show it is alive
+STALE_AFTER_S = 60.0  # no beat for this long (one batch running that long): stuck, and the worker is not ready
 
 
 class BatcherClosed(RuntimeError):
@@ -43,15 +46,16 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.on_batch = on_batch
+        self.name = name
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        # Supervised (common.supervise): the model's only thread; callers hang if it stops, so it is critical.
+        self._worker = Supervised(name, self._serve, stale_after=STALE_AFTER_S, max_backoff=1.0, critical=True).start()
 
     def submit(self, items: Sequence) -> Future:
         """Queue items; the future resolves to their results, or to the batch function's exception."""
         if self._closed:
-            raise BatcherClosed(f"{self._thread.name} is closed")
+            raise BatcherClosed(f"{self.name} is closed")
         request = _Request(list(items))
         if not request.items:
             request.future.set_result([])
@@ -63,7 +67,7 @@ class MicroBatcher:
         if not self._closed:
             self._closed = True
             self._queue.put(None)
-            self._thread.join(timeout=10)
+            self._worker.join(timeout=10)
 
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
         batch, size = [first], len(first.items)
@@ -80,38 +84,27 @@ class MicroBatcher:
             size += len(item.items)
         return batch, False
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
+    def _serve(self, worker: Supervised) -> None:
+        """Batches until closed. A failure outside the model call fails that batch's callers (none is left
+        waiting) and propagates to the supervisor, which starts this loop again."""
+        while True:
+            worker.beat()
+            try:
+                first = self._queue.get(timeout=IDLE_BEAT_S)  # wakes to beat while idle: idle is not stuck
+            except queue.Empty:
+                continue
             if first is None:
                 break
             batch, stop = self._collect(first)
-            # A caller that gave up (an awaiting task cancelled, which cancels its future) gets no model time,
-            # and a running future cannot be cancelled any more: setting its result below cannot fail.
-            batch = [request for request in batch if request.future.set_running_or_notify_cancel()]
-            if not batch:
-                continue
-            items = [x for request in batch for x in request.items]
-            started = time.perf_counter()
             try:
-                results = self.fn(items)
-            except Exception as exc:  # the callers get the error; the batcher keeps serving
-                log.exception("%s: a batch of %d failed", self._thread.name, len(items))
+                self._run_batch(batch)
+            except Exception as exc:
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(exc)
-                continue
-            if self.on_batch is not None:
-                try:
-                    self.on_batch(len(items), time.perf_counter() - started)
-                except Exception:  # an observer failing must not stop the batcher for every later caller
-                    log.exception("%s: the batch observer failed", self._thread.name)
-            offset = 0
-            for request in batch:
-                n = len(request.items)
-                request.future.set_result(results[offset : offset + n])
-                offset += n
+                raise
+            if stop:
+                break
         # Fail whatever is still queued rather than leaving callers waiting forever.
         while True:
             try:
@@ -119,4 +112,30 @@ class MicroBatcher:
             except queue.Empty:
                 break
             if item is not None and item.future.set_running_or_notify_cancel():
-                item.future.set_exception(BatcherClosed(f"{self._thread.name} is closed"))
+                item.future.set_exception(BatcherClosed(f"{self.name} is closed"))
+
+    def _run_batch(self, batch: list[_Request]) -> None:
+        # A caller that gave up (an awaiting task cancelled, which cancels its future) gets no model time,
+        # and a running future cannot be cancelled any more: setting its result below cannot fail.
+        batch = [request for request in batch if request.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        items = [x for request in batch for x in request.items]
+        started = time.perf_counter()
+        try:
+            results = self.fn(items)
+        except Exception as exc:  # the callers get the error; the batcher keeps serving
+            log.exception("%s: a batch of %d failed", self.name, len(items))
+            for request in batch:
+                request.future.set_exception(exc)
+            return
+        if self.on_batch is not None:
+            try:
+                self.on_batch(len(items), time.perf_counter() - started)
+            except Exception:  # an observer failing must not stop the batcher for every later caller
+                log.exception("%s: the batch observer failed", self.name)
+        offset = 0
+        for request in batch:
+            n = len(request.items)
+            request.future.set_result(results[offset : offset + n])
+            offset += n

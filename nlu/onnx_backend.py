@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlu.artifacts import ModelBundle
+from nlu.artifacts import ModelBundle, ModelLoadError
 from nlu.predictor import Outputs, RawScores, score_by_length
 
 ONNX_FILE = "model.onnx"  # the graph in a model directory: `nlu.export` writes it, the engine serves it
@@ -52,7 +52,12 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, ...): the file is the problem
+            detail = (str(exc).strip().splitlines() or [""])[0][:300]
+            why = f"{onnx_path} is corrupt or not an ONNX graph: {type(exc).__name__}: {detail}"
+            raise ModelLoadError(why) from exc
         self.bundle = bundle
         self.lanes = threads or default_lanes()
         # Idle lanes cost nothing; they go with the backend (a swapped-out model's pool is collected with it).

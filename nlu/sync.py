@@ -19,13 +19,16 @@ directory): each worker loads the model itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -36,6 +39,14 @@ from nlu.artifacts import ModelLoadError
 log = logging.getLogger(__name__)
 
 KeyFn = Callable[..., str]  # key("desired"), key("worker", ID), ...
+LOCK_TTL_MS = 120_000  # the fleet's deploy lock outlives a worker that died holding it by at most this
+LOCK_WAIT_S = 60.0  # how long a deploy or restore waits for another worker's to finish
+# KEYS: lock. ARGV: token. Deletes the lock only while it is still ours (it may have expired and been taken).
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+class DeployBusy(RuntimeError):
+    """Another worker's deploy or restore held the fleet's lock for longer than this one would wait."""
 
 
 class ModelSync(Follower):
@@ -56,6 +67,8 @@ class ModelSync(Follower):
         self.error: str | None = None  # why the last catch-up failed here (the fleet view shows it)
         self.listeners: list[Callable[[str], None]] = []  # called with the new version after each swap
         self._lock = threading.Lock()  # one load-and-swap at a time in this process
+        self._release = client.register_script(_RELEASE)
+        self._held = threading.local()  # this thread holds the fleet's lock (`exclusive` nests)
 
     # ------------------------------------------------------------ state
     def desired(self) -> dict | None:
@@ -94,7 +107,7 @@ class ModelSync(Follower):
         `predictor`: already loaded and probed (the caller checked it against the serving model).
         """
         path = str(Path(path).resolve())
-        with self._lock:
+        with self.exclusive(), self._lock:
             predictor = predictor if predictor is not None else self.load(path)
             desired = self.desired()
             previous = desired["current"] if desired else self.serving()
@@ -105,7 +118,7 @@ class ModelSync(Follower):
 
     def restore(self) -> dict:
         """Serve the previous version again, everywhere (and the one it replaces becomes the previous)."""
-        with self._lock:
+        with self.exclusive(), self._lock:
             desired = self.desired()
             if not desired or not desired.get("previous"):
                 raise LookupError("no previous model version to restore: nothing was deployed yet")
@@ -114,6 +127,34 @@ class ModelSync(Follower):
             self._swap(predictor, previous["path"])
             self._announce("restore", self.serving(), desired["current"])
             return self.serving()
+
+    @contextmanager
+    def exclusive(self, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+        """One deploy or restore at a time across the fleet: a lock in Redis (`key("lock")`, a random token,
+        SET NX PX), waited for up to `wait_s` (then `DeployBusy`). Without it two workers deploying at once
+        could record the older deploy last, and the fleet would follow it while the other worker kept its own.
+        Held already by this thread (a caller that checks a candidate, then deploys it): it simply nests."""
+        if getattr(self._held, "depth", 0):
+            self._held.depth += 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_s
+        while not self.redis.set(self.key("lock"), token, nx=True, px=LOCK_TTL_MS):
+            if time.monotonic() > deadline:
+                raise DeployBusy(f"another worker's deploy or restore has been running for over {wait_s:.0f} s; "
+                                 "nothing changed: try again once it has finished")
+            time.sleep(0.1)
+        self._held.depth = 1
+        try:
+            yield
+        finally:
+            self._held.depth = 0
+            with contextlib.suppress(redis.RedisError):  # not released: it expires after LOCK_TTL_MS
+                self._release(keys=[self.key("lock")], args=[token])
 
     def _announce(self, action: str, current: dict, previous: dict) -> None:
         seq = int(self.redis.incr(self.key("seq")))

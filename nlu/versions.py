@@ -45,5 +45,9 @@ def load_checked(model_dir: str | Path, device: str = "auto", *, max_batch: int 
         raise ModelLoadError(str(exc)) from exc
     except OSError as exc:  # a name too long, a directory that is not readable, ...: the caller's input
         raise ModelLoadError(f"cannot read {str(model_dir)[:200]}: {exc.strerror or type(exc).__name__}") from exc
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # a loader's own type not yet named by file: the directory, never a 500
+        raise ModelLoadError(f"{str(model_dir)[:200]} cannot be loaded: {type(exc).__name__}") from exc
     probe(predictor)
     return predictor

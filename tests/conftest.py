@@ -327,8 +327,9 @@ def desk_client(demo_model, demo_kb, redis_server, tmp_path_factory):
     """Factory: `desk_client(**settings)` -> a FastAPI TestClient on the real app, ready for customers.
 
     The demo model (loaded here, closed with the app) and the session's demo FAQ are handed in, so no
-    index is rebuilt; each app gets a Redis prefix of its own and `FRONTDESK_ADMIN_TOKEN=desk-token-...`
-    unless the settings say otherwise. Everything started is stopped at the end of the module.
+    index is rebuilt; each app gets a Redis prefix of its own, `FRONTDESK_ADMIN_TOKEN=desk-token-...` and
+    `FRONTDESK_CHAT_TOKEN` (tests/support/rest.py: send `CHAT_AUTH` to /chat) unless the settings say
+    otherwise. Everything started is stopped at the end of the module.
     """
     import time
     import uuid
@@ -340,12 +341,14 @@ def desk_client(demo_model, demo_kb, redis_server, tmp_path_factory):
     from adapters.runtime.components import Components
     from adapters.runtime.settings import Settings
     from nlu.engine import load_engine
+    from tests.support.rest import CHAT_TOKEN
 
     with ExitStack() as stack:
         def make(client_address: tuple[str, int] = ("testclient", 50000), **values) -> TestClient:
             settings = Settings(**{"FRONTDESK_MODEL_DIR": demo_model, "REDIS_URL": f"unix://{redis_server.socket_file}",
                                    "FRONTDESK_REDIS_PREFIX": f"desk-{uuid.uuid4().hex[:8]}",
                                    "FRONTDESK_ADMIN_TOKEN": "desk-token-0123456789abcdef0123456789",
+                                   "FRONTDESK_CHAT_TOKEN": CHAT_TOKEN,
                                    "FRONTDESK_DEVICE": "cpu",
                                    "FRONTDESK_HOME": tmp_path_factory.mktemp("home"), **values})
             components = Components(settings, engine=load_engine(demo_model, "cpu"), kb=demo_kb)

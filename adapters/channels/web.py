@@ -1,13 +1,17 @@
 """The web chat channel: a page at `/` that talks to the bot over a WebSocket at `/web/ws`.
 
-The page keeps a random session id in the browser's localStorage; the server uses its hash
-(`session_hash`: the session itself is a credential and goes nowhere) as conversation id and
-user id on channel "web", so the conversation survives reloads: each new socket first gets
-the transcript (`{"type": "history"}`) and the page redraws it. Sockets from another site's
-page are refused (`origin_allowed`, FRONTDESK_ALLOWED_ORIGINS).
+The page keeps its session id in the browser's localStorage and names it in the socket's first
+frame, never in a URL (`web_guard.receive_hello`; a page without one is given one). The server
+uses its hash (`session_hash`: the session itself is a credential and goes nowhere) as
+conversation id and user id on channel "web", so the conversation survives reloads: each new
+socket then gets the transcript (`{"type": "history"}`) and the page redraws it. Sockets from
+another site's page are refused (`origin_allowed`, FRONTDESK_ALLOWED_ORIGINS); the page may be
+framed only by the sites FRONTDESK_FRAME_ANCESTORS names (`web_guard.page_headers`).
 
 Frames (JSON text):
-  page -> server  `{"type": "message", "text": ..., "id": <client id, for de-duplicating resends>}`
+  page -> server  first `{"type": "hello", "session": ... | absent}` (answered `{"type": "session", ...}` when
+                  the server made one), then `{"type": "message", "text": ..., "id": <client id, for de-duplicating
+                  resends>}`
   server -> page  `{"type": "history", "events": [...]}` on connect (and again after a resend the bot
                   had already handled, so the page shows the replies it may have missed; a bot answer's
                   event carries its article citation as `source`),
@@ -30,11 +34,13 @@ import logging
 import re
 from pathlib import Path
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from adapters.http.dependencies import ComponentsDep
+from adapters.channels.web_guard import CLOSE_POLICY, page_headers, receive_hello
+from adapters.http.client_address import settled
+from adapters.http.dependencies import ComponentsDep, SettingsDep
 from adapters.runtime.components import Components
 from bot.messages import InboundMessage, Reply, Source
 
@@ -43,14 +49,13 @@ log = logging.getLogger("frontdesk")
 CHANNEL = "web"
 STATIC = Path(__file__).resolve().parents[1] / "static" / "webchat"
 ASSETS = {"chat.css": "text/css; charset=utf-8", "chat.js": "text/javascript; charset=utf-8"}
-SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_TEXT = 5000  # the same limit as POST /chat
 MAX_FRAME = 6 * MAX_TEXT + 1000  # JSON escapes a character in at most 6 ("\\u0001"); anything bigger is abuse
 HISTORY_LAST = 50
 SHOWN_ROLES = ("customer", "bot", "agent", "system")
-# Closing codes (RFC 6455): 1008 policy violation (bad session id), 1013 try again later (bot still loading).
-CLOSE_POLICY, CLOSE_TRY_LATER = 1008, 1013
+# Closing codes (RFC 6455): 1013 try again later (bot still loading); the handshake's own are in web_guard.
+CLOSE_TRY_LATER = 1013
 
 router = APIRouter(tags=["web chat"])
 
@@ -91,10 +96,10 @@ async def start(components: Components) -> None:
 
 
 @router.get("/", include_in_schema=False)
-async def page() -> FileResponse:
-    """The chat page (plain HTML; its CSS and JS are served next to it)."""
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+async def page(request: Request, settings: SettingsDep) -> FileResponse:
+    """The chat page (plain HTML; its CSS and JS are served next to it), under a strict Content-Security-Policy."""
+    headers = page_headers(settings.frame_ancestors, request.headers.get("host"))
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=headers)
 
 
 @router.get("/web/{name}", include_in_schema=False)
@@ -102,7 +107,8 @@ async def asset(name: str) -> Response:
     """Only the page's own files, by exact name: nothing else on disk is reachable through this route."""
     if name not in ASSETS:
         return Response("not found", status_code=404, media_type="text/plain")
-    return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+    return FileResponse(STATIC / name, media_type=ASSETS[name],
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
 
 def public_history(events: list[dict]) -> list[dict]:
@@ -168,6 +174,11 @@ class Connection:
         self.ws = websocket
         self.bot = bot
         self.session = session
+        # Escalations are limited per client address too (bot.ratelimit): the address the socket came from, as
+        # the address limit settled it (adapters.http.client_address); none for an exempt loopback peer, which is
+        # the operator's own tools or an untrusted proxy on this host that every customer would share.
+        client = settled(websocket.scope)
+        self.client_address = client.bucket if client is not None and not client.exempt else None
         self.loop = asyncio.get_running_loop()
         self.out: asyncio.Queue[dict | None] = asyncio.Queue()
         self.history_sent = False
@@ -209,7 +220,8 @@ class Connection:
             return
         # Namespaced by session: a page must never get another session's replies by guessing its ids.
         message_id = f"{self.session}:{client_id}" if client_id else None
-        message = InboundMessage(CHANNEL, self.session, self.session, text, message_id=message_id)
+        message = InboundMessage(CHANNEL, self.session, self.session, text, message_id=message_id,
+                                 client_address=self.client_address)
         try:
             handled = await run_in_threadpool(self.bot.receive, message)
         except Exception as exc:  # e.g. HandlingTimeout: it is still queued and will land in the transcript
@@ -253,22 +265,21 @@ class Connection:
 
 
 @router.websocket("/web/ws")
-async def chat_socket(websocket: WebSocket, components: ComponentsDep, session: str = "") -> None:
-    """One page's live connection: history first, then its messages answered and staff messages pushed."""
+async def chat_socket(websocket: WebSocket, components: ComponentsDep) -> None:
+    """One page's live connection: its hello (the session), the history, then its messages answered and staff
+    messages pushed."""
     allowed = components.settings.origin_list
     if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), allowed):
         log.warning("web chat socket refused: origin not allowed (FRONTDESK_ALLOWED_ORIGINS)")
         await websocket.close(CLOSE_POLICY)  # before accepting: the handshake is answered 403
         return
     await websocket.accept()
-    if not SESSION_RE.fullmatch(session):
-        await websocket.send_json({"type": "error", "detail": "session must be 16-64 characters of A-Z, a-z, "
-                                                              '0-9, "_" or "-"'})
-        await websocket.close(CLOSE_POLICY)
-        return
     bot = components.bot
     if bot is None:
         await websocket.send_json({"type": "error", "detail": "the assistant is still starting; reconnecting"})
         await websocket.close(CLOSE_TRY_LATER)
+        return
+    session = await receive_hello(websocket)
+    if session is None:  # refused and closed, or the page went away
         return
     await Connection(websocket, bot, session_hash(session)).serve()

@@ -290,7 +290,11 @@ def run(
     port: Annotated[int, typer.Option("--port")] = 8000,
 ) -> None:
     """Everything with embedded defaults: demo model (trained if absent), served on :8000."""
-    serve_forever(load_settings(), host=host, port=port, workers=1, console=err, demo_defaults=True)
+    try:
+        settings = load_settings()
+    except ValueError as exc:  # a refused setting (a placeholder token, ...), named without its value
+        raise _fail(str(exc)) from None
+    serve_forever(settings, host=host, port=port, workers=1, console=err, demo_defaults=True)
 
 
 @app.command()

@@ -1,11 +1,12 @@
-"""`frontdesk staff add | list | remove`: staff accounts, straight in the server's Redis.
+"""`frontdesk staff add | list | token | remove`: staff accounts, straight in the server's Redis.
 
 No running server is needed: the command finds Redis the way the server does (`REDIS_URL` and
 the `REDIS_CLUSTER` / `REDIS_SENTINELS` settings through `adapters.runtime.redis_client`, or
 the embedded Redis under `FRONTDESK_HOME`, shared with a `frontdesk run` that is up, started
 and stopped again when none is). Every worker reads accounts from Redis on each request, so a
-new member can sign in at once and a removed one is refused at once. Each change is written to
-the audit log with the actor "cli".
+new member can sign in at once and a removed one is refused at once. A token works for
+FRONTDESK_STAFF_TOKEN_DAYS, until the member signs out of the console, or until `token` issues a
+new one. Each change is written to the audit log with the actor "cli".
 """
 
 from __future__ import annotations
@@ -66,14 +67,28 @@ def _redis(config: Path | None) -> Iterator[object]:
 
 def _parts(client, settings):
     keys = Keys(settings.redis_prefix)
-    return StaffDirectory(client, keys), AuditLog(client, keys)
+    return (StaffDirectory(client, keys, token_days=settings.staff_token_days),
+            AuditLog(client, keys, days=settings.audit_days))
+
+
+def _show_token(member, token: str, as_json: bool, said: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"name": member.name, "role": str(member.role), "token": token,
+                                     "expires_at": member.expires_at}) + "\n")
+        return
+    typer.echo(f"{said}. Their token, shown this once (only its hash is kept), works until {_when(member.expires_at)}:")
+    typer.echo(token)
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "?"
 
 
 @staff_app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="The member's name, as the audit log and transcripts show it.")],
     role: Annotated[str, typer.Option("--role", help="agent (queue, review, stats, console) or admin (all).")],
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"name", "role", "token"}.')] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"name", "role", "token", "expires_at"}.')] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Create a staff member and print their token, once: only its hash is stored."""
@@ -91,16 +106,30 @@ def add(
         except StaffError as exc:
             raise _fail(str(exc)) from None
         audit.record("cli", "staff.add", member.name)
-    if as_json:
-        sys.stdout.write(json.dumps({"name": member.name, "role": str(member.role), "token": token}) + "\n")
-        return
-    typer.echo(f"added {member.name} ({member.role}). Their token, shown this once (only its hash is kept):")
-    typer.echo(token)
+    _show_token(member, token, as_json, f"added {member.name} ({member.role})")
+
+
+@staff_app.command("token")
+def token(
+    name: Annotated[str, typer.Argument(help="The member who needs a new token (theirs expired, or they signed out).")],
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"name", "role", "token", "expires_at"}.')] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Issue a member a new token and print it, once; their previous token stops working."""
+    with _redis(config) as (client, settings):
+        directory, audit = _parts(client, settings)
+        try:
+            member, new_token = directory.reissue(name)
+        except StaffError as exc:
+            raise _fail(str(exc)) from None
+        audit.record("cli", "staff.token", member.name)
+    _show_token(member, new_token, as_json, f"new token for {member.name} ({member.role})")
 
 
 @staff_app.command("list")
 def list_members(
-    as_json: Annotated[bool, typer.Option("--json", help='A JSON list of {"name", "role", "created_at"}.')] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help='A JSON list of {"name", "role", "created_at", "token_expires_at"}.')] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Every staff member and their role (tokens are never shown again)."""
@@ -112,8 +141,8 @@ def list_members(
     if not members:
         typer.echo("no staff members yet: add one with `frontdesk staff add NAME --role agent|admin`")
     for member in members:
-        created = datetime.fromtimestamp(member.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        typer.echo(f"{member.name}\t{member.role}\tadded {created}")
+        typer.echo(f"{member.name}\t{member.role}\tadded {_when(member.created_at)}\t"
+                   f"token until {_when(member.expires_at)}")
 
 
 @staff_app.command("remove")

@@ -1,4 +1,4 @@
-"""The per-client-address request limit, in front of every route (docs/SECURITY.md).
+"""The per-client-address request limit, in front of every route (docs/SECURITY.md), and the sliding count it keeps.
 
 The per-customer limit (`bot.ratelimit`) is keyed on ids the client picks (`/chat`'s
 `sender`, the web session), so rotating them gets round it, and it is checked inside the
@@ -8,27 +8,28 @@ routing: a flood from one address is answered 429 with `Retry-After` without a t
 model call or a conversation lease being spent on it.
 
 Redis-backed (`{p:iprate:ADDRESS}:SLOT`, see `bot.keys`), so the limit holds across uvicorn
-workers and servers; the same two-window sliding count as `bot.ratelimit`. The client talks
-to Redis through `redis.asyncio`, so the check never blocks the event loop. Redis being
-unreachable lets requests through (logged): the per-customer limit still stands behind it,
-and a support desk that refuses every customer because its limiter is down helps nobody.
+workers and servers; the same two-window sliding count as `bot.ratelimit` (`SlidingCount`, which
+`/predict`'s own limit uses too, under a key of its own). The client talks to Redis through
+`redis.asyncio`, so the check never blocks the event loop. Redis being unreachable lets requests
+through (logged): the per-customer limit still stands behind it, and a support desk that refuses
+every customer because its limiter is down helps nobody.
 
-The address is the socket's peer. Behind a reverse proxy every request comes from the
-proxy: start uvicorn with `--proxy-headers --forwarded-allow-ips=PROXY_IP` (or set
-`FORWARDED_ALLOW_IPS`) so it takes the client from `X-Forwarded-For`, and only from that proxy.
-Probes (`/healthz`, `/readyz`, `/metrics`) are never limited, and neither are loopback or
-non-IP peers (a unix socket, an in-process client): that traffic is the operator's own tools or
-a reverse proxy on the same host that was not told to pass the client on, where every customer
-would share one count and one busy minute would lock all of them out.
+The address is settled first, for every request and socket, by the rule in
+`adapters.http.client_address`: the socket's peer, or behind a proxy listed in
+FRONTDESK_TRUSTED_PROXIES the client it forwarded; it is left in the scope for the routes. IPv6
+clients are counted per /64. Probes (`/healthz`, `/readyz`, `/metrics`) are never limited, and
+neither are a loopback socket peer that is not a trusted proxy or a non-IP peer (a unix socket, an
+in-process client): that traffic is the operator's own tools. A forwarded loopback address is
+counted like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import redis
 import redis.asyncio as aioredis
@@ -37,6 +38,7 @@ from redis.connection import parse_url
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapters.http.client_address import ClientAddress, settle
 from adapters.http.dependencies import app_components
 from bot.keys import Keys
 
@@ -61,23 +63,12 @@ def async_redis(settings):
     return aioredis.Redis.from_url(settings.redis_url, **options)
 
 
-def limited_address(client: tuple | None) -> str | None:
-    """The address to count a request against; None for loopback and non-IP peers (see the module doc)."""
-    if not client:
-        return None
-    try:
-        address = ipaddress.ip_address(client[0])
-    except ValueError:
-        return None
-    return None if address.is_loopback else str(address)
+class SlidingCount:
+    """At most `count` events per subject per `window` seconds, counted in Redis over two windows (as
+    `bot.ratelimit`); `key(keys, subject, slot)` names one window's counter. One per purpose."""
 
-
-class ClientAddressLimit:
-    """ASGI middleware: at most `count` requests (HTTP requests and web-socket connections) per client
-    address per `window` seconds, shared through Redis. Settings come from the app's components."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
+    def __init__(self, key: Callable[[Keys, str, int], str]):
+        self.key = key
         self._client = None
         self._loop = None
         self._warned = 0.0
@@ -88,22 +79,22 @@ class ClientAddressLimit:
             self._client, self._loop = async_redis(settings), loop
         return self._client
 
-    async def _over(self, settings, address: str, count: int, window: float) -> float:
-        """Seconds to wait when `address` is over the limit (this request counted); 0 when it may go on."""
+    async def over(self, settings, subject: str, count: int, window: float) -> float:
+        """Seconds to wait when `subject` is over the limit (this event counted); 0 when it may go on."""
         now = time.time()
         slot = int(now // window)
         keys = Keys(settings.redis_prefix)
-        current = keys.client_rate(address, slot)
+        current = self.key(keys, subject, slot)
         try:
             pipe = self._redis(settings).pipeline(transaction=False)
             pipe.incr(current)
             pipe.expire(current, int(window * 2) + 1)
-            pipe.get(keys.client_rate(address, slot - 1))
+            pipe.get(self.key(keys, subject, slot - 1))
             seen, _, previous = await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             if time.monotonic() - self._warned > WARN_EVERY_S:
                 self._warned = time.monotonic()
-                log.warning("client address limit not checked: Redis unavailable (%s)", type(exc).__name__)
+                log.warning("rate limit not checked: Redis unavailable (%s)", type(exc).__name__)
             return 0.0
         overlap = 1.0 - (now % window) / window
         if seen + int(previous or 0) * overlap <= count:
@@ -111,18 +102,39 @@ class ClientAddressLimit:
         # The weighted previous window shrinks as time passes; the current one empties at the next slot.
         return max(1.0, math.ceil((slot + 1) * window - now))
 
+
+def limited(settings, client: ClientAddress | None, pair: tuple[int, float]) -> bool:
+    """Whether a per-address limit of `pair` applies to `client` at all (on, with Redis, and not exempt)."""
+    return pair[0] > 0 and bool(settings.redis_url) and client is not None and not client.exempt
+
+
+class ClientAddressLimit:
+    """ASGI middleware: settles the client address (`adapters.http.client_address`), then allows at most
+    `count` requests (HTTP requests and web-socket connections) per client address per `window` seconds,
+    shared through Redis. Settings come from the app's components."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self.count = SlidingCount(Keys.client_rate)
+        self._networks: tuple[object, list] = (None, [])
+
+    def _trusted(self, settings) -> list:
+        if self._networks[0] is not settings:  # parsed once per settings object, not per request
+            self._networks = (settings, settings.proxy_networks_list)
+        return self._networks[1]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in EXEMPT:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         components = app_components(scope.get("app"))
         settings = components.settings if components is not None else None
-        count, window = settings.ip_rate_limit_pair if settings is not None else (0, 1.0)
-        address = limited_address(scope.get("client"))
-        if count <= 0 or not settings.redis_url or address is None:
+        client = settle(scope, self._trusted(settings) if settings is not None else [])
+        if settings is None or scope["path"] in EXEMPT or not limited(settings, client, settings.ip_rate_limit_pair):
             await self.app(scope, receive, send)
             return
-        wait = await self._over(settings, address, count, window)
+        count, window = settings.ip_rate_limit_pair
+        wait = await self.count.over(settings, client.bucket, count, window)
         if not wait:
             await self.app(scope, receive, send)
             return

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from adapters.http.admin_gate import Actor, CurrentActor, require_actor
 from adapters.http.dependencies import BotDep, ComponentsDep, KbDep, need_admin_services
-from bot.escalations import EscalationError, EscalationNotFound, StaffResult
+from bot.escalations import EscalationError, EscalationNotFound, EscalationStatus, StaffResult
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_actor)], tags=["admin"])
 
@@ -55,13 +55,20 @@ async def export_customer(channel: CHANNEL, user_id: USER_ID, request: Request) 
 
 @router.delete("/customers/{channel}/{user_id}")
 async def erase_customer(channel: CHANNEL, user_id: USER_ID, request: Request) -> dict:
-    """Delete every key and scrub every value that names the customer; answers what was removed."""
+    """Delete every key and scrub every value that names the customer, delete the bot's Slack posts holding
+    their words and have Redis rewrite its files; answers what was removed and what was not (docs/STAFF_AND_DATA.md).
+    When FAQ alternates held their words, the knowledge base is reloaded (on every worker) without them."""
     found = need_admin_services(request)
     try:
-        return await run_in_threadpool(found.customers.erase, channel, user_id)
+        erased = await run_in_threadpool(found.customers.erase, channel, user_id)
     except redis.RedisError:
         raise HTTPException(503, "cannot erase: Redis is not answering; nothing or part was removed, "
                                  "run it again") from None
+    components = request.app.state.components
+    erased["knowledge_base_reloaded"] = False
+    if erased["faq_alternates"] and components.kb is not None:
+        erased["knowledge_base_reloaded"] = (await run_in_threadpool(components.reload_kb)).ok
+    return erased
 
 
 @router.post("/faq/reload")
@@ -128,9 +135,14 @@ class AgentReplyBody(AgentBody):
 
 
 @router.get("/escalations")
-async def list_escalations(bot: BotDep, status: str | None = None) -> list[dict]:
-    """Newest first."""
-    return [e.to_public() for e in await run_in_threadpool(bot.queue.list, status)]
+async def list_escalations(
+        bot: BotDep,
+        status: Annotated[list[EscalationStatus] | None, Query(
+            description="Only these statuses (repeat it: ?status=open&status=claimed); all when absent.")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict]:
+    """Newest first, at most `limit`. Read from each status's index, one page, never every escalation ever
+    made (bot.escalations): the console polls this every few seconds."""
+    return [e.to_public() for e in await run_in_threadpool(bot.queue.list, status, limit)]
 
 
 @router.get("/escalations/{escalation_id}")

@@ -1,12 +1,14 @@
 """Who may use `/admin/...`: the bearer-token gate in front of every admin path, and the audit log behind it.
 
 Every request under /admin carries `Authorization: Bearer TOKEN`: `FRONTDESK_ADMIN_TOKEN` (the
-bootstrap admin, actor "admin") or a staff member's token (`bot.staff`, actor = the member's name).
+bootstrap admin, actor "admin") or a staff member's token (`bot.staff`, actor = the member's name; it
+works until it expires, FRONTDESK_STAFF_TOKEN_DAYS, or is signed out with `POST /admin/staff/logout`).
 `TimingAndAdminGate` (adapters/http/app.py) calls `gate` before routing, so an unknown or missing token
 gets 401 whatever the path, and an agent gets 403 outside `AGENT_PATHS`: a rule on the path prefix,
 so a route added later under /admin is admin-only unless it is added there. After the response it
 calls `audit`, which records every successful change (any method but GET/HEAD/OPTIONS) and the reads
-listed in `AUDITED_READS` in the audit log (`bot.audit`), with an action named after the route.
+listed in `AUDITED_READS` (a transcript opened, a customer's data or the labels exported) in the audit
+log (`bot.audit`), with an action named after the route.
 Routers under /admin depend on `require_actor` (staff) or `require_admin` (admins only).
 """
 
@@ -24,6 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
+from adapters.http.api_gate import bearer
 from adapters.http.dependencies import admin_services, get_components
 from bot.staff import Role
 
@@ -31,12 +34,17 @@ log = logging.getLogger("frontdesk")
 
 # "/admin/review/export" and "/admin/review/{id}".
 AGENT_PATHS = ("/admin/escalations", "/admin/review", "/admin/stats", "/admin/me",
-               "/admin/saved-replies")  # the console's saved replies (adapters/http/desk_admin.py)
+               "/admin/saved-replies",  # the console's saved replies (adapters/http/desk_admin.py)
+               "/admin/staff/logout")  # signing one's own token out; the rest of /admin/staff is for admins
 # Reads that are audited although they change nothing: they hand personal data out.
-AUDITED_READS = {"/admin/customers/{channel}/{user_id}/export": "customer.export"}
+AUDITED_READS = {"/admin/customers/{channel}/{user_id}/export": "customer.export",
+                 "/admin/escalations/{escalation_id}": "transcript.read",
+                 "/admin/review/export": "review.export"}
+# Reads the console repeats while it shows them (it re-reads an open transcript every 2 s): recorded once per
+# actor and target in this many seconds, so the log says who looked at what without an entry per poll.
+REPEATED_READS_S = {"transcript.read": 600}
 # Actions named explicitly where the route's own words would not say what happened.
 ACTIONS = {("DELETE", "/admin/customers/{channel}/{user_id}"): "customer.erase"}
-MAX_TOKEN_CHARS = 256  # longer than any token we issue: refused without a lookup
 
 
 @dataclass(frozen=True)
@@ -48,18 +56,15 @@ class Actor:
     bootstrap: bool = False
 
 
-def _bearer(scope: Scope) -> str | None:
-    scheme, _, supplied = Request(scope).headers.get("authorization", "").partition(" ")
-    supplied = supplied.strip()
-    if scheme.lower() != "bearer" or not supplied or len(supplied) > MAX_TOKEN_CHARS:
-        return None
-    return supplied
+def supplied_token(request: Request) -> str | None:
+    """The bearer token the request carries (what `gate` checked), for the route that signs it out."""
+    return bearer(request.scope)
 
 
 def is_admin(request: Request) -> bool:
     """True when the request carries the bootstrap admin token (compared in constant time)."""
     expected = get_components(request).settings.admin_token
-    supplied = _bearer(request.scope)
+    supplied = bearer(request.scope)
     return (expected is not None and supplied is not None
             and hmac.compare_digest(supplied.encode(), expected.get_secret_value().encode()))
 
@@ -78,7 +83,7 @@ async def gate(scope: Scope) -> JSONResponse | None:
 
     The actor is left in the request's state for the routes (`current_actor`) and for `audit`.
     """
-    supplied = _bearer(scope)
+    supplied = bearer(scope)
     if supplied is None:
         return unauthorized()
     request = Request(scope)
@@ -123,7 +128,7 @@ def action_name(method: str, template: str) -> str:
     """"escalation.claim" for POST /admin/escalations/{id}/claim, "faq.reload", "model.deploy", ..."""
     if (method, template) in ACTIONS:
         return ACTIONS[(method, template)]
-    if template in AUDITED_READS:
+    if method == "GET" and template in AUDITED_READS:
         return AUDITED_READS[template]
     words = [w for w in template.removeprefix("/admin").split("/") if w and not w.startswith("{")]
     noun = words[0] if words else "admin"
@@ -140,7 +145,7 @@ async def audit(scope: Scope, status: int) -> None:
     if not isinstance(actor, Actor) or template is None or status >= 400:
         return
     method = scope["method"]
-    if method in ("GET", "HEAD", "OPTIONS") and template not in AUDITED_READS:
+    if method in ("GET", "HEAD", "OPTIONS") and (method != "GET" or template not in AUDITED_READS):
         return
     found = admin_services(scope["app"])
     if found is None:
@@ -152,7 +157,11 @@ async def audit(scope: Scope, status: int) -> None:
         if "user_id" in params:  # a customer: named by a pseudonym, never by their id (see bot.audit)
             params = {"customer": found.audit.pseudonym(str(params.pop("channel", "")), str(params.pop("user_id"))),
                       **params}
-        found.audit.record(actor.name, action, ":".join(str(v) for v in params.values()))
+        target = ":".join(str(v) for v in params.values())
+        if action in REPEATED_READS_S:
+            found.audit.record_once(actor.name, action, target, per_s=REPEATED_READS_S[action])
+        else:
+            found.audit.record(actor.name, action, target)
 
     try:
         await run_in_threadpool(record)

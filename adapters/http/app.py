@@ -8,11 +8,8 @@ The components are kept in the app's state, where adapters/http/dependencies.py 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -23,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.channels import rest, slack, telegram, web
 from adapters.http import admin, admin_gate, desk_admin, desk_page, model_admin, predict_api, review_admin
 from adapters.http.address_limit import ClientAddressLimit
+from adapters.http.api_gate import ApiGate
 from adapters.http.predict_api import PredictShortPath
 from adapters.http.validation_errors import validation_error
 from adapters.runtime import metrics
@@ -109,39 +107,12 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.components = components  # read through adapters/http/dependencies.py
     _add_routes(app, components)
     app.add_middleware(PredictShortPath, engine=lambda: components.engine, max_body=settings.max_body_bytes,
-                       route=predict_api.router.routes[0])  # innermost of ours: timed, and behind the address limit
+                       route=predict_api.router.routes[0], queue=settings.predict_queue)  # innermost of ours
+    app.add_middleware(ApiGate)  # /chat's and /predict's tokens, /predict's own address limit: before any body
     app.add_middleware(TimingAndAdminGate)
     app.add_middleware(ClientAddressLimit)  # added last: runs first, before the admin gate (token guessing counts)
     _add_error_handlers(app)
     return app
-
-
-class ReadinessCheck:
-    """`/readyz`'s checks off the event loop: one at a time per process, shared by the probes that arrive while
-    it runs, on a thread of its own (never the pool the routes use).
-
-    The check pings Redis, which a stalled server can hold for seconds per retry. Run in the event loop, five
-    probes made `/healthz` on the same worker time out, and liveness restarts spread. A check still waiting
-    after `TIMEOUT_S` answers with Redis missing.
-    """
-
-    TIMEOUT_S = 2.0
-
-    def __init__(self, components: Components):
-        self.components = components
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz")
-        self._lock = threading.Lock()
-        self._running: Future | None = None
-
-    async def missing(self) -> list[str]:
-        with self._lock:
-            if self._running is None or self._running.done():
-                self._running = self._executor.submit(self.components.missing)
-            running = self._running
-        try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(running)), self.TIMEOUT_S)
-        except TimeoutError:
-            return self.components.missing(redis_answers=False)
 
 
 def _add_routes(app: FastAPI, components: Components) -> None:
@@ -153,20 +124,19 @@ def _add_routes(app: FastAPI, components: Components) -> None:
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    readiness = ReadinessCheck(components)
-
     @app.get("/readyz")
     async def readyz(response: Response) -> dict:
-        missing = await readiness.missing()
-        if missing:
+        # The readiness monitor's last check (adapters/runtime/readiness.py): read, never waited for. Checking here
+        # pinged Redis on the event loop, and with Redis stalled five probes made /healthz time out.
+        readiness = components.readiness.current()
+        if not readiness.ready:
             response.status_code = 503
-        return {"ready": not missing, "missing": missing,
-                "errors": {k: v for k, v in components.errors.items() if k in missing}}
+        return readiness.body()
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
         # No readiness check here: a Redis that does not answer would hold the scrape (and this event loop) for
-        # seconds. Every worker's background check keeps frontdesk_ready at most READY_INTERVAL old.
+        # seconds. Every worker's readiness monitor keeps frontdesk_ready about a second old.
         body, content_type = metrics.render()  # under --workers N: the sum over every worker
         return Response(body, media_type=content_type)
 
@@ -176,6 +146,7 @@ def _add_routes(app: FastAPI, components: Components) -> None:
     app.include_router(desk_admin.router)  # the console's saved replies and daily numbers
     app.include_router(model_admin.router)  # model deploy, restore, check (admins)
     app.include_router(review_admin.router)  # the review inbox (agents too)
+    app.include_router(review_admin.proposals_router)  # agents' FAQ labels waiting for an admin
     app.include_router(review_admin.pages)  # its page, /console/review (before the console's /console/{name})
     app.include_router(desk_page.router)
 

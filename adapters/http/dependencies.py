@@ -87,9 +87,11 @@ def admin_services(app: object) -> AdminServices | None:
         return None
     cached = getattr(app.state, "admin_services", None)
     if cached is None or cached.client is not client:
-        keys = Keys(components.settings.redis_prefix)
-        cached = AdminServices(client, StaffDirectory(client, keys), AuditLog(client, keys),
-                               CustomerData(client, keys))
+        settings = components.settings
+        keys = Keys(settings.redis_prefix)
+        cached = AdminServices(client, StaffDirectory(client, keys, token_days=settings.staff_token_days),
+                               AuditLog(client, keys, days=settings.audit_days),
+                               CustomerData(client, keys, removers=components.channels.remover))
         app.state.admin_services = cached
     return cached
 

@@ -1,4 +1,5 @@
-"""The staff console's own `/admin/...` routes: the team's saved replies and the daily numbers its charts draw.
+"""The staff console's own `/admin/...` routes: the team's saved replies, the daily numbers its charts draw,
+and signing a staff token out (`POST /admin/staff/logout`, the console's "Sign out").
 
 Saved replies are shared by the whole team, so they live in Redis (`{p:desk}:saved-replies`, a
 hash of id -> JSON; see `bot.keys`), not in one browser: any worker serves them and every
@@ -15,12 +16,12 @@ import uuid
 from typing import Annotated
 
 import redis
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from adapters.http.admin_gate import CurrentActor, require_actor
-from adapters.http.dependencies import ComponentsDep
+from adapters.http.admin_gate import CurrentActor, require_actor, supplied_token
+from adapters.http.dependencies import ComponentsDep, need_admin_services
 from adapters.runtime.components import Components
 from bot.keys import Keys
 
@@ -87,3 +88,21 @@ async def daily_stats(components: ComponentsDep, days: Annotated[int, Query(ge=1
         return {"days": await run_in_threadpool(bot.stats.daily, days)}
     except redis.RedisError:
         raise HTTPException(503, "statistics unavailable: Redis is not answering") from None
+
+
+@router.post("/staff/logout")
+async def sign_out(request: Request, actor: CurrentActor) -> dict:
+    """Sign the request's own staff token out: from the next request on, on every worker, it gets 401.
+
+    The console's "Sign out" calls it. The bootstrap admin token is configuration, not a session: 409,
+    since only changing FRONTDESK_ADMIN_TOKEN revokes it.
+    """
+    if actor.bootstrap:
+        raise HTTPException(409, "FRONTDESK_ADMIN_TOKEN cannot be signed out; change the variable to revoke it")
+    found = need_admin_services(request)
+    token = supplied_token(request) or ""
+    try:
+        await run_in_threadpool(found.staff.revoke, token)
+    except redis.RedisError:
+        raise HTTPException(503, "cannot sign out: Redis is not answering; the token still works") from None
+    return {"signed_out": actor.name}

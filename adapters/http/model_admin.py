@@ -2,16 +2,21 @@
 
 The mechanism is `nlu.sync.ModelSync` (Redis-held desired version, pub/sub plus heartbeat),
 which adapters/runtime/model_sync.py starts in every server process; this module puts HTTP in
-front of it. A deploy loads and
-probes the candidate in the requesting worker first: a directory that is not a model is
-refused with 422 naming the problem, and nothing changes anywhere. A candidate worse than
-the serving model on the review inbox's labelled items is refused with 409 unless forced
-(`nlu.check`); the answer says why.
+front of it. A deploy loads and probes the candidate in the requesting worker first: a
+directory that is not a model, or one with a file that does not load (a corrupt ONNX graph,
+weights or tokenizer), is refused with 422 naming the file, and nothing changes anywhere; with
+FRONTDESK_MODELS_ROOT set, a directory outside it is refused with 403 before anything is read.
+A candidate worse than the serving model on the review inbox's labelled items is refused with
+409 unless forced (`nlu.check`); the answer says why. Checks, deploys and restores run one at a
+time per worker, and deploys and restores one at a time across the fleet (a lock in Redis).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +28,8 @@ from pydantic import BaseModel, Field
 from adapters.http.admin_gate import require_admin
 from adapters.http.dependencies import ComponentsDep
 from adapters.runtime.components import Components
+from adapters.runtime.model_sync import ModelPathRefused, refuse_outside_root
+from bot.errors import REDIS_ERRORS
 
 log = logging.getLogger("frontdesk")
 
@@ -60,11 +67,24 @@ class CheckBody(BaseModel):
     candidate: Annotated[str, Field(min_length=1, max_length=4096, description="Model directory to compare.")]
 
 
-def _load(sync, path: str):
+# One check, deploy or restore at a time in this worker: each loads a whole model beside the serving one. Across
+# workers, `ModelSync.exclusive` (a lock in Redis) orders deploys and restores, held from the candidate's load to
+# the announcement, so a deploy is compared with the model it replaces and recorded after the one before it.
+# Both are waited for on the request's pool thread, never on the event loop.
+_one_at_a_time = threading.Lock()
+
+
+def _load(components: Components, sync, path: str):
+    """The candidate at `path`, loaded and probed: 403 outside FRONTDESK_MODELS_ROOT, 422 naming the file that
+    does not load (corrupt ONNX graph, weights, tokenizer...), and nothing changed either way."""
     from nlu.artifacts import ModelLoadError
 
     try:
-        return sync.load(str(Path(path).resolve()))
+        resolved = str(Path(path).resolve())
+        refuse_outside_root(components.settings, resolved)
+        return sync.load(resolved)
+    except ModelPathRefused as exc:
+        raise HTTPException(403, f"path: {exc}; nothing changed") from None
     except ModelLoadError as exc:
         raise HTTPException(422, f"path: {exc}; nothing changed") from None
     except (ValueError, OSError) as exc:  # a NUL byte, a name the OS refuses: not a directory of ours either
@@ -85,39 +105,64 @@ async def model_status(components: ComponentsDep) -> dict:
 async def deploy(body: DeployBody, components: ComponentsDep) -> dict:
     """Validate (files, load, probe), compare on labelled review items, then switch every worker."""
     sync = _sync(components)  # after the body's checks
-    candidate = await run_in_threadpool(_load, sync, body.path)
-    comparison = None
-    if components.bot is not None:
-        comparison = await run_in_threadpool(compare, components, candidate)
-        if comparison["worse"] and not body.force:
-            lab = comparison["labelled"]
-            raise HTTPException(409, {
-                "reason": f"the candidate is worse on the {lab['n']} labelled review item(s): "
-                          f"{lab['candidate_correct']} right against {lab['serving_correct']} for the serving "
-                          "model; nothing changed. Send {\"force\": true} to deploy it anyway.",
-                "check": comparison})
-    try:
-        current = await run_in_threadpool(sync.deploy, body.path, candidate)
-    except redis.RedisError:
-        raise HTTPException(503, "deploy not announced: Redis is not answering") from None
+    current, comparison = await run_in_threadpool(_deploy, components, sync, body)
     log.info("model deployed", extra={"model_version": current["version"], "forced": body.force})
     return {"version": current["version"], "path": current["path"], "check": comparison}
+
+
+def _deploy(components: Components, sync, body: DeployBody) -> tuple[dict, dict | None]:
+    with _one_at_a_time, _fleet_lock(sync):
+        sync.catch_up()  # a deploy another worker just finished serves here too: the one this deploy replaces
+        candidate = _load(components, sync, body.path)
+        comparison = None
+        if components.bot is not None:
+            comparison = compare(components, candidate)
+            if comparison["worse"] and not body.force:
+                lab = comparison["labelled"]
+                raise HTTPException(409, {
+                    "reason": f"the candidate is worse on the {lab['n']} labelled review item(s): "
+                              f"{lab['candidate_correct']} right against {lab['serving_correct']} for the serving "
+                              "model; nothing changed. Send {\"force\": true} to deploy it anyway.",
+                    "check": comparison})
+        try:
+            return sync.deploy(body.path, candidate), comparison
+        except REDIS_ERRORS:
+            raise HTTPException(503, "deploy not announced: Redis is not answering") from None
+
+
+@contextmanager
+def _fleet_lock(sync) -> Iterator[None]:
+    """`ModelSync.exclusive`: 409 when another worker's deploy or restore outlasts the wait, 503 without Redis."""
+    from nlu.sync import DeployBusy
+
+    try:
+        with sync.exclusive():
+            yield
+    except DeployBusy as exc:
+        raise HTTPException(409, str(exc)) from None
+    except REDIS_ERRORS:
+        raise HTTPException(503, "nothing changed: Redis is not answering") from None
 
 
 @router.post("/restore")
 async def restore(components: ComponentsDep) -> dict:
     """The previous version, on every worker."""
-    from nlu.artifacts import ModelLoadError  # heavy (torch)
-
     sync = _sync(components)
-    try:
-        current = await run_in_threadpool(sync.restore)
-    except LookupError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except ModelLoadError as exc:
-        raise HTTPException(409, f"the previous model no longer loads: {exc}; nothing changed") from None
+    current = await run_in_threadpool(_restore, sync)
     log.info("model restored", extra={"model_version": current["version"]})
     return {"version": current["version"], "path": current["path"]}
+
+
+def _restore(sync) -> dict:
+    from nlu.artifacts import ModelLoadError  # heavy (torch)
+
+    with _one_at_a_time, _fleet_lock(sync):
+        try:
+            return sync.restore()
+        except LookupError as exc:
+            raise HTTPException(409, str(exc)) from None
+        except ModelLoadError as exc:
+            raise HTTPException(409, f"the previous model no longer loads: {exc}; nothing changed") from None
 
 
 @router.post("/check")
@@ -125,5 +170,9 @@ async def check(body: CheckBody, components: ComponentsDep) -> dict:
     """Serving model against a candidate: accuracy on labelled review items, and decisions that would change."""
     components.need("bot")
     sync = _sync(components)
-    candidate = await run_in_threadpool(_load, sync, body.candidate)
-    return await run_in_threadpool(compare, components, candidate)
+    return await run_in_threadpool(_check, components, sync, body.candidate)
+
+
+def _check(components: Components, sync, path: str) -> dict:
+    with _one_at_a_time:
+        return compare(components, _load(components, sync, path))

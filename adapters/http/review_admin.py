@@ -2,7 +2,9 @@
 
 Staff see what the bot was unsure of (`bot.review`), label items with an intent, an FAQ
 entry or a dismissal, and export the intent labels as the `text,intent` CSV that
-`frontdesk train` takes beside the original data.
+`frontdesk train` takes beside the original data. An FAQ label would add a customer's words to
+the FAQ: an admin's is added; an agent's becomes a proposal that an admin approves or rejects
+under `/admin/proposals` (admins only; each decision is audited by the admin gate).
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.http.admin_gate import CurrentActor, require_actor
+from adapters.http.admin_gate import CurrentActor, require_actor, require_admin
 from adapters.http.dependencies import BotDep, ComponentsDep
 from adapters.http.desk_page import HEADERS
 from bot.review import ReviewError
+from bot.review_proposals import ProposalNotFound
+from bot.staff import Role
 
 router = APIRouter(prefix="/admin/review", dependencies=[Depends(require_actor)], tags=["review"])
+# Apart from /admin/review, which agents may use: the admin gate's rule is the path's, so these are admins' by it.
+proposals_router = APIRouter(prefix="/admin/proposals", dependencies=[Depends(require_admin)], tags=["review"])
 
 NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$"  # an intent name or FAQ id: no spaces, nothing a CSV or URL mangles
 ANSWER_ID = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$"  # an FAQ id or an article id (a path under articles/)
@@ -78,10 +84,48 @@ async def export(bot: BotDep) -> Response:
                     headers={"Content-Disposition": 'attachment; filename="review-labels.csv"'})
 
 
+@proposals_router.get("")
+async def proposals(components: ComponentsDep) -> list[dict]:
+    """Admins only. Agents' FAQ labels waiting for a decision, oldest first: `id`, `faq_id`, `text` (masked),
+    `item_id`, `proposed_by`, `at`, and the customer's `channel` and `user_id`."""
+    inbox = components.need("bot").review
+    try:
+        return await run_in_threadpool(inbox.proposals.pending)
+    except redis.RedisError:
+        raise HTTPException(503, "proposals unavailable: Redis is not answering") from None
+
+
+PROPOSAL_ID = Annotated[str, Path(max_length=20)]
+
+
+@proposals_router.post("/{proposal_id}/approve")
+async def approve(proposal_id: PROPOSAL_ID, components: ComponentsDep, actor: CurrentActor) -> dict:
+    """Admins only (audited as `proposal.approve`): the text becomes an alternate of the entry, merged on
+    the next FAQ reload. 404 for a proposal not pending (unknown, or decided already)."""
+    return await _decide(components.need("bot").review.proposals.approve, proposal_id, actor.name)
+
+
+@proposals_router.post("/{proposal_id}/reject")
+async def reject(proposal_id: PROPOSAL_ID, components: ComponentsDep, actor: CurrentActor) -> dict:
+    """Admins only (audited as `proposal.reject`): nothing is added to the FAQ. 404 as for approve."""
+    return await _decide(components.need("bot").review.proposals.reject, proposal_id, actor.name)
+
+
+async def _decide(act, proposal_id: str, by: str) -> dict:
+    try:
+        return (await run_in_threadpool(act, proposal_id, by)).to_dict()
+    except ProposalNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except redis.RedisError:
+        raise HTTPException(503, "not decided: Redis is not answering") from None
+
+
 @router.post("/{item_id}")
 async def label(item_id: Annotated[str, Path(max_length=20)], body: LabelBody, components: ComponentsDep,
                 actor: CurrentActor) -> dict:
-    """Label an item (404 for an unknown id; 422 naming an unknown FAQ entry). Answers the items changed."""
+    """Label an item (404 for an unknown id; 422 naming an unknown FAQ entry). Answers the items changed.
+
+    An admin's FAQ label adds the text to the entry; an agent's is a proposal (`faq_proposal` on the items)."""
     inbox = components.need("bot").review  # after the body's checks
     if body.faq_id is not None:
         kb = components.need("kb")
@@ -90,7 +134,8 @@ async def label(item_id: Annotated[str, Path(max_length=20)], body: LabelBody, c
     try:
         changed = await run_in_threadpool(lambda: inbox.label(item_id, intent=body.intent, faq_id=body.faq_id,
                                                               dismiss=bool(body.dismiss), by=actor.name,
-                                                              group=body.group))
+                                                              group=body.group,
+                                                              approved=actor.role is Role.ADMIN))
     except ReviewError as exc:
         raise HTTPException(404, str(exc)) from None
     except redis.RedisError:

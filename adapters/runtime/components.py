@@ -6,6 +6,7 @@ They load in a background thread so the process answers `/healthz` at once and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -17,10 +18,14 @@ import redis
 from adapters.runtime import metrics
 from adapters.runtime.channel_registry import ChannelRegistry
 from adapters.runtime.model_sync import start_model_sync
+from adapters.runtime.readiness import ReadinessMonitor
 from adapters.runtime.redis_client import redis_client
 from adapters.runtime.settings import Settings
 from bot.core import Bot, BotHooks
+from bot.errors import REDIS_ERRORS
 from bot.escalation_rules import EscalationRules
+from bot.escalations import EscalationPolicy
+from common.supervise import Supervised, every
 
 if TYPE_CHECKING:  # the types only: importing them loads torch and the retrieval stack, done in _load_* instead
     from knowledge.service import KnowledgeBase
@@ -50,7 +55,11 @@ def build_bot(settings: Settings, client: redis.Redis, engine, kb, channels: Cha
                rate_limit=settings.rate_limit_pair, lease_ms=settings.lease_ms, rules=rules,
                dedup_seconds=settings.dedup_seconds, hours=settings.hours(),
                escalation_retention_s=settings.escalation_retention_days * 86_400,
-               review_retention_s=settings.review_days * 86_400, review_confidence=settings.review_confidence)
+               review_retention_s=settings.review_days * 86_400, review_confidence=settings.review_confidence,
+               escalation_policy=EscalationPolicy(per_customer=settings.escalation_rate_limit_pair,
+                                                  per_address=settings.escalation_address_limit_pair,
+                                                  expire_after_s=settings.escalation_expire_hours * 3600,
+                                                  max_reminders=settings.reannounce_max))
 
 
 class NotReady(RuntimeError):
@@ -74,6 +83,10 @@ class Components:
     loaded: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
     _built_kb: bool = False  # close only what this object made; a knowledge base handed in belongs to the caller
+    readiness: ReadinessMonitor = field(init=False)  # what /readyz reads (adapters/runtime/readiness.py)
+
+    def __post_init__(self) -> None:
+        self.readiness = ReadinessMonitor(self)
 
     def need(self, name: str):
         """The loaded part, or `NotReady` naming what is still missing."""
@@ -102,24 +115,35 @@ class Components:
             return False
         try:
             return bool(self.redis.ping())
-        except redis.RedisError:
+        except REDIS_ERRORS:  # a cluster's slot errors too: not a Redis that answers
             return False
 
     def start(self) -> None:
         threading.Thread(target=self._load, name="startup", daemon=True).start()
-        # frontdesk_ready{component}: from missing()'s checks, kept true in the background (metrics.py).
-        metrics.watch_readiness(self, self._closed)
+        # /readyz and frontdesk_ready{component}: checked every second in the background (readiness.py).
+        self.readiness.start(self._closed)
 
     def _load(self) -> None:
+        """Each part in turn; one that fails for any reason is named in `errors` (so in /readyz) and the log,
+        and the parts that do not need it still load."""
+        stages = (("redis", self._load_redis), ("model", self._load_model), ("model", self._start_model_sync),
+                  ("index", self._load_kb), ("bot", self._load_bot))
         try:
-            self._load_redis()
-            self._load_model()
-            self._start_model_sync()
-            self._load_kb()
-            self._load_bot()
+            for part, stage in stages:
+                if self._closed.is_set():  # closed while loading: start no more threads
+                    break
+                try:
+                    stage()
+                except Exception as exc:
+                    self.errors.setdefault(part, f"failed to start: {type(exc).__name__}")
+                    log.exception("start-up: the %s failed to load", part)
         finally:
-            metrics.refresh_readiness(self)  # at once, not at the next background tick
             self.loaded.set()
+        if self._closed.is_set():  # what a stage started after `close` ran: stopped too, not left running
+            self.close()
+            return
+        with contextlib.suppress(Exception):  # at once, not at the monitor's next round (which reports a failure)
+            self.readiness.refresh()
 
     def _load_redis(self) -> None:
         if self.redis is None and self.settings.redis_url:
@@ -142,9 +166,12 @@ class Components:
             self.engine = load_engine(self.settings.model_dir, self.settings.device,
                                       max_batch=self.settings.max_batch, max_wait_ms=self.settings.max_wait_ms,
                                       on_batch=metrics.observe_batch, backend=self.settings.backend)
-        except (ModelLoadError, ValueError) as exc:
+        except (ModelLoadError, ValueError) as exc:  # the message names the file (nlu.artifacts, nlu.onnx_backend)
             self.errors["model"] = str(exc)
             log.error("model failed to load: %s", exc)
+        except Exception as exc:  # anything else a loader raises: still named, never a silent 503
+            self.errors["model"] = f"{self.settings.model_dir} failed to load: {type(exc).__name__}: {exc}"[:1000]
+            log.error("model failed to load: %s", self.errors["model"])
 
     def _start_model_sync(self) -> None:
         if self.engine is None or self.redis is None or self.model_sync is not None:
@@ -189,7 +216,17 @@ class Components:
         self.kb.listeners.append(lambda index: self.bot.use_rules(self._escalation_rules()))
         # Takes over work a dead worker left behind (bot.dispatch), every FRONTDESK_SWEEP_SECONDS.
         self.bot.start_sweeper(self.settings.sweep_seconds)
-        threading.Thread(target=self._reannounce_loop, name="reannounce", daemon=True).start()
+        try:  # escalations from before the console's status index, filed once (else by the first sweep below)
+            self.bot.queue.ensure_indexed()
+        except REDIS_ERRORS as exc:
+            log.warning("escalations not indexed yet: Redis unavailable (%s); the re-announce sweep will",
+                        type(exc).__name__)
+        # Every process checks; the queue makes sure only one of them re-announces each escalation. Supervised
+        # (common.supervise): a failed round (Redis away, a cluster error, a record it cannot read) restarts it.
+        interval = self.settings.reannounce_after
+        wait = min(30.0, interval / 2)
+        Supervised("reannounce", every(wait, lambda: self.bot.reannounce_unclaimed(interval)), stop=self._closed,
+                   stale_after=max(60.0, 3 * wait)).start()
 
     def _escalation_rules(self):
         """The escalation line calibrated on the development set's tone labels, where it has them.
@@ -208,15 +245,6 @@ class Components:
         rules = rules.calibrated(calm, angry, model_version=calibrated_with(self.kb.index) or "")
         log.info("escalation rules: %s (single-message line %.3f)", rules.method, rules.negative_threshold)
         return rules
-
-    def _reannounce_loop(self) -> None:
-        """Every process checks; the queue makes sure only one of them re-announces each escalation."""
-        interval = self.settings.reannounce_after
-        while not self._closed.wait(min(30.0, interval / 2)):
-            try:
-                self.bot.reannounce_unclaimed(interval)
-            except redis.RedisError:
-                log.warning("re-announcing escalations skipped: Redis unavailable")
 
     def recalibrate(self) -> None:
         """Another intent model now serves here (a deploy or restore): choose the FAQ's answer bars and the
@@ -254,6 +282,7 @@ class Components:
 
     def close(self) -> None:
         self._closed.set()
+        self.readiness.close()
         if self.model_sync is not None:
             self.model_sync.stop()
         if self.sync is not None:

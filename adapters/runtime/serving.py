@@ -52,17 +52,32 @@ def resolve_model_dir(settings: Settings, console: Console | None = None) -> Pat
     return settings.model_dir or ensure_demo_model(settings, console)
 
 
+def _generated_token(settings: Settings, console: Console, file: str, variable: str, what: str) -> str:
+    """A token generated into a 0600 file under FRONTDESK_HOME (kept across runs); prints where it is, never
+    the token itself."""
+    path = settings.home / file
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32) + "\n")  # 43 characters: over the 32 a token needs
+    path.chmod(0o600)
+    console.print(f"{variable} is not set: {what} is in {path}")
+    return path.read_text().strip()
+
+
 def ensure_admin_token(settings: Settings, console: Console) -> str:
     """The admin token from the environment, or one generated into a 0600 file under FRONTDESK_HOME."""
     if settings.admin_token is not None:
         return settings.admin_token.get_secret_value()
-    path = settings.home / "admin-token"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24) + "\n")
-        path.chmod(0o600)
-    console.print(f"FRONTDESK_ADMIN_TOKEN is not set: the staff console token is in {path}")
-    return path.read_text().strip()
+    return _generated_token(settings, console, "admin-token", "FRONTDESK_ADMIN_TOKEN", "the staff console token")
+
+
+def ensure_chat_token(settings: Settings, console: Console) -> str:
+    """The REST channel's token (`POST /chat`) from the environment, or one generated like the admin token."""
+    if settings.chat_token is not None:
+        return settings.chat_token.get_secret_value()
+    return _generated_token(settings, console, "chat-token", "FRONTDESK_CHAT_TOKEN",
+                            "the token for POST /chat (Authorization: Bearer ...)")
 
 
 def cli_admin_token() -> str:
@@ -143,19 +158,26 @@ def _metrics_dir(workers: int):
 # header and body timeouts (nginx: client_header_timeout, client_body_timeout) bound how long that takes.
 UVICORN_LIMITS = {"timeout_keep_alive": 5, "h11_max_incomplete_event_size": 16 * 1024, "ws_max_size": 128 * 1024,
                   "limit_concurrency": 2000, "timeout_graceful_shutdown": 30}
+# uvicorn's own proxy handling off (its default believes X-Forwarded-For from 127.0.0.1, and FORWARDED_ALLOW_IPS
+# from any peer it names): scope["client"] stays the socket's peer, and FRONTDESK_TRUSTED_PROXIES alone decides
+# whom to believe (adapters/http/client_address.py). Tests serve the app with these same options.
+UVICORN_OPTIONS = {**UVICORN_LIMITS, "proxy_headers": False}
 
 
 def serve_forever(settings: Settings, *, host: str, port: int, workers: int, console: Console,
                   demo_defaults: bool = False) -> None:
     """Prepare shared pieces once in this process, then hand over to uvicorn and its workers."""
-    from nlu.artifacts import ModelLoadError, load_bundle
-    from nlu.ensemble import is_ensemble, member_dirs
+    from nlu.artifacts import ModelLoadError
+    from nlu.device import resolve_device
+    from nlu.versions import load_checked
 
     model_dir = resolve_model_dir(settings, console)
+    # Loaded as the workers will (an ensemble's members, the ONNX graph where they serve it), on the CPU here:
+    # fail fast naming the file instead of N workers that never get ready.
     try:
-        for directory in member_dirs(model_dir) if is_ensemble(model_dir) else [model_dir]:
-            load_bundle(directory)  # fail fast with a clear message instead of N crashing workers
-    except ModelLoadError as exc:
+        onnx_serves = settings.backend == "onnx" or str(resolve_device(settings.device)) == "cpu"
+        load_checked(model_dir, "cpu", max_batch=1, backend=settings.backend if onnx_serves else "torch")
+    except (ModelLoadError, ValueError) as exc:  # ValueError: FRONTDESK_DEVICE=cuda with no CUDA device
         console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(1) from None  # a failure, not a usage error (adapters/cli/exit_codes.py)
     # Workers are separate processes that read their settings from the environment.
@@ -167,11 +189,12 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
                 embedded, os.environ["REDIS_URL"] = start_embedded_redis(settings, console)
             if demo_defaults:
                 os.environ["FRONTDESK_ADMIN_TOKEN"] = ensure_admin_token(settings, console)
+                os.environ["FRONTDESK_CHAT_TOKEN"] = ensure_chat_token(settings, console)
                 os.environ.setdefault("FRONTDESK_LOG_FORMAT", "text")  # someone is watching this terminal
             console.print(f"Serving on http://{host}:{port} with model {model_dir} ({workers} worker(s)): "
                           f"web chat at http://{host}:{port}/, staff console at http://{host}:{port}/console")
             uvicorn.run("adapters.http.app:create_app", factory=True, host=host, port=port, workers=workers,
-                        log_config=logging_config(), access_log=False, **UVICORN_LIMITS)
+                        log_config=logging_config(), access_log=False, **UVICORN_OPTIONS)
         finally:
             if embedded is not None:
                 stop_embedded_redis(embedded)

@@ -6,6 +6,7 @@ Secrets are `SecretStr` so they never show up in a repr, a log line or an error 
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -39,6 +40,27 @@ def parse_networks(value: str, variable: str) -> list[IPNetwork]:
         except ValueError:
             raise ValueError(f"{variable}: {entry!r} is not an IP address or CIDR") from None
     return networks
+
+
+# A page allowed to frame the web chat: 'self', or a scheme and host (a "*." subdomain wildcard, a port) with no path.
+FRAME_SOURCE_RE = re.compile(r"'self'|https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:(\d{1,5}|\*))?")
+
+
+def check_frame_ancestors(value: str) -> str:
+    """FRONTDESK_FRAME_ANCESTORS as it goes into the CSP header; a ValueError naming the bad source otherwise.
+
+    Only whole origins: a bare scheme (`https:`) or `*` would let any site frame the chat, and a `;` or a line
+    break would end the directive and smuggle in others."""
+    sources = value.split()
+    if sources == ["'none'"]:
+        return "'none'"
+    if not sources:  # `VAR=` (as compose passes an unset variable) means unset: the default
+        return "'self'"
+    for source in sources:
+        if not FRAME_SOURCE_RE.fullmatch(source):
+            raise ValueError(f"FRONTDESK_FRAME_ANCESTORS: {source[:100]!r} is not 'self', 'none' (alone) or an "
+                             f"origin such as https://shop.example.com")
+    return " ".join(sources)
 
 
 def check_token_strength(token: str, variable: str) -> None:
@@ -197,6 +219,11 @@ class Settings(BaseSettings):
     def proxy_networks(cls, value: str) -> str:
         parse_networks(value, "FRONTDESK_TRUSTED_PROXIES")  # a typo fails at start-up, naming the entry
         return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def frame_sources(cls, value: str) -> str:
+        return check_frame_ancestors(value)  # checked at start-up: it is written into every chat page's header
 
     @field_validator("admin_token", "chat_token", "predict_token")
     @classmethod

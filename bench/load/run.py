@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,11 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+# POST /chat needs the REST channel's token: the measured server gets this one (a baseline from before tokens
+# ignores the header).
+CHAT_TOKEN = secrets.token_urlsafe(32)
+
+
 async def open_loop(url: str, rate: float, seconds: float, customers: int, timeout: float, pid: int) -> dict:
     texts = questions()
     latencies: list[float] = []
@@ -110,7 +116,8 @@ async def open_loop(url: str, rate: float, seconds: float, customers: int, timeo
         body = {"sender": f"load-{i % customers}", "message": texts[i % len(texts)], "message_id": f"load-{i}"}
         t = time.perf_counter()
         try:
-            async with session.post(f"{url}/chat", json=body) as response:
+            async with session.post(f"{url}/chat", json=body,
+                                    headers={"Authorization": f"Bearer {CHAT_TOKEN}"}) as response:
                 payload = await response.json()
                 key = str(response.status) if response.status != 200 else outcome(payload)
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -153,6 +160,7 @@ def run_server(tree: Path, model: Path, args) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "FRONTDESK_MODEL_DIR": str(model),
            "FRONTDESK_HOME": str(home / f"load-{tree.name}"), "REDIS_URL": "", "FRONTDESK_DEVICE": "cpu",
            "FRONTDESK_LOG_LEVEL": "WARNING", "FRONTDESK_REDIS_PREFIX": f"load{int(time.time())}",
+           "FRONTDESK_CHAT_TOKEN": CHAT_TOKEN,
            "PYTHONPATH": str(tree)}
     server = start([sys.executable, "-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                     "--workers", str(args.workers)], env, Path(f"/tmp/frontdesk-load-{tree.name}.log"), tree)

@@ -11,7 +11,7 @@ import aiohttp
 from bench._setup import ROOT, WORK
 from bench.load import loadgen
 from bench.serve.profile import profile_server, summarise_components
-from bench.serve.servers import demo_model, server_env, start_frontdesk
+from bench.serve.servers import CHAT_AUTH, demo_model, server_env, start_frontdesk
 
 CHAT_CUSTOMERS = 50
 
@@ -41,7 +41,8 @@ def chat_call(messages: list[str], run: str, handed_over: list[int]) -> loadgen.
     async def call(session: aiohttp.ClientSession, base: str, worker: int) -> None:
         picker = pickers.setdefault(worker, random.Random(worker))
         sender = f"bench-{run}-{worker}-{generation.get(worker, 0)}"
-        async with session.post(f"{base}/chat", json={"sender": sender, "message": picker.choice(messages)}) as r:
+        async with session.post(f"{base}/chat", json={"sender": sender, "message": picker.choice(messages)},
+                                headers=CHAT_AUTH) as r:
             body = await r.json() if r.status == 200 else None
             assert r.status == 200, r.status
         # Every escalation template names "a colleague"; once staff hold it, the bot adds nothing.

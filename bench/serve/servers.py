@@ -71,12 +71,18 @@ def demo_model() -> Path:
     return ensure_demo_model(Settings(FRONTDESK_HOME=str(ROOT / ".frontdesk")))
 
 
+# The REST channel's token for the servers benchmarked here, and the header its callers send.
+CHAT_TOKEN = secrets.token_urlsafe(32)
+CHAT_AUTH = {"Authorization": f"Bearer {CHAT_TOKEN}"}
+
+
 def server_env(**extra: str) -> dict[str, str]:
     """The environment of a benchmarked server: nothing inherited that could switch a channel on."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("FRONTDESK_", "SLACK_", "TELEGRAM_", "REDIS_"))}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", FRONTDESK_HOME=str(HOME),
                FRONTDESK_KB=str(ROOT / "knowledge" / "demo"), FRONTDESK_ADMIN_TOKEN=secrets.token_urlsafe(32),
+               FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,  # the chat part's callers send it (POST /chat needs one)
                REDIS_URL="")  # empty: `serve` starts an embedded Redis under FRONTDESK_HOME
     env.update(extra)
     return env

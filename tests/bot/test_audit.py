@@ -1,7 +1,8 @@
 """The audit log over the real HTTP routes and a real Redis: one entry per admin or staff action, newest
 first, naming the actor, the action and its target, never message content or a customer's id.
 
-Staff changes made with `frontdesk staff` are audited as actor "cli" (tests/bot/test_staff.py, last test).
+Staff changes made with `frontdesk staff` are audited as actor "cli" (tests/bot/test_staff.py); retention by
+time, and audited reads of transcripts and exports, in tests/bot/test_audit_retention.py.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import pytest
 from adapters.http.admin_gate import action_name
 from bot.keys import Keys
 from bot.staff import Role, StaffDirectory
+from tests.support.rest import CHAT_AUTH
 
-ADMIN = {"Authorization": "Bearer desk-token"}
+ADMIN = {"Authorization": "Bearer desk-token-0123456789abcdef0123456789"}  # the desk_client fixture's
 SECRET_REPLY = "Your replacement ships tomorrow, Mrs Quill."
 
 
@@ -28,7 +30,7 @@ def test_every_action_is_recorded_newest_first_without_content(client):
     _, token = StaffDirectory(components.redis, Keys(components.settings.redis_prefix)).add("noor", Role.AGENT)
     agent = {"Authorization": f"Bearer {token}"}
     customer = "quill-4417"
-    assert client.post("/chat", json={"sender": customer, "message": "/human"}).status_code == 200
+    assert client.post("/chat", json={"sender": customer, "message": "/human"}, headers=CHAT_AUTH).status_code == 200
     [escalation] = [e["id"] for e in client.get("/admin/escalations", headers=ADMIN).json()
                     if e["user_id"] == customer]
 
@@ -86,6 +88,9 @@ def test_the_audit_log_is_for_admins_only(client):
     ("DELETE", "/admin/replies/{reply_id}", "reply.delete"),
     ("DELETE", "/admin/customers/{channel}/{user_id}", "customer.erase"),
     ("GET", "/admin/customers/{channel}/{user_id}/export", "customer.export"),
+    ("GET", "/admin/escalations/{escalation_id}", "transcript.read"),
+    ("GET", "/admin/review/export", "review.export"),
+    ("POST", "/admin/staff/logout", "staff.logout"),
 ])
 def test_actions_are_named_after_the_route_so_routes_added_later_are_audited_too(method, template, action):
     assert action_name(method, template) == action

@@ -11,6 +11,7 @@ import redis
 from bot.core import Bot
 from bot.hours import DAYS, BusinessHours, HoursError
 from bot.messages import InboundMessage
+from tests.support.rest import CHAT_AUTH
 
 LONDON = "Europe/London"
 
@@ -89,7 +90,9 @@ def test_a_closed_hour_hand_off_queues_and_names_the_next_opening(redis_url, red
 def test_out_of_hours_through_the_app_and_the_admin_list(desk_client):
     tomorrow = DAYS[(datetime.now(UTC) + timedelta(days=1)).weekday()].title()
     client = desk_client(FRONTDESK_BUSINESS_HOURS=f"{tomorrow} 09:00-17:00", FRONTDESK_TIMEZONE="UTC")
-    reply = client.post("/chat", json={"sender": "late", "message": "/human", "name": "Lee"}).json()["replies"]
+    reply = client.post("/chat", json={"sender": "late", "message": "/human", "name": "Lee"},
+                        headers=CHAT_AUTH).json()["replies"]
     assert "back tomorrow at 09:00 (UTC)" in reply[0]["text"]
-    (item,) = client.get("/admin/escalations", headers={"Authorization": "Bearer desk-token"}).json()
+    admin = {"Authorization": "Bearer desk-token-0123456789abcdef0123456789"}  # desk_client's admin token
+    (item,) = client.get("/admin/escalations", headers=admin).json()
     assert item["out_of_hours"] is True and item["display_name"] == "Lee" and item["status"] == "open"

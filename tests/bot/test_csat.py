@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.csat import parse_rating
+from tests.support.rest import CHAT_AUTH
 
-AUTH = {"Authorization": "Bearer desk-token"}
+AUTH = {"Authorization": "Bearer desk-token-0123456789abcdef0123456789"}  # desk_client's admin token
 
 
 @pytest.mark.parametrize("text, rating", [
@@ -19,7 +20,7 @@ def test_what_reads_as_a_rating(text, rating):
 
 
 def chat(client, sender: str, text: str) -> list[dict]:
-    response = client.post("/chat", json={"sender": sender, "message": text})
+    response = client.post("/chat", json={"sender": sender, "message": text}, headers=CHAT_AUTH)
     assert response.status_code == 200, response.text
     return response.json()["replies"]
 

@@ -19,7 +19,7 @@ from bot.events import BotObserver, QuietObserver
 
 EVERY_KIND = [CountMessage("rest:a"), CountIntent("greet"), CountAnswer(), CountFallback("what?"),
               CountEscalation("rest:a"), CountRating("sam", 4), AnnounceEscalation("e1"),
-              RelayToAgent("e1", "rest:a", "sam", "hello?")]
+              RelayToAgent("e1", "rest:a", "sam", "hello?", "u7")]
 
 
 @pytest.mark.parametrize("effect", EVERY_KIND, ids=lambda e: type(e).__name__)

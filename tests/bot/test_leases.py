@@ -204,3 +204,34 @@ def test_finished_conversations_are_unmarked_and_live_leases_are_left_alone(redi
     assert client.zscore(keys.pending(), "rest:c4") is None
     assert client.zscore(keys.pending(), "rest:c5") is not None
     assert client.llen(keys.conv("rest:c5", "inbox")) == 1
+
+
+@pytest.mark.slow
+def test_a_renewer_that_meets_a_cluster_error_is_restarted_and_the_lease_never_runs_out(redis_url, redis_prefix):
+    """Before supervision the renewer caught only RedisError: a cluster error ended it, and every lease it held
+    ran out under a handler still working. Now it starts again (backoff capped at one renewal interval)."""
+    from redis.exceptions import RedisClusterException
+
+    from common import supervise
+    from tests.support.faults import FaultyRedis
+
+    client = FaultyRedis.from_url(redis_url)
+    keys = Keys(redis_prefix)
+    lock = keys.conv("rest:c6", "lock")
+    ttls: list[int] = []
+    restarts: list[int] = []
+
+    def handler(message: InboundMessage) -> list[Reply]:
+        client.arm("lease-renewer", RedisClusterException("injected: slots moving"), count=2)
+        deadline = time.monotonic() + 4.5  # one and a half leases
+        while time.monotonic() < deadline:
+            ttls.append(client.pttl(lock))
+            restarts.extend(h.restarts for h in supervise.threads() if h.name == "lease-renewer")
+            time.sleep(0.05)
+        return [Reply("done")]
+
+    dispatcher = Dispatcher(client, keys, handler, lease_ms=3000)
+    handled = dispatcher.handle(InboundMessage("rest", "c6", "u", "slow one"))
+    assert [r.text for r in handled.replies] == ["done"]
+    assert client.left("lease-renewer") == 0 and max(restarts) >= 2  # both faults hit, both restarted
+    assert min(ttls) > 0  # the lock never expired: -2 would mean it was gone

@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import INTENT_ROWS
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 
 TOKEN = "review-admin-token-0123456789abcdef"
 CANCEL = ["cancel my subscription", "please cancel my account", "i want to cancel my plan",
@@ -31,6 +32,7 @@ def server(tiny_model, redis_url, redis_prefix, tmp_path):
     kb.write_text(yaml.safe_dump(ENTRIES))
     settings = Settings(FRONTDESK_MODEL_DIR=tiny_model, FRONTDESK_KB=kb, REDIS_URL=redis_url,
                         FRONTDESK_REDIS_PREFIX=redis_prefix, FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,
                         FRONTDESK_HOME=tmp_path / "home", FRONTDESK_DEVICE="cpu", FRONTDESK_IP_RATE_LIMIT="0/60",
                         FRONTDESK_REVIEW_CONFIDENCE=1.0)  # every answer is kept too: each text below is there
     with live_app(settings) as url:
@@ -43,7 +45,7 @@ def admin(url: str, method: str, path: str, body: dict | None = None, token: str
 
 
 def chat(url: str, sender: str, text: str) -> dict:
-    response = httpx.post(f"{url}/chat", json={"sender": sender, "message": text}, timeout=60)
+    response = httpx.post(f"{url}/chat", json={"sender": sender, "message": text}, headers=CHAT_AUTH, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
 

@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 
 from adapters.http.app import create_app
+from adapters.runtime.serving import UVICORN_OPTIONS
 from adapters.runtime.settings import Settings
 from tests.support.serverutil import free_port
 
@@ -22,28 +23,42 @@ TIMEOUT_MS = 30_000  # the first answers wait on model warm-up on a shared 2-cor
 
 
 @contextmanager
-def live_app(settings: Settings, timeout: float = 180) -> Iterator[str]:
-    """Serve `create_app(settings)` on 127.0.0.1 until the block ends; yields the base URL once ready."""
-    app = create_app(settings)
+def uvicorn_thread(app, host: str = "127.0.0.1", **config) -> Iterator[tuple[int, threading.Thread]]:
+    """`app` on a real uvicorn server in a thread, with the options `frontdesk serve` gives uvicorn (its own
+    proxy handling off among them), until the block ends; yields (port, thread) once it listens."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           **{**UVICORN_OPTIONS, **config}))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and app.state.components.bot is not None:
-                break
-        except httpx.HTTPError:
-            pass
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not become ready"
-        time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
     try:
-        yield url
+        yield port, thread
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def live_app(settings: Settings, timeout: float = 180) -> Iterator[str]:
+    """Serve `create_app(settings)` on 127.0.0.1 (`uvicorn_thread`) until the block ends; yields the base URL once
+    ready."""
+    app = create_app(settings)
+    with uvicorn_thread(app) as (port, thread):
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and app.state.components.bot is not None:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.2)
+        yield url
 
 
 @contextmanager

@@ -28,7 +28,7 @@ def start_server(env: dict[str, str], port: int, log_path: Path) -> subprocess.P
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process by the caller's stop_server
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "adapters.http.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+         "--port", str(port), "--log-level", "warning", "--no-proxy-headers"],  # as `frontdesk serve` runs it
         cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
     )
 

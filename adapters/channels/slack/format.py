@@ -177,6 +177,8 @@ def escalation_message(escalation: Escalation, transcript: list[dict]) -> dict:
         state = f"Claimed by {escape(escalation.agent or '?')}"
     elif status == EscalationStatus.RESOLVED:
         state = f"Resolved by {escape(escalation.resolved_by or escalation.agent or '?')}"
+    elif status == EscalationStatus.EXPIRED:
+        state = "Expired: nobody claimed it in time"
     else:
         state = "Waiting for someone to claim it"
     fields = [f"*Reason*\n{reason}", f"*Customer*\n{customer}", f"*Channel*\n{channel}", f"*Status*\n{state}"]
@@ -194,8 +196,9 @@ def escalation_message(escalation: Escalation, transcript: list[dict]) -> dict:
         buttons.append(_button("Resolve", f"{RESOLVE_ACTION}:{escalation_id}", escalation_id))
     if buttons:
         blocks.append({"type": "actions", "block_id": f"escalation:{escalation_id}", "elements": buttons})
-    hint = ("Reply in this thread to answer the customer." if status != EscalationStatus.RESOLVED
-            else "Resolved: the bot has the conversation again.")
+    hint = {EscalationStatus.RESOLVED: "Resolved: the bot has the conversation again.",
+            EscalationStatus.EXPIRED: "Expired unclaimed: the bot has the conversation again."}.get(
+        status, "Reply in this thread to answer the customer.")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]})
     text = f"Escalation {escalation_id}: {reason} ({channel} customer {customer}). {state}."
     return {"text": text[:FALLBACK_TEXT_LIMIT], "blocks": blocks}

@@ -7,7 +7,8 @@ within `INTAKE_WAIT` of Slack's 3 seconds; if it cannot be queued (Redis down or
 event gets a 503 and Slack delivers it again. Handling and posting the answer continue in the
 background. Actions and commands call `ack()` first and do their work in the background too.
 Retries are answered once because every message carries `channel:ts` as its `message_id`, which
-the core de-duplicates even while the first delivery is still being handled. What staff do
+the core de-duplicates even while the first delivery is still being handled; a staff member's
+thread reply is taken once per event id (adapters/channels/slack/staff.py). What staff do
 (claim and resolve buttons, thread replies, slash commands) is handed to adapters/channels/slack/staff.py.
 """
 
@@ -149,8 +150,8 @@ class SlackInbound:
             await self._on_mention(event, context.bot_user_id)
 
         @app.event("message")
-        async def message(event: dict, context) -> None:
-            await self._on_message(event, context.bot_user_id)
+        async def message(event: dict, body: dict, context) -> None:
+            await self._on_message(event, context.bot_user_id, body.get("event_id"))
 
         @app.event(re.compile(".*"))
         async def other_event() -> None:
@@ -177,7 +178,7 @@ class SlackInbound:
             self.spawn(self.staff.command(command, respond))
 
     # ------------------------------------------------------------------ customers
-    async def _on_message(self, event: dict, bot_user_id: str | None) -> None:
+    async def _on_message(self, event: dict, bot_user_id: str | None, event_id: str | None = None) -> None:
         if not self._from_a_person(event, bot_user_id):
             return
         if event.get("channel_type") == "im":
@@ -185,7 +186,7 @@ class SlackInbound:
             return
         thread_ts = event.get("thread_ts")
         if thread_ts and thread_ts != event.get("ts"):
-            self.spawn(self.staff.thread_reply(event, thread_ts))
+            self.spawn(self.staff.thread_reply(event, thread_ts, event_id))  # taken once per event id
         # Other channel messages: mentions arrive (again) as app_mention, everything else is not for us.
 
     async def _on_mention(self, event: dict, bot_user_id: str | None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -28,6 +28,7 @@ from slack_sdk.web import WebClient
 
 from adapters.channels.slack import format as fmt
 from bot.messages import Reply
+from bot.posts import PostNotDeleted
 
 log = logging.getLogger("frontdesk.slack")
 
@@ -123,6 +124,21 @@ class SlackOutbound:
             # Channel and reason only: the text is the customer's or staff's words.
             log.warning("Slack: gave up posting to %s after %d retries (%s)", arguments.get("channel"), RETRIES, reason)
             raise SlackDeliveryError(str(arguments.get("channel")), reason) from exc
+
+    def delete(self, channel: str, ts: str) -> None:
+        """`chat.delete` of one of the bot's own posts, with the client's retries (a customer's erasure).
+
+        A post already gone is deleted; anything else Slack refuses, or a failure after the retries, is
+        `PostNotDeleted` with Slack's reason.
+        """
+        try:
+            self.web.chat_delete(channel=channel, ts=ts)
+        except SlackApiError as exc:
+            if api_error(exc) == "message_not_found":
+                return
+            raise PostNotDeleted(api_error(exc)) from exc
+        except (SlackClientError, OSError) as exc:
+            raise PostNotDeleted(api_error(exc)) from exc
 
     def user_name(self, user_id: str, fallback: str | None = None) -> str:
         """A person's display name (users.info, cached); their id when Slack will not say."""

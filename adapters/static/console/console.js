@@ -57,7 +57,7 @@
 
   function statusBadge(node, status) {
     node.textContent = status;
-    node.className = `badge status-${["open", "claimed", "resolved"].includes(status) ? status : "other"}`;
+    node.className = `badge status-${["open", "claimed", "resolved", "expired"].includes(status) ? status : "other"}`;
   }
 
   // ------------------------------------------------------------------ sign-in
@@ -103,6 +103,19 @@
     $("signin-token").focus();
   }
 
+  // The "Sign out" button: the server revokes the staff token first (POST /admin/staff/logout), so a copy
+  // left anywhere (another tab, the review page) stops working too. The page signs out whatever it answers.
+  async function signOutAndRevoke() {
+    if (session.token) {
+      try {
+        await api("POST", "/admin/staff/logout");
+      } catch {
+        // unreachable or already refused: the token is dropped here all the same
+      }
+    }
+    signOut();
+  }
+
   function showConsole() {
     $("signin").hidden = true;
     $("console").hidden = false;
@@ -143,11 +156,13 @@
 
   // ------------------------------------------------------------------ queue
   async function loadQueue() {
-    const result = await api("GET", "/admin/escalations");
+    // The server reads only the statuses asked for, one page of each: waiting and claimed ones are never pushed
+    // out of the list by however many resolved or expired ones there are.
+    const all = $("queue-filter").value === "all";
+    const result = await api("GET", all ? "/admin/escalations" : "/admin/escalations?status=open&status=claimed");
     if (!result.ok) return problem(result);
     document.dispatchEvent(new CustomEvent("frontdesk:queue", { detail: result.data })); // the new-escalation alert
-    const all = $("queue-filter").value === "all";
-    const items = result.data.filter((r) => all || r.status !== "resolved");
+    const items = result.data.filter((r) => all || (r.status === "open" || r.status === "claimed"));
     const key = JSON.stringify([items, selected, Math.floor(Date.now() / 60000)]);
     if (key === queueKey) return; // unchanged: leave the buttons alone so a click is never lost
     queueKey = key;
@@ -220,8 +235,9 @@
     setText("detail-agent", record.agent);
     setText("detail-created", clock(record.created_at));
     $("claim").disabled = record.status !== "open";
-    $("resolve").disabled = record.status === "resolved";
-    $("reply-text").disabled = $("reply-send").disabled = record.status === "resolved";
+    const finished = record.status === "resolved" || record.status === "expired"; // expired: the bot has it again
+    $("resolve").disabled = finished;
+    $("reply-text").disabled = $("reply-send").disabled = finished;
 
     const events = record.transcript || [];
     const key = JSON.stringify([events.length, events.length ? events[events.length - 1].at : 0]);
@@ -382,7 +398,7 @@
   // ------------------------------------------------------------------ start
   document.addEventListener("DOMContentLoaded", () => {
     $("signin-form").addEventListener("submit", signIn);
-    $("signout").addEventListener("click", () => signOut());
+    $("signout").addEventListener("click", signOutAndRevoke);
     $("queue-filter").addEventListener("change", () => { queueKey = ""; poll(); });
     $("claim").addEventListener("click", () => staffAction("claim", {}));
     $("resolve").addEventListener("click", () => staffAction("resolve", {}));

@@ -1,6 +1,8 @@
 // Frontdesk web chat: talks to /web/ws, keeps its session id in localStorage so a reload continues the
 // conversation, redraws the transcript the server sends on every (re)connect, and resends messages that
 // were not answered before the connection dropped (the server de-duplicates them by id).
+// The session is the customer's credential: it goes in the socket's first frame (a "hello"), never in a URL,
+// which proxies log. A page without one says hello without it and stores the one the server sends back.
 // All text from the server or the user goes into the page with textContent, never as HTML.
 (function () {
   "use strict";
@@ -25,17 +27,21 @@
     return Array.prototype.map.call(data, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
   }
 
-  function loadSession(fresh) {
+  function loadSession() {
     var id = null;
-    try { id = fresh ? null : localStorage.getItem(SESSION_KEY); } catch (e) { id = null; }
-    if (!id || !SESSION_RE.test(id)) {
-      id = randomId(16);
-      try { localStorage.setItem(SESSION_KEY, id); } catch (e) { /* private mode: this tab only */ }
-    }
-    return id;
+    try { id = localStorage.getItem(SESSION_KEY); } catch (e) { id = null; }
+    return id && SESSION_RE.test(id) ? id : null;
   }
 
-  var session = loadSession(false);
+  // null forgets the stored one (the server refused it): the next hello asks for a new session.
+  function saveSession(id) {
+    session = id && SESSION_RE.test(id) ? id : null;
+    try {
+      if (session) { localStorage.setItem(SESSION_KEY, session); } else { localStorage.removeItem(SESSION_KEY); }
+    } catch (e) { /* private mode: this tab only */ }
+  }
+
+  var session = loadSession();
 
   function setStatus(text, offline) {
     statusLine.textContent = text;
@@ -177,7 +183,9 @@
   }
 
   function onFrame(frame) {
-    if (frame.type === "history") {
+    if (frame.type === "session") {
+      saveSession(frame.session); // the server made our session: kept for the next reload
+    } else if (frame.type === "history") {
       if (frame.id) { pending.delete(frame.id); } // that message and its replies are in the history now
       redraw(frame.events || []);
       socket.ready = true;
@@ -197,12 +205,14 @@
   function connect() {
     var url = new URL("web/ws", window.location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("session", session);
     setStatus(attempt ? "Reconnecting…" : "Connecting…", attempt > 0);
     var ws = new WebSocket(url.toString());
     socket = ws;
     ws.ready = false; // true once the history has been drawn: messages go out only after it
-    ws.addEventListener("open", function () { attempt = 0; });
+    ws.addEventListener("open", function () {
+      attempt = 0;
+      ws.send(JSON.stringify(session ? { type: "hello", session: session } : { type: "hello" }));
+    });
     ws.addEventListener("message", function (event) {
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
@@ -210,7 +220,7 @@
     });
     ws.addEventListener("close", function (event) {
       if (ws !== socket) { return; }
-      if (event.code === 1008) { session = loadSession(true); } // the server refused our id: start afresh
+      if (event.code === 1008) { saveSession(null); } // the server refused our id: ask for a new one
       var delay = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
       attempt += 1;
       setStatus("Offline, reconnecting in " + Math.ceil(delay / 1000) + " s", true);

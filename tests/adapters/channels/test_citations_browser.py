@@ -25,6 +25,7 @@ from bot.store import ConversationStore
 from tests.adapters.channels.test_citations import ANSWER, FAQ, HOSTILE, LABEL, SCRIPTED
 from tests.support.liveserver import live_app
 from tests.support.paths import REPO_ROOT
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
@@ -38,7 +39,7 @@ LINKED = "https://help.example/a?x=1&y=%3C2%3E"  # the URL as the browser reads 
 def served(demo_model, redis_server, tmp_path_factory):
     prefix = f"cite-{uuid.uuid4().hex[:8]}"
     settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
-                        FRONTDESK_REDIS_PREFIX=prefix, FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_REDIS_PREFIX=prefix, FRONTDESK_ADMIN_TOKEN=TOKEN, FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu", FRONTDESK_KB=DEMO_KB)
     client = redis.Redis(unix_socket_path=redis_server.socket_file)
     with live_app(settings) as url:
@@ -119,7 +120,8 @@ def test_console_transcript_shows_the_citation_beside_the_bot_answer(page, serve
 
     base_url, keys, client = served
     sender = f"cite-{uuid.uuid4().hex[:6]}"
-    response = httpx.post(f"{base_url}/chat", json={"sender": sender, "message": "/human"}, timeout=60)
+    response = httpx.post(f"{base_url}/chat", json={"sender": sender, "message": "/human"}, headers=CHAT_AUTH,
+                          timeout=60)
     assert response.status_code == 200, response.text
     conversation = f"rest:{sender}"
     record_answers(client, keys, conversation)

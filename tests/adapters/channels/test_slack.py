@@ -22,6 +22,7 @@ from adapters.runtime.components import Components
 from adapters.runtime.settings import Settings
 from bot.messages import Reply
 from tests.support.paths import REPO_ROOT
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 from tests.support.standins.slack_api import APP_TOKEN, BOT_TOKEN, BOT_USER_ID, TEAM_ID, SlackStandIn
 
 SECRET = "slack-test-signing-secret"
@@ -49,7 +50,8 @@ def wait_until_ready(client: TestClient) -> None:
 def client(tiny_model, demo_kb, redis_server, slack, tmp_path_factory):
     settings = Settings(FRONTDESK_MODEL_DIR=tiny_model, REDIS_URL=f"unix://{redis_server.socket_file}",
                         FRONTDESK_REDIS_PREFIX=f"slack-{uuid.uuid4().hex[:6]}", FRONTDESK_ADMIN_TOKEN=ADMIN_TOKEN,
-                        FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu",
+                        FRONTDESK_CHAT_TOKEN=CHAT_TOKEN, FRONTDESK_HOME=tmp_path_factory.mktemp("home"),
+                        FRONTDESK_DEVICE="cpu",
                         FRONTDESK_KB=DEMO_KB, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET,
                         SLACK_SUPPORT_CHANNEL=SUPPORT, SLACK_ADMIN_USERS=f" {ADMIN} ,UOTHERADMIN",
                         SLACK_API_URL=slack.api_url)
@@ -283,8 +285,9 @@ def test_user_text_is_escaped_for_mrkdwn(client, slack):
     assert "&lt;!channel&gt; &amp; &lt;script&gt;" in shown
     assert "<!channel>" not in shown and "<script>" not in shown and "&amp;lt;" not in shown
     # The same from another channel (REST), and a staff reply quoting it back to a Slack customer.
-    assert client.post("/chat", json={"sender": "rest-esc", "message": "<!here> <b>"}).status_code == 200
-    client.post("/chat", json={"sender": "rest-esc", "message": "/human"})
+    assert client.post("/chat", json={"sender": "rest-esc", "message": "<!here> <b>"},
+                       headers=CHAT_AUTH).status_code == 200
+    client.post("/chat", json={"sender": "rest-esc", "message": "/human"}, headers=CHAT_AUTH)
     rest_post = support_post_for(slack, "rest-esc")
     assert "&lt;!here&gt; &lt;b&gt;" in json.dumps(rest_post["blocks"]) and "<!here>" not in json.dumps(rest_post)
     escalation_id = next(b for b in post["blocks"] if b["type"] == "actions")["elements"][0]["value"]

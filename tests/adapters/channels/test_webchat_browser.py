@@ -19,6 +19,7 @@ from adapters.channels.web import session_hash
 from adapters.runtime.settings import Settings
 from tests.support.liveserver import live_app
 from tests.support.paths import REPO_ROOT
+from tests.support.webchat import chat_socket
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
@@ -80,12 +81,10 @@ TOPICS = ("which sizes are there for the linen duvet", "which sizes are there fo
 @pytest.fixture(scope="module")
 def vague(base_url) -> list[tuple[str, list[str]]]:
     """Two (topic, offered questions) whose first message gets one bot reply with buttons; the first has 2+."""
-    from websockets.sync.client import connect
-
     ws_url = base_url.replace("http://", "ws://") + "/web/ws"
     found = []
     for topic in TOPICS:
-        with connect(f"{ws_url}?session={uuid.uuid4().hex}") as ws:
+        with chat_socket(ws_url, uuid.uuid4().hex) as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "history"
             ws.send(json.dumps({"type": "message", "text": topic, "id": "probe"}))
             replies = []
@@ -249,16 +248,14 @@ def test_staff_messages_appear_live_without_a_reload(page, base_url):
 
 
 def test_bad_frames_get_an_error_frame_and_the_socket_stays_usable(base_url):
-    from websockets.sync.client import connect
-
     ws_url = base_url.replace("http://", "ws://") + "/web/ws"
-    with connect(f"{ws_url}?session=short") as bad:
+    with chat_socket(ws_url, "short") as bad:
         assert "session" in json.loads(bad.recv(timeout=10))["detail"]
         with pytest.raises(Exception, match="1008"):
             bad.recv(timeout=10)
 
     session = uuid.uuid4().hex
-    with connect(f"{ws_url}?session={session}") as ws:
+    with chat_socket(ws_url, session) as ws:
         assert json.loads(ws.recv(timeout=10)) == {"type": "history", "events": [], "id": None}
         for frame, complaint in [("not json", "JSON"), (json.dumps({"type": "typing"}), "expected"),
                                  (json.dumps({"type": "message", "text": "   "}), "non-empty"),
@@ -284,7 +281,6 @@ def test_open_pages_share_one_redis_subscriber_and_live_replies_reach_only_their
     import time
 
     import redis
-    from websockets.sync.client import connect
 
     client = redis.Redis(unix_socket_path=redis_server.socket_file, decode_responses=True)
 
@@ -299,7 +295,7 @@ def test_open_pages_share_one_redis_subscriber_and_live_replies_reach_only_their
     ws_url = base_url.replace("http://", "ws://") + "/web/ws"
     sessions = [uuid.uuid4().hex for _ in range(6)]
     with contextlib.ExitStack() as pages:
-        sockets = [pages.enter_context(connect(f"{ws_url}?session={s}")) for s in sessions]
+        sockets = [pages.enter_context(chat_socket(ws_url, s)) for s in sessions]
         for ws in sockets:
             assert json.loads(ws.recv(timeout=10))["type"] == "history"  # sent after the page is watched
         assert [listeners(s) for s in sessions] == [1] * 6

@@ -54,7 +54,7 @@ def test_failures_exit_1_with_one_line_and_no_traceback(tmp_path):
     invalid = runner.invoke(app, ["faq", "build", "--kb", str(bad_kb), "--out", str(tmp_path / "i"), "--json"])
     assert invalid.exit_code == 1 and f"{bad_kb}:1: missing answer" in invalid.stderr and invalid.stdout == ""
     unreachable = runner.invoke(app, ["faq", "reload", "--url", "http://127.0.0.1:9"],
-                                env={"FRONTDESK_ADMIN_TOKEN": "t"})
+                                env={"FRONTDESK_ADMIN_TOKEN": "t" * 32})
     assert unreachable.exit_code == 1 and "cannot reach http://127.0.0.1:9" in unreachable.stderr
     no_token = runner.invoke(app, ["faq", "reload"], env={"FRONTDESK_ADMIN_TOKEN": "",
                                                           "FRONTDESK_HOME": str(tmp_path / "home")})
@@ -134,7 +134,7 @@ def test_faq_build_and_reload_json(tiny_model, redis_url, redis_prefix, tmp_path
         assert body["ok"] is True and body["changed"] is True and body["version"]["entries"] == 3
         # After `frontdesk run` the token is in FRONTDESK_HOME/admin-token: a second terminal needs no variable.
         home.mkdir(exist_ok=True)
-        (home / "admin-token").write_text("reload-token\n")
+        (home / "admin-token").write_text("reload-token-0123456789abcdef0123456789\n")
         (kb / "broken.yaml").write_text(yaml.safe_dump([{"id": "x", "question": "no answer?"}]))
         rejected = runner.invoke(app, ["faq", "reload", "--url", url, "--json"],
                                  env={"FRONTDESK_ADMIN_TOKEN": "", "FRONTDESK_HOME": str(home)})

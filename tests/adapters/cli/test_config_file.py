@@ -16,8 +16,8 @@ from tests.adapters.runtime.test_operations import metric
 from tests.support.serverutil import ROOT, free_port, stop_server, wait_ready
 
 # Settings this test gives only through the file: none may leak in from the environment of the test run.
-FILE_ONLY = ("REDIS_URL", "FRONTDESK_ADMIN_TOKEN", "FRONTDESK_MODEL_DIR", "FRONTDESK_KB", "FRONTDESK_HOME",
-             "FRONTDESK_DEVICE", "REDIS_CLUSTER", "REDIS_SENTINELS", "PROMETHEUS_MULTIPROC_DIR")
+FILE_ONLY = ("REDIS_URL", "FRONTDESK_ADMIN_TOKEN", "FRONTDESK_CHAT_TOKEN", "FRONTDESK_MODEL_DIR", "FRONTDESK_KB",
+             "FRONTDESK_HOME", "FRONTDESK_DEVICE", "REDIS_CLUSTER", "REDIS_SENTINELS", "PROMETHEUS_MULTIPROC_DIR")
 
 
 def serve(args: list[str], env: dict[str, str], log) -> subprocess.Popen:
@@ -34,6 +34,7 @@ def worker_names(redis_server, serve_pid: int) -> set[int]:
 
 
 FILE_TOKEN = "only-in-the-file-0123456789abcdef012345"
+FILE_CHAT_TOKEN = "chat-only-in-the-file-0123456789abcdef"
 
 
 @pytest.mark.slow
@@ -46,6 +47,7 @@ def test_two_workers_take_every_setting_from_the_file(tiny_model, redis_server, 
         "# written by an operator\n"
         f"REDIS_URL={redis_url}\n"
         f"export FRONTDESK_ADMIN_TOKEN='{FILE_TOKEN}'\n"
+        f"FRONTDESK_CHAT_TOKEN={FILE_CHAT_TOKEN}\n"
         f"FRONTDESK_MODEL_DIR={tiny_model}\n"
         f"FRONTDESK_KB={kb}\n"
         f"FRONTDESK_HOME={tmp_path / 'home'}\n"
@@ -76,7 +78,8 @@ def test_two_workers_take_every_setting_from_the_file(tiny_model, redis_server, 
                 assert httpx.get(f"{url}/admin/faq", headers={"Authorization": f"Bearer {FILE_TOKEN}"}
                                  ).status_code == 200
             assert httpx.get(f"{url}/admin/faq", headers={"Authorization": "Bearer wrong"}).status_code == 401
-            reply = httpx.post(f"{url}/chat", json={"sender": "ann", "message": "opening hours"}, timeout=60)
+            reply = httpx.post(f"{url}/chat", json={"sender": "ann", "message": "opening hours"},
+                               headers={"Authorization": f"Bearer {FILE_CHAT_TOKEN}"}, timeout=60)
             assert reply.status_code == 200 and reply.json()["replies"], reply.text
         finally:
             stop_server(process)

@@ -17,6 +17,7 @@ import pytest
 from adapters.runtime.settings import Settings
 from tests.support.liveserver import live_app
 from tests.support.paths import REPO_ROOT
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
@@ -36,6 +37,7 @@ def kb_dir(tmp_path_factory) -> Path:
 def base_url(demo_model, redis_server, kb_dir, tmp_path_factory):
     settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
                         FRONTDESK_REDIS_PREFIX=f"console-{uuid.uuid4().hex[:8]}", FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu", FRONTDESK_KB=kb_dir)
     with live_app(settings) as url:
         yield url
@@ -48,7 +50,7 @@ def sign_in(page, token: str = TOKEN, agent: str = "Sam") -> None:
 
 
 def chat(base_url: str, sender: str, text: str) -> list[dict]:
-    response = httpx.post(f"{base_url}/chat", json={"sender": sender, "message": text}, timeout=60)
+    response = httpx.post(f"{base_url}/chat", json={"sender": sender, "message": text}, headers=CHAT_AUTH, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()["replies"]
 

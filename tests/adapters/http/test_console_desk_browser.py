@@ -10,6 +10,7 @@ import pytest
 
 from adapters.runtime.settings import Settings
 from tests.support.liveserver import live_app
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
@@ -21,7 +22,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture(scope="module")
 def base_url(demo_model, redis_server, tmp_path_factory):
     settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
-                        FRONTDESK_REDIS_PREFIX=PREFIX, FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_REDIS_PREFIX=PREFIX, FRONTDESK_ADMIN_TOKEN=TOKEN, FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu")
     with live_app(settings) as url:
         yield url
@@ -38,7 +39,8 @@ def sign_in(page, base_url: str, token: str = TOKEN) -> None:
 
 
 def chat(base_url: str, sender: str, text: str, name: str | None = None) -> list[dict]:
-    response = httpx.post(f"{base_url}/chat", json={"sender": sender, "message": text, "name": name}, timeout=60)
+    response = httpx.post(f"{base_url}/chat", json={"sender": sender, "message": text, "name": name},
+                          headers=CHAT_AUTH, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()["replies"]
 

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from adapters.http.app import create_app
 from adapters.runtime.settings import Settings
 from tests.knowledge.test_knowledge_articles import write_kb
+from tests.support.rest import CHAT_TOKEN
 from tests.support.serverutil import wait_until_serving
 
 TOKEN = "helpcenter-token-0123456789abcdef01234"
@@ -20,6 +21,7 @@ def client(demo_model, redis_server, tmp_path_factory):
     kb = write_kb(tmp_path_factory.mktemp("helpcenter"), faq=False)
     settings = Settings(FRONTDESK_MODEL_DIR=demo_model, REDIS_URL=f"unix://{redis_server.socket_file}",
                         FRONTDESK_REDIS_PREFIX="helpcenter-app", FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,  # AUTH (the admin token) is accepted at /chat too
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu", FRONTDESK_KB=kb,
                         FRONTDESK_ARTICLES_BASE_URL="https://help.example.com/docs")
     with TestClient(create_app(settings)) as test_client:

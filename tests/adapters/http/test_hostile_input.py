@@ -39,6 +39,7 @@ from tests.support.hostile import (
     texts,
 )
 from tests.support.paths import REPO_ROOT
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 from tests.support.standins.slack_api import BOT_TOKEN, BOT_USER_ID, TEAM_ID, SlackStandIn
 from tests.support.standins.telegram_api import TelegramStandIn, message_update, private_chat, user
 
@@ -80,6 +81,7 @@ def tg():
 def client(tiny_model, demo_kb, redis_server, slack, tg, tmp_path_factory):
     settings_ = Settings(FRONTDESK_MODEL_DIR=tiny_model, REDIS_URL=f"unix://{redis_server.socket_file}",
                          FRONTDESK_REDIS_PREFIX=f"hostile-{uuid.uuid4().hex[:6]}", FRONTDESK_ADMIN_TOKEN=ADMIN_TOKEN,
+                         FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,
                          FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu", FRONTDESK_KB=DEMO_KB,
                          FRONTDESK_RATE_LIMIT="100000/60", SLACK_BOT_TOKEN=BOT_TOKEN,
                          SLACK_SIGNING_SECRET=SLACK_SECRET, SLACK_API_URL=slack.api_url, TELEGRAM_BOT_TOKEN=TG_TOKEN,
@@ -110,7 +112,8 @@ def covered(seen: Counter, *expected: int | str) -> None:
 
 
 def still_chatting(client: TestClient) -> None:
-    response = client.post("/chat", json={"sender": f"ok-{uuid.uuid4().hex[:6]}", "message": "where is my order?"})
+    response = client.post("/chat", json={"sender": f"ok-{uuid.uuid4().hex[:6]}", "message": "where is my order?"},
+                           headers=CHAT_AUTH)
     assert response.status_code == 200 and response.json()["replies"][0]["text"], response.text
 
 
@@ -123,7 +126,7 @@ def test_chat_answers_every_hostile_body_with_a_reply_or_a_4xx(client):
     @given(body=bodies(sender=sender, message=st.one_of(texts, json_values), message_id=st.one_of(texts, json_values),
                        name=st.one_of(texts, json_values)), content_type=content_types)
     def post(body: bytes, content_type: str) -> None:
-        response = client.post("/chat", content=body, headers={"content-type": content_type})
+        response = client.post("/chat", content=body, headers={"content-type": content_type, **CHAT_AUTH})
         defined(response, 200, sent=body, seen=seen)
         if response.status_code == 200:
             replies = response.json()["replies"]
@@ -142,7 +145,7 @@ def test_chat_answers_hostile_texts_in_a_valid_body(client):
     @given(text=texts)
     def post(text: str) -> None:
         response = client.post("/chat", content=dumps({"sender": f"h-{uuid.uuid4().hex[:8]}", "message": text}),
-                               headers={"content-type": "application/json"})
+                               headers={"content-type": "application/json", **CHAT_AUTH})
         defined(response, 200, sent=text, seen=seen)
         if response.status_code == 200:
             assert response.json()["replies"], text[:40]
@@ -156,7 +159,7 @@ def test_nan_infinity_and_lone_surrogates_get_a_422_with_a_message_not_a_500(cli
     for body in (b'{"sender": "a", "message": NaN}', b'{"sender": Infinity, "message": "x"}',
                  b'{"sender": "a", "message": "\\ud800"}', b'{"sender": "a", "message": ' + b"[" * 900 + b"]" * 900
                  + b"}"):
-        response = client.post("/chat", content=body, headers={"content-type": "application/json"})
+        response = client.post("/chat", content=body, headers={"content-type": "application/json", **CHAT_AUTH})
         assert response.status_code == 422, (body[:60], response.status_code, response.text[:200])
         [error] = response.json()["detail"]
         assert error["loc"][-1] in ("sender", "message") and error["msg"]
@@ -295,7 +298,8 @@ def test_web_chat_socket_answers_every_hostile_frame_and_stays_open(client):
         texts.filter(lambda t: t.encode("utf-8", "surrogatepass") == t.encode("utf-8", "replace")).map(
             lambda t: ("text", t)),  # a real WebSocket text frame is valid UTF-8
         raw_bodies.map(lambda b: ("bytes", b)))
-    with client.websocket_connect(f"/web/ws?session={session}") as socket:
+    with client.websocket_connect("/web/ws") as socket:
+        socket.send_json({"type": "hello", "session": session})
         assert socket.receive_json()["type"] == "history"
 
         @MANY

@@ -26,6 +26,7 @@ from schemathesis.checks import not_a_server_error
 from adapters.http.app import create_app
 from adapters.runtime.settings import Settings
 from tests.support.paths import REPO_ROOT
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 from tests.support.serverutil import free_port, start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.slow
@@ -42,11 +43,13 @@ def base_url(tiny_model, redis_server, tmp_path_factory):
     process = start_server({"FRONTDESK_MODEL_DIR": str(tiny_model), "REDIS_URL": f"unix://{redis_server.socket_file}",
                             "FRONTDESK_REDIS_PREFIX": f"fuzz-{uuid.uuid4().hex[:6]}", "FRONTDESK_ADMIN_TOKEN": TOKEN,
                             "FRONTDESK_HOME": str(home), "FRONTDESK_KB": str(DEMO_KB), "FRONTDESK_DEVICE": "cpu",
-                            "FRONTDESK_RATE_LIMIT": "100000/60"}, port, home / "server.log")
+                            "FRONTDESK_RATE_LIMIT": "100000/60", "FRONTDESK_CHAT_TOKEN": CHAT_TOKEN}, port,
+                           home / "server.log")
     try:
         wait_ready(url, process)
         deadline = time.monotonic() + 60  # ready means model, index and Redis; the bot is built just after
-        while httpx.post(f"{url}/chat", json={"sender": "warm-up", "message": "hi"}, timeout=30).status_code != 200:
+        while httpx.post(f"{url}/chat", json={"sender": "warm-up", "message": "hi"}, headers=CHAT_AUTH,
+                         timeout=30).status_code != 200:
             assert time.monotonic() < deadline, "the bot never became ready"
             time.sleep(0.2)
         yield url

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from adapters.http.predict_api import PredictShortPath
 
 CAP = 4096
+QUEUE = 8  # texts waiting for the model: tests/adapters/http/test_predict_limits.py fills it
 JSON = {"content-type": "application/json"}
 
 
@@ -32,7 +33,7 @@ def client_for(engine) -> tuple[TestClient, list[bytes]]:
         return JSONResponse({"handed": True}, status_code=299)
 
     inner = Starlette(routes=[Route("/predict", fallback, methods=["GET", "POST"])])
-    app = PredictShortPath(inner, engine=lambda: engine, max_body=CAP, route=None)
+    app = PredictShortPath(inner, engine=lambda: engine, max_body=CAP, route=None, queue=QUEUE)
     return TestClient(app), handed
 
 
@@ -91,6 +92,6 @@ def test_without_a_model_the_route_answers(engine):
         return JSONResponse({"detail": "model not loaded"}, status_code=503)
 
     inner = Starlette(routes=[Route("/predict", fallback, methods=["POST"])])
-    client = TestClient(PredictShortPath(inner, engine=lambda: None, max_body=CAP, route=None))
+    client = TestClient(PredictShortPath(inner, engine=lambda: None, max_body=CAP, route=None, queue=QUEUE))
     assert client.post("/predict", json={"text": "hello"}).status_code == 503
     assert handed == [b'{"text":"hello"}']

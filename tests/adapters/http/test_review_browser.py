@@ -11,6 +11,7 @@ import yaml
 
 from adapters.runtime.settings import Settings
 from tests.support.liveserver import live_app
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 
 pytestmark = pytest.mark.browser  # Debian's chromium through Playwright
 
@@ -25,6 +26,7 @@ def base_url(tiny_model, redis_server, tmp_path_factory):
                                    "alternates": ["opening hours", "what time do you close"]}]))
     settings = Settings(FRONTDESK_MODEL_DIR=tiny_model, REDIS_URL=f"unix://{redis_server.socket_file}",
                         FRONTDESK_REDIS_PREFIX=f"review-{uuid.uuid4().hex[:8]}", FRONTDESK_ADMIN_TOKEN=TOKEN,
+                        FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,
                         FRONTDESK_HOME=tmp_path_factory.mktemp("home"), FRONTDESK_DEVICE="cpu", FRONTDESK_KB=kb,
                         FRONTDESK_REVIEW_CONFIDENCE=1.0, FRONTDESK_IP_RATE_LIMIT="0/60")
     with live_app(settings) as url:
@@ -36,7 +38,8 @@ def test_items_are_listed_and_one_is_labelled_by_clicking(page, base_url):
 
     texts = ["cancel my subscription <b>now</b>", "mail me at someone@example.org about my plan"]
     for i, text in enumerate(texts):
-        assert httpx.post(f"{base_url}/chat", json={"sender": f"c{i}", "message": text}, timeout=60).status_code == 200
+        assert httpx.post(f"{base_url}/chat", json={"sender": f"c{i}", "message": text}, headers=CHAT_AUTH,
+                          timeout=60).status_code == 200
     items = httpx.get(f"{base_url}/admin/review", headers=AUTH, timeout=30).json()
     assert len(items) == 2
 

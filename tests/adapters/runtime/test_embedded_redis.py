@@ -155,3 +155,25 @@ def test_a_server_another_live_process_started_is_shared_and_left_to_it(tmp_path
         owner.stdin.close()
         owner.wait(timeout=30)
     wait_gone(pid, timeout=1)  # the process that started it stopped it
+
+
+def test_the_embedded_redis_is_capped_at_its_maxmemory_and_refuses_rather_than_evicts(tmp_path):
+    """FRONTDESK_REDIS_MAXMEMORY (default 256mb) as the server reports it (CONFIG GET), policy noeviction; a server
+    already running for the home (started before, with another cap) takes the new cap when shared."""
+    home = tmp_path / "home"
+    servers = []
+    try:
+        server, url = start_embedded_redis(Settings(FRONTDESK_HOME=str(home)), QUIET)
+        servers.append(server)
+        client = redis.Redis.from_url(url)
+        assert client.config_get("maxmemory") == {"maxmemory": str(256 * 1024 * 1024)}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        shared, shared_url = start_embedded_redis(Settings(FRONTDESK_HOME=str(home), FRONTDESK_REDIS_MAXMEMORY="64mb"),
+                                                  QUIET)
+        servers.append(shared)
+        assert shared_url == url and server_pid(redis.Redis.from_url(shared_url)) == server_pid(client)
+        assert client.config_get("maxmemory") == {"maxmemory": str(64 * 1024 * 1024)}
+        client.close()
+    finally:
+        for started in reversed(servers):
+            stop_embedded_redis(started)

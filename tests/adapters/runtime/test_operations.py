@@ -11,6 +11,7 @@ import pytest
 
 from adapters.runtime.logs import mask
 from tests.adapters.runtime.test_serve import frontdesk
+from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 from tests.support.serverutil import ROOT, free_port, stop_server, wait_ready
 
 EMAIL = "jane.doe+orders@example.com"
@@ -42,7 +43,7 @@ def test_readiness_metrics_and_logs_of_a_serving_process(demo_model, redis_url, 
     env = {"FRONTDESK_MODEL_DIR": str(demo_model), "FRONTDESK_KB": str(ROOT / "knowledge" / "demo"),
            "FRONTDESK_HOME": str(tmp_path / "h"), "REDIS_URL": redis_url, "FRONTDESK_REDIS_PREFIX": redis_prefix,
            "FRONTDESK_DEVICE": "cpu", "FRONTDESK_LOG_LEVEL": "DEBUG",
-           "FRONTDESK_ADMIN_TOKEN": "ops-token-0123456789abcdef0123456789ab"}
+           "FRONTDESK_ADMIN_TOKEN": "ops-token-0123456789abcdef0123456789ab", "FRONTDESK_CHAT_TOKEN": CHAT_TOKEN}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "serve.log"
@@ -64,7 +65,8 @@ def test_readiness_metrics_and_logs_of_a_serving_process(demo_model, redis_url, 
 
             before = httpx.get(f"{url}/metrics").text
             for text in ["hello", f"my email is {EMAIL}, card {CARD}", "what is the meaning of life?", "/human"]:
-                reply = httpx.post(f"{url}/chat", json={"sender": EMAIL, "message": text}, timeout=30)
+                reply = httpx.post(f"{url}/chat", json={"sender": EMAIL, "message": text}, headers=CHAT_AUTH,
+                                   timeout=30)
                 assert reply.status_code == 200, reply.text
             after = httpx.get(f"{url}/metrics").text
         finally:

@@ -43,7 +43,7 @@ def test_serve_with_embedded_redis_answers_predict(tiny_model, tmp_path):
     kb.write_text(yaml.safe_dump([{"id": "hours", "question": "When are you open?", "answer": "9 to 5.",
                                    "alternates": ["opening hours", "what time do you close"]}]))
     env = {"FRONTDESK_MODEL_DIR": str(tiny_model), "FRONTDESK_KB": str(kb), "FRONTDESK_HOME": str(tmp_path / "h"),
-           "REDIS_URL": "", "FRONTDESK_DEVICE": "cpu"}
+           "REDIS_URL": "", "FRONTDESK_DEVICE": "cpu", "FRONTDESK_CHAT_TOKEN": "", "FRONTDESK_PREDICT_TOKEN": ""}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     redis_pid = 0
@@ -54,7 +54,7 @@ def test_serve_with_embedded_redis_answers_predict(tiny_model, tmp_path):
             redis_pid = embedded_redis_pid(tmp_path / "h")
             assert running(redis_pid)
             ready = httpx.get(f"{url}/readyz").json()
-            assert ready == {"ready": True, "missing": [], "errors": {}}
+            assert ready == {"ready": True, "missing": [], "errors": {}, "degraded": {}}  # every thread running well
             one = httpx.post(f"{url}/predict", json={"text": "where is my order"}).json()["results"]
             assert len(one) == 1 and one[0]["intent"] == "order_status"
             many = httpx.post(f"{url}/predict", json={"texts": ["hello", "refund please", ""]}).json()["results"]
@@ -62,6 +62,10 @@ def test_serve_with_embedded_redis_answers_predict(tiny_model, tmp_path):
             bad = httpx.post(f"{url}/predict", json={"text": "a", "texts": ["b"]})
             assert bad.status_code == 422 and "exactly one" in bad.text
             assert httpx.post(f"{url}/predict", json={"texts": "not a list"}).status_code == 422
+            # No FRONTDESK_CHAT_TOKEN: the REST channel is off, and says which variable turns it on.
+            refused = httpx.post(f"{url}/chat", json={"sender": "a", "message": "hello"})
+            assert refused.status_code == 401 and "FRONTDESK_CHAT_TOKEN" in refused.json()["detail"]
+            assert refused.headers["www-authenticate"] == "Bearer"
             metrics = httpx.get(f"{url}/metrics").text
             assert "frontdesk_nlu_batch_size_count" in metrics
         finally:

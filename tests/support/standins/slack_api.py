@@ -1,11 +1,12 @@
 """A stand-in for Slack's Web API (and its Socket Mode WebSocket) on 127.0.0.1, for tests.
 
 It speaks the JSON Slack speaks for the methods Frontdesk calls (auth.test,
-chat.postMessage, chat.update, chat.postEphemeral, users.info, apps.connections.open),
+chat.postMessage, chat.update, chat.delete, chat.postEphemeral, users.info, apps.connections.open),
 checks the bearer token like Slack does (HTTP 200 with `"ok": false`), and records every
 call so a test can wait for the posts the app made. `fail` makes chosen calls fail the way
 Slack does under trouble (HTTP 5xx, or 429 with `Retry-After`), a scripted number of times
-or for good; failed attempts are recorded too, with their status, and `find` skips them. It also accepts posts to
+or for good; failed attempts are recorded too, with their status, and `find` skips them. `refuse` makes chosen
+calls answer `"ok": false` with an error of Slack's (chat.delete's `cant_delete_message`). It also accepts posts to
 `/respond/<name>` (the `response_url` of commands and actions) and can push Socket Mode
 envelopes to a connected app and record their acknowledgements.
 """
@@ -38,6 +39,7 @@ class SlackStandIn:
         self.calls: list[dict] = []  # {"method": ..., "args": {...}, "status": ...} in arrival order
         # [method, where, responses left (None: fail for good)]; see `fail`
         self._failures: list[list] = []
+        self._refusals: list[tuple[str, Callable[[dict], bool], str]] = []  # see `refuse`
         self.socket_acks: list[dict] = []
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -96,9 +98,15 @@ class SlackStandIn:
         with self._lock:
             self._failures.append([method, where, None if responses is None else list(responses)])
 
+    def refuse(self, method: str, error: str, where: Callable[[dict], bool] = lambda args: True) -> None:
+        """Answer matching `method` calls `{"ok": false, "error": error}` (HTTP 200, as Slack does), until `heal`."""
+        with self._lock:
+            self._refusals.append((method, where, error))
+
     def heal(self) -> None:
         with self._lock:
             self._failures.clear()
+            self._refusals.clear()
 
     def _scripted_failure(self, method: str, args: dict) -> int | tuple[int, int] | None:
         for entry in self._failures:
@@ -116,12 +124,14 @@ class SlackStandIn:
         """The arguments of every recorded `method` call that `where` accepts and that succeeded."""
         with self._lock:
             return [c["args"] for c in self.calls
-                    if c["method"] == method and c.get("status", 200) == 200 and where(c["args"])]
+                    if c["method"] == method and c.get("status", 200) == 200 and not c.get("refused")
+                    and where(c["args"])]
 
     def attempts(self, method: str, where: Callable[[dict], bool] = lambda args: True) -> list[dict]:
         """Every recorded `method` call `where` accepts, failed ones included: `{"args", "status", "at"}`."""
         with self._lock:
-            return [{"args": c["args"], "status": c.get("status", 200), "at": c.get("at")} for c in self.calls
+            return [{"args": c["args"], "status": c.get("status", 200), "at": c.get("at"),
+                     "refused": c.get("refused")} for c in self.calls
                     if c["method"] == method and where(c["args"])]
 
     def wait_for(self, method: str, where: Callable[[dict], bool] = lambda args: True, count: int = 1,
@@ -201,12 +211,16 @@ class SlackStandIn:
         with self._lock:
             failure = self._scripted_failure(method, args)
             status, retry_after = failure if isinstance(failure, tuple) else (failure or 200, None)
-            self.calls.append({"method": method, "args": args, "status": status, "at": time.monotonic()})
+            refused = next((error for name, where, error in self._refusals if name == method and where(args)), None)
+            self.calls.append({"method": method, "args": args, "status": status, "at": time.monotonic(),
+                               **({"refused": refused} if refused else {})})
         if status == 429:
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
                                      headers={"Retry-After": str(retry_after if retry_after is not None else 1)})
         if status != 200:
             return web.Response(status=status, text="upstream trouble")  # Slack's 5xx pages are not JSON
+        if refused is not None:
+            return web.json_response({"ok": False, "error": refused})
         return web.json_response(handler(args))
 
     def _next_ts(self) -> str:
@@ -234,6 +248,11 @@ class SlackStandIn:
             return {"ok": False, "error": "message_not_found"}
         return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text", ""),
                 "message": {"text": args.get("text", ""), "blocks": args.get("blocks", [])}}
+
+    def _chat_delete(self, args: dict) -> dict:
+        if not args.get("channel") or not args.get("ts"):
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
 
     def _chat_postEphemeral(self, args: dict) -> dict:
         if not args.get("channel") or not args.get("user"):
