@@ -19,6 +19,16 @@ def until(check: Callable[[], object], seconds: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def never(check: Callable[[], object], seconds: float) -> None:
+    """Fail as soon as `check()` is true within `seconds`: an absence watched for the whole window, which
+    catches the thing happening early or late in it, where one look after a sleep sees only one moment."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert not check(), "happened"
+        time.sleep(0.02)
+    assert not check(), "happened"
+
+
 @contextmanager
 def synced_workers(source: Path, embedder, tmp_path: Path, client: Callable[[], object], prefix: str,
                    count: int = 2) -> Iterator[tuple[list[KnowledgeBase], list[ReloadSync]]]:
