@@ -33,9 +33,9 @@ def print_reply(console: Console, reply: Reply) -> None:
         console.print(f"    [cyan]{number}[/] {escape(suggestion)}", highlight=False)
 
 
-def run_shell(settings: Settings, console: Console, user: str | None = None,
-              read=None) -> None:
-    """Chat until end of input or /quit. `read` replaces the terminal prompt (for tests and pipes)."""
+def start_components(settings: Settings) -> Components:
+    """A server process's parts (model, knowledge base, Redis, bot), loaded and ready; RuntimeError naming what
+    failed. Shared with `frontdesk test`, which runs its conversations through a bot built the same way."""
     components = Components(settings)
     components.start()
     components.loaded.wait()
@@ -43,6 +43,13 @@ def run_shell(settings: Settings, console: Console, user: str | None = None,
         missing = ", ".join(f"{k}: {v}" for k, v in components.errors.items()) or ", ".join(components.missing())
         components.close()
         raise RuntimeError(f"the bot could not start ({missing})")
+    return components
+
+
+def run_shell(settings: Settings, console: Console, user: str | None = None,
+              read=None) -> None:
+    """Chat until end of input or /quit. `read` replaces the terminal prompt (for tests and pipes)."""
+    components = start_components(settings)
     bot = components.bot
     session = user or f"shell-{uuid.uuid4().hex[:8]}"
     unwatch = bot.outbox.watch(f"{CHANNEL}:{session}", lambda reply: print_reply(console, reply))

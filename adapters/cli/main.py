@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli.conversation_tests.command import test as conversation_test
 from adapters.cli.data import OnConflict, OnConflictOpt
 from adapters.cli.data import read_csv as _read_csv
 from adapters.cli.distill import distill
@@ -37,6 +38,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(model_app, name="model")
 app.add_typer(review_app, name="review")
 app.command()(distill)
+app.command(name="test")(conversation_test)  # conversation tests in YAML (docs/CONVERSATION_TESTS.md)
 console = Console()
 err = Console(stderr=True)
 
