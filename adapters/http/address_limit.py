@@ -103,6 +103,13 @@ class SlidingCount:
         return max(1.0, math.ceil((slot + 1) * window - now))
 
 
+def too_many(what: str, count: int, window: float, variable: str, wait: float) -> JSONResponse:
+    """The 429 a per-address limit answers: the limit, the setting that sets it, and when to come back."""
+    return JSONResponse({"detail": f"too many {what} from this address; at most {count} per {window:g} s "
+                                   f"({variable}); retry after {wait:.0f} s"},
+                        status_code=429, headers={"Retry-After": str(int(wait))})
+
+
 def limited(settings, client: ClientAddress | None, pair: tuple[int, float]) -> bool:
     """Whether a per-address limit of `pair` applies to `client` at all (on, with Redis, and not exempt)."""
     return pair[0] > 0 and bool(settings.redis_url) and client is not None and not client.exempt
@@ -116,12 +123,6 @@ class ClientAddressLimit:
     def __init__(self, app: ASGIApp):
         self.app = app
         self.count = SlidingCount(Keys.client_rate)
-        self._networks: tuple[object, list] = (None, [])
-
-    def _trusted(self, settings) -> list:
-        if self._networks[0] is not settings:  # parsed once per settings object, not per request
-            self._networks = (settings, settings.proxy_networks_list)
-        return self._networks[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -129,7 +130,7 @@ class ClientAddressLimit:
             return
         components = app_components(scope.get("app"))
         settings = components.settings if components is not None else None
-        client = settle(scope, self._trusted(settings) if settings is not None else [])
+        client = settle(scope, settings.proxy_networks_list if settings is not None else [])
         if settings is None or scope["path"] in EXEMPT or not limited(settings, client, settings.ip_rate_limit_pair):
             await self.app(scope, receive, send)
             return
@@ -142,7 +143,4 @@ class ClientAddressLimit:
             await receive()  # websocket.connect; closing before accepting answers the handshake with 403
             await send({"type": "websocket.close", "code": 1008, "reason": "too many requests"})
             return
-        response = JSONResponse({"detail": f"too many requests from this address; at most {count} per "
-                                           f"{window:g} s (FRONTDESK_IP_RATE_LIMIT); retry after {wait:.0f} s"},
-                                status_code=429, headers={"Retry-After": str(int(wait))})
-        await response(scope, receive, send)
+        await too_many("requests", count, window, "FRONTDESK_IP_RATE_LIMIT", wait)(scope, receive, send)

@@ -27,7 +27,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from adapters.http.address_limit import SlidingCount, limited
+from adapters.http.address_limit import SlidingCount, limited, too_many
 from adapters.http.client_address import settled
 from adapters.http.dependencies import app_components
 from bot.keys import Keys
@@ -124,6 +124,4 @@ class ApiGate:
         wait = await self.predict_count.over(settings, client.bucket, count, window)
         if not wait:
             return None
-        return JSONResponse({"detail": f"too many /predict requests from this address; at most {count} per "
-                                       f"{window:g} s (FRONTDESK_PREDICT_RATE_LIMIT); retry after {wait:.0f} s"},
-                            status_code=429, headers={"Retry-After": str(int(wait))})
+        return too_many("/predict requests", count, window, "FRONTDESK_PREDICT_RATE_LIMIT", wait)

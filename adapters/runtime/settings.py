@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -241,7 +242,7 @@ class Settings(BaseSettings):
         """The parsed business hours (`bot.hours.BusinessHours`), None when unset (always open)."""
         return BusinessHours.parse(self.business_hours, self.timezone)
 
-    @property
+    @cached_property  # read on every request by the address middleware: parsed once per settings object
     def proxy_networks_list(self) -> list[IPNetwork]:
         return parse_networks(self.trusted_proxies, "FRONTDESK_TRUSTED_PROXIES")
 
