@@ -85,7 +85,7 @@ class EscalationLimits:
                  per_address: tuple[int, float] = (20, 3600.0)):
         self.per_customer = RateLimiter(client, keys, limit=per_customer[0], window=per_customer[1],
                                         key=keys.escalation_rate)
-        # Across channels: one machine is one address whether it uses the web chat or /chat.
+        # Across channels: keyed on the address alone (only channels that know the client's address set one).
         self.per_address = RateLimiter(client, keys, limit=per_address[0], window=per_address[1],
                                        key=lambda _channel, address, slot: keys.escalation_address_rate(address, slot))
 
