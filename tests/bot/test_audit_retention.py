@@ -74,7 +74,9 @@ def test_an_agent_flooding_the_log_does_not_push_old_entries_out(client):
 def test_entries_older_than_the_window_are_never_read_and_dropped_on_the_next_write(client):
     redis_client, keys = parts(client)
     now = time.time()
-    AuditLog(redis_client, keys, days=2, clock=lambda: now - 3 * DAY_S).record("admin", "faq.reload", "ancient")
+    # 2.5 days old: outside the 2-day window the app reads, yet inside the one the "recent" write below trims by
+    # (its clock is a day back); at exactly 3 days it sat on that cut-off, and float rounding decided its fate.
+    AuditLog(redis_client, keys, days=2, clock=lambda: now - 2.5 * DAY_S).record("admin", "faq.reload", "ancient")
     AuditLog(redis_client, keys, days=2, clock=lambda: now - 1 * DAY_S).record("admin", "faq.reload", "recent")
     targets = [e["target"] for e in whole_log(client)]
     assert "ancient" not in targets and "recent" in targets  # the app reads with FRONTDESK_AUDIT_DAYS=2
