@@ -31,6 +31,7 @@ from bot.outbox import Outbox
 from bot.posts import PlatformPosts
 from bot.protocols import Answerer, Classifier
 from bot.ratelimit import EscalationLimits, RateLimiter
+from bot.replay import BotDecision
 from bot.responder import Responder
 from bot.review import LOW_CONFIDENCE, ReviewInbox
 from bot.roles import RoleLease
@@ -147,9 +148,9 @@ class Bot:
         return bool(message.message_id) and bool(
             self._redis.exists(self._keys.seen(message.conversation_key, message.message_id)))
 
-    def decision_for(self, text: str, result) -> str:
-        """What the bot would do with `text` classified as `result` (see `Responder.decision_for`)."""
-        return self.responder.decision_for(text, result)
+    def decisions_for(self, texts: list[str], results: list, kb: Answerer | None = None) -> list[BotDecision]:
+        """What the bot would do with each text classified as its result (see `Responder.decisions_for`)."""
+        return self.responder.decisions_for(texts, results, kb)
 
     @property
     def rules(self) -> EscalationRules:

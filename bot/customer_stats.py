@@ -1,17 +1,18 @@
 """Where the day statistics hold one customer, and how an erasure takes them out, once, even if run again.
 
 Two things in `{p:stats:DAY}:*` (`bot.stats`) come from a customer: their conversation keys, as
-members or hash fields (the day's `conversations` and `escalated` sets), and the unanswered
-questions their messages added to `unanswered` (their words, normalised). The questions carry no
-name, so they are found through the "unanswered" events of the customer's transcripts; an erasure
+members or hash fields (the day's `conversations` and `escalated` sets), and their words,
+normalised: every message they wrote in `asked` (the traffic a replay runs again), the ones that
+fell back in `unanswered` too. The texts carry no name, so they are found through the customer's
+transcripts ("customer" events for `asked`, "unanswered" events for `unanswered`); an erasure
 therefore scrubs them before it deletes the transcripts (`bot.customers`).
 
-Taking a question off is one Lua step on its day's slot: one count less (the text goes when no one
-else asked it), and a token for that event added to the day's `scrubbed` set. An erasure that died
+Taking a text off is one Lua step on its day's slot: one count less (the text goes when no one
+else wrote it), and a token for that event added to the day's `scrubbed` set. An erasure that died
 after this step and is run again finds the same events in the transcripts it had not deleted yet,
 and their tokens say they were taken off already: no other customer's count is taken twice. The
-token is a hash of the conversation, the event's time and id and the question, which says nothing
-without the transcript; the set expires with the day's `unanswered` key.
+token is a hash of the conversation, the event's time and id, the text and the list it is counted
+in, which says nothing without the transcript; the set expires with the day's list.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 
@@ -30,8 +32,8 @@ from bot.stats import DAY, normalise_question
 _MEMBER_CHECKS = {"set": "sismember", "zset": "zscore", "hash": "hexists"}
 SCRUBBED_TTL_MS = 35 * DAY * 1000  # for a day whose unanswered list is gone: as long as any day's statistics
 
-# KEYS: the day's unanswered, its scrubbed tokens. ARGV: question, token, TTL (ms) when the list has none.
-# 2: taken off before (stop looking); 1: taken off now; 0: not on this day's list.
+# KEYS: the day's list (unanswered or asked), its scrubbed tokens. ARGV: text, token, TTL (ms) when the list has
+# none. 2: taken off before (stop looking); 1: taken off now; 0: not on this day's list.
 _SCRUB = """
 if redis.call('sismember', KEYS[2], ARGV[2]) == 1 then return 2 end
 local count = redis.call('zscore', KEYS[1], ARGV[1])
@@ -44,18 +46,31 @@ return 1
 """
 
 
+class CountedList(StrEnum):
+    """The day lists that count a customer's words, and the transcript role each is found through."""
+
+    UNANSWERED = "unanswered"
+    ASKED = "asked"
+
+
+_FOUND_THROUGH = {"unanswered": CountedList.UNANSWERED, "customer": CountedList.ASKED}
+
+
 @dataclass(frozen=True)
-class Unanswered:
-    """One unanswered message of the customer's, as the statistics count it."""
+class CountedText:
+    """One message of the customer's, as a day list of the statistics counts it."""
 
     conversation: str
     at: float
     uid: str
     question: str
+    counted_in: CountedList = CountedList.UNANSWERED
 
     @property
     def token(self) -> str:
         raw = f"{self.conversation}\x00{self.at!r}\x00{self.uid}\x00{self.question}"
+        if self.counted_in != CountedList.UNANSWERED:  # unanswered tokens keep the form earlier versions wrote
+            raw += f"\x00{self.counted_in}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     def days(self) -> list[str]:
@@ -63,15 +78,16 @@ class Unanswered:
         return [time.strftime("%Y-%m-%d", time.gmtime(moment)) for moment in (self.at, self.at - DAY, self.at + DAY)]
 
 
-def unanswered_events(conversation: str, events: Iterable[dict]) -> list[Unanswered]:
-    """The customer's "unanswered" events in one transcript (already narrowed to theirs), normalised."""
+def counted_texts(conversation: str, events: Iterable[dict]) -> list[CountedText]:
+    """The customer's words in one transcript (already narrowed to theirs) as the day lists count them."""
     found = []
     for event in events:
-        if event.get("role") == "unanswered" and event.get("text"):
+        counted_in = _FOUND_THROUGH.get(event.get("role", ""))
+        if counted_in is not None and event.get("text"):
             question = normalise_question(event["text"])
             if question:
-                found.append(Unanswered(conversation, float(event.get("at", 0.0)), str(event.get("uid") or ""),
-                                        question))
+                found.append(CountedText(conversation, float(event.get("at", 0.0)), str(event.get("uid") or ""),
+                                         question, counted_in))
     return found
 
 
@@ -81,13 +97,13 @@ class CustomerStats:
         self.keys = keys
         self._scrub = client.register_script(_SCRUB)
 
-    # ------------------------------------------------------------------ unanswered questions
-    def still_counted(self, questions: Iterable[Unanswered]) -> list[tuple[str, str]]:
-        """(stats key, question) of each one still listed and not taken off by an earlier erasure."""
+    # ------------------------------------------------------------------ their words
+    def still_counted(self, questions: Iterable[CountedText]) -> list[tuple[str, str]]:
+        """(stats key, text) of each one still listed and not taken off by an earlier erasure."""
         found = []
         for item in questions:
             for day in item.days():
-                key = self.keys.stats(day, "unanswered")
+                key = self.keys.stats(day, item.counted_in)
                 if self.redis.sismember(self.keys.stats(day, "scrubbed"), item.token):
                     break
                 if self.redis.zscore(key, item.question) is not None:
@@ -95,12 +111,12 @@ class CustomerStats:
                     break
         return found
 
-    def scrub(self, questions: Iterable[Unanswered]) -> int:
-        """Take each question off its day's list once; how many were taken off now."""
+    def scrub(self, questions: Iterable[CountedText]) -> int:
+        """Take each text off its day's list once; how many were taken off now."""
         taken = 0
         for item in questions:
             for day in item.days():
-                done = self._scrub(keys=[self.keys.stats(day, "unanswered"), self.keys.stats(day, "scrubbed")],
+                done = self._scrub(keys=[self.keys.stats(day, item.counted_in), self.keys.stats(day, "scrubbed")],
                                    args=[item.question, item.token, SCRUBBED_TTL_MS])
                 if done:
                     taken += done == 1

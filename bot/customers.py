@@ -13,7 +13,7 @@ A customer is `(channel, user_id)`. What names them, by key family of `bot.keys`
     {p:pending}                members naming conversations wholly theirs
     {p:rate:CHANNEL:USER}:*    their rate-limit windows, and {p:escrate:CHANNEL:USER}:* their escalation limit's
     {p:stats:DAY}:*            members and hash fields that are one of their whole conversations' keys; the
-                               unanswered questions their messages added (`bot.customer_stats`)
+                               words their messages added (`asked`, `unanswered`; bot.customer_stats)
     {p:posts:CHANNEL:USER}     the bot's posts on staff platforms holding their words (`bot.posts`): deleted
                                there through the platform's `PostRemover`
     {p:review}:*               their review items (`ReviewInbox.for_customer` / `erase_customer`), their
@@ -39,7 +39,7 @@ from dataclasses import asdict
 import redis
 
 from bot.customer_conversations import Conversation, SharedConversations, dump
-from bot.customer_stats import CustomerStats, unanswered_events
+from bot.customer_stats import CountedList, CustomerStats, counted_texts
 from bot.keys import Keys
 from bot.persistence import rewrite_files
 from bot.posts import PlatformPosts
@@ -105,7 +105,7 @@ class CustomerData:
         whole = [c for c in found if not c.shared_with_others(user_id)]
         conversations = [self._export_whole(c) for c in whole]
         conversations += [self.shared.export_part(c, user_id) for c in found if c not in whole]
-        unanswered = [u for c in found for u in unanswered_events(c.id, c.part_of(user_id))]
+        words = self.stats.still_counted(t for c in found for t in counted_texts(c.id, c.part_of(user_id)))
         review = self._review()
         items = review.for_customer(channel, user_id)
         return {
@@ -121,8 +121,9 @@ class CustomerData:
             "statistics": {
                 "counted_in": [{"key": key, "member": member}
                                for key, _, member in self.stats.memberships({c.id for c in whole})],
-                "unanswered_questions": [{"key": key, "question": q}
-                                         for key, q in self.stats.still_counted(unanswered)],
+                **{f"{counted_in}_questions": [{"key": key, "question": q} for key, q in words
+                                               if key.endswith(f":{counted_in}")]
+                   for counted_in in CountedList},
             },
         }
 
@@ -147,7 +148,9 @@ class CustomerData:
         whole = [c for c in found if not c.shared_with_others(user_id)]
         shared = [c for c in found if c not in whole]
         # 1. What is found only through the transcripts, before they go: the statistics' copies of their words.
-        unanswered = self.stats.scrub(u for c in found for u in unanswered_events(c.id, c.part_of(user_id)))
+        words = [t for c in found for t in counted_texts(c.id, c.part_of(user_id))]
+        unanswered = self.stats.scrub(t for t in words if t.counted_in == CountedList.UNANSWERED)
+        asked = self.stats.scrub(t for t in words if t.counted_in == CountedList.ASKED)
         memberships = self.stats.memberships({c.id for c in whole})
         self.stats.remove_memberships(memberships)
         # 2. Their words on staff platforms; a post not deleted keeps its link, for the next erasure.
@@ -176,6 +179,7 @@ class CustomerData:
             "rate_limit_keys": len(rate_keys),
             "statistics_entries": len(memberships),
             "unanswered_questions": unanswered,
+            "asked_questions": asked,
             "review_items": review_removed,
             "faq_proposals": labels.proposals,
             "faq_alternates": labels.alternates,

@@ -110,6 +110,17 @@ class CountFallback(_Counter):
 
 
 @dataclass(frozen=True)
+class CountAsked(_Counter):
+    """A customer's words, for the traffic a replay runs again (`bot.stats`, masked and normalised there)."""
+
+    op: ClassVar[str] = "asked"
+    text: str
+
+    def count(self, stats: BotStats) -> None:
+        stats.asked(self.text)
+
+
+@dataclass(frozen=True)
 class CountEscalation(_Counter):
     op: ClassVar[str] = "escalation"
     conversation: str
@@ -151,7 +162,7 @@ class CountRating(_Counter):
 
 
 _COUNTERS: dict[str, type[_Counter]] = {kind.op: kind for kind in (
-    CountMessage, CountIntent, CountAnswer, CountFallback, CountEscalation, CountRefusedEscalation,
+    CountMessage, CountAsked, CountIntent, CountAnswer, CountFallback, CountEscalation, CountRefusedEscalation,
     CountExpiredEscalation, CountRating)}
 
 

@@ -59,6 +59,10 @@ class Decision(Protocol):
 class Answerer(Protocol):
     def answer(self, query: str, signal: Prediction | None = None) -> Decision: ...
 
+    def answers(self, queries: list[str], signals: list[Prediction | None]) -> list[Decision]:
+        """`answer` for many at once (a replay of real traffic)."""
+        ...
+
 
 @runtime_checkable
 class OutputChannel(Protocol):

@@ -21,6 +21,7 @@ from bot.dispatch import Outcome
 from bot.effects import (
     AnnounceEscalation,
     CountAnswer,
+    CountAsked,
     CountEscalation,
     CountFallback,
     CountIntent,
@@ -36,6 +37,7 @@ from bot.hours import BusinessHours
 from bot.messages import InboundMessage, Reply, Source
 from bot.protocols import Answerer, Classifier
 from bot.ratelimit import EscalationLimits, RateLimiter
+from bot.replay import BotDecision, Choice
 from bot.review import ReviewInbox
 from bot.store import ConversationStatus, ConversationStore
 from bot.templates import Templates
@@ -96,7 +98,8 @@ class Responder:
         # part of a shared conversation (a group) can be exported and erased on its own (bot.customers).
         self.store.append(conversation, "customer", message.text, author=message.user_id, user_id=message.user_id,
                           uid=message.uid or None)
-        turn = Turn(message, meta, [CountMessage(conversation)])
+        # Their words counted among the day's questions too (masked), for a replay of real traffic.
+        turn = Turn(message, meta, [CountMessage(conversation), CountAsked(message.text)])
         replies = self._replies(turn)
         for reply in replies:
             self.store.append_reply(conversation, reply, to=message.user_id)
@@ -170,20 +173,31 @@ class Responder:
         self.review.record_message(message, "fallback", result, decision)
         return self._fallback(turn, fallbacks + 1)
 
-    def decision_for(self, text: str, result) -> str:
-        """What the bot would do with `text` classified as `result`, changing nothing: "escalate", "answer",
-        "suggest" or "fallback". `model check` replays recent messages through it for two models.
-
-        The same rules as `_answer` for a fresh conversation (no earlier fallbacks or sentiment trail).
-        """
-        negative = float(result.sentiment_scores.get("negative", 0.0))
-        if self.rules.reason(negative=negative, trail=[negative], intent=result.intent, fallbacks=0):
-            return "escalate"
-        if (result.intent in SMALL_TALK and self.templates.has(result.intent)) or self.templates.intent_answer(
-                result.intent):
-            return "answer"
-        decision = self.kb.answer(text, result) if self.kb is not None else None
-        return str(decision.kind) if decision is not None and decision.kind in ("answer", "suggest") else "fallback"
+    def decisions_for(self, texts: list[str], results: list, kb: Answerer | None = None) -> list[BotDecision]:
+        """What the bot would do with each text classified as its result, changing nothing (`bot.replay`): the
+        rules of `_answer` for a fresh conversation (no earlier fallbacks or sentiment trail). `kb`: answer from
+        this knowledge base instead of the serving one (a candidate's preview)."""
+        kb = kb if kb is not None else self.kb
+        decided: list[BotDecision | None] = []
+        asked: list[int] = []  # the texts the knowledge base decides
+        for i, result in enumerate(results):
+            negative = float(result.sentiment_scores.get("negative", 0.0))
+            if self.rules.reason(negative=negative, trail=[negative], intent=result.intent, fallbacks=0):
+                decided.append(BotDecision(Choice.ESCALATE))
+            elif (result.intent in SMALL_TALK and self.templates.has(result.intent)) or \
+                    self.templates.intent_answer(result.intent):
+                decided.append(BotDecision(Choice.ANSWER, f"intent:{result.intent}"))
+            else:
+                decided.append(None)
+                asked.append(i)
+        answers = kb.answers([texts[i] for i in asked], [results[i] for i in asked]) if kb is not None and asked \
+            else []
+        for i, decision in zip(asked, answers, strict=True):
+            if decision.kind == "answer":
+                decided[i] = BotDecision(Choice.ANSWER, decision.best.id)
+            elif decision.kind == "suggest":
+                decided[i] = BotDecision(Choice.SUGGEST, suggestions=tuple(h.id for h in decision.hits))
+        return [d if d is not None else BotDecision(Choice.FALLBACK) for d in decided]
 
     def _fallback(self, turn: Turn, fallbacks: int) -> list[Reply]:
         message = turn.message

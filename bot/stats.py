@@ -9,6 +9,8 @@ What the bot records as it handles messages (keys in `bot.keys`):
     escalated    set of conversation keys escalated that day
     intents      sorted set: intent -> messages classified as it
     unanswered   sorted set: normalised customer text that fell back -> times (capped at `unanswered_cap`)
+    asked        sorted set: every normalised customer text -> times (capped at `asked_cap`, the most
+                 frequent kept): the traffic `model check --replay` and `kb check --replay` run again
 
 Sets rather than counters for conversations, so a conversation counts once a day however
 many messages it has, and "contained" (answered without escalation) is exact:
@@ -57,7 +59,8 @@ def normalise_question(text: str, cap: int = 200) -> str:
 
 class BotStats:
     def __init__(self, client: redis.Redis, keys: Keys, *, ttl: int = 35 * DAY, unanswered_cap: int = 500,
-                 text_cap: int = 200, clock: Callable[[], float] = time.time, text_ttl: int | None = None):
+                 text_cap: int = 200, clock: Callable[[], float] = time.time, text_ttl: int | None = None,
+                 asked_cap: int = 5000):
         self.redis = client
         self.keys = keys
         self.ttl = ttl
@@ -65,6 +68,7 @@ class BotStats:
         # retention (FRONTDESK_ESCALATION_RETENTION_DAYS) when that is shorter. Counts stay `ttl`.
         self.text_ttl = min(ttl, text_ttl) if text_ttl else ttl
         self.unanswered_cap = unanswered_cap
+        self.asked_cap = asked_cap
         self.text_cap = text_cap
         self.clock = clock  # injectable so tests can record on other days
 
@@ -92,17 +96,26 @@ class BotStats:
         """Nothing fitted `text`: count it, and count the question among the day's unanswered ones."""
         day = self.day()
         question = normalise_question(text, self.text_cap)
-        unanswered = self.keys.stats(day, "unanswered")
+        self._write(lambda pipe: pipe.hincrby(self.keys.stats(day, "counts"), "fallbacks", 1), day, "counts")
+        if question:
+            self._count_text(day, "unanswered", question, self.unanswered_cap)
+
+    def asked(self, text: str) -> None:
+        """A customer wrote `text`: counted among the day's questions, masked and normalised like the unanswered."""
+        day = self.day()
+        question = normalise_question(text, self.text_cap)
+        if question:
+            self._count_text(day, "asked", question, self.asked_cap)
+
+    def _count_text(self, day: str, part: str, question: str, cap: int) -> None:
+        key = self.keys.stats(day, part)
 
         def write(pipe) -> None:
-            pipe.hincrby(self.keys.stats(day, "counts"), "fallbacks", 1)
-            if question:
-                pipe.zincrby(unanswered, 1, question)
-                # Keep the `unanswered_cap` most frequent; a no-op until the set is over the cap.
-                pipe.zremrangebyrank(unanswered, 0, -(self.unanswered_cap + 1))
-                pipe.expire(unanswered, self.text_ttl)
+            pipe.zincrby(key, 1, question)
+            pipe.zremrangebyrank(key, 0, -(cap + 1))  # keep the `cap` most frequent; a no-op below the cap
+            pipe.expire(key, self.text_ttl)  # customers' words: the shorter retention
 
-        self._write(write, day, "counts")
+        self._write(write, day)
 
     def escalation(self, conversation: str) -> None:
         day = self.day()
@@ -212,6 +225,16 @@ class BotStats:
             "top_unanswered": _top(unanswered, top),
             "csat": csat_summary(csat_fields),
         }
+
+    def asked_questions(self, days: int) -> Counter[str]:
+        """Every customer text of the last `days` UTC days (today included), normalised, with how often it came."""
+        pipe = self.redis.pipeline(transaction=False)
+        for offset in range(days):
+            pipe.zrange(self.keys.stats(self.day(offset), "asked"), 0, -1, withscores=True)
+        asked: Counter[str] = Counter()
+        for day in pipe.execute():
+            asked.update({_text(k): int(v) for k, v in day})
+        return asked
 
     def daily(self, days: int = 30) -> list[dict]:
         """One entry per UTC day, oldest first, for the console's charts: messages, conversations, the

@@ -99,25 +99,11 @@ class KnowledgeBase:
         with self._reload_lock:
             if recalibrate:  # a new model behind the same classifier: what the old one said is stale
                 self._signals.forget()
-            try:
-                loaded = load_knowledge(self.source, self.articles_base_url,
-                                        self._loaded.by_source() if self._loaded else None)
-                entries = loaded.entries
-                if self.extra_alternates is not None:
-                    entries = with_alternates(entries, self.extra_alternates())
-            except KnowledgeBaseError as exc:
-                log.warning("knowledge base reload rejected: %d problem(s)", len(exc.problems))
-                current = self._current
-                return ReloadResult(False, current.version.to_dict() if current else None,
-                                    errors=exc.problems, seconds=time.perf_counter() - started)
             before = self.embedder.calls
             current = self._current
             try:
-                index, _ = build_index(entries, self.cache, self.config, previous=current,
-                                       questions=self.questions or questions_file(self.source),
-                                       classify=self._signals.asking(self.classify), target=self.target_wrong_rate)
-                index.summary = loaded.summary()
-            except KnowledgeBaseError as exc:  # the calibration questions are part of the source
+                loaded, index = self._build(self.source)
+            except KnowledgeBaseError as exc:
                 log.warning("knowledge base reload rejected: %d problem(s)", len(exc.problems))
                 return ReloadResult(False, current.version.to_dict() if current else None,
                                     errors=exc.problems, seconds=time.perf_counter() - started)
@@ -131,6 +117,28 @@ class KnowledgeBase:
                                 ({self.cache.key(t) for t in _all_texts(current)} if current else set()))
             return ReloadResult(True, self.index.version.to_dict(), changed=changed,
                                 seconds=time.perf_counter() - started, embedded_texts=self.embedder.calls - before)
+
+    def preview(self, source: str | Path | None = None) -> KnowledgePreview:
+        """What a reload from `source` (default: the configured one) would serve, built beside the serving index
+        and never swapped in: `KnowledgeBaseError` with every problem when the source has errors."""
+        with self._reload_lock:
+            source = Path(source) if source is not None else self.source
+            _, index = self._build(source, reuse=source == self.source)
+            return KnowledgePreview(self, index)
+
+    def _build(self, source: Path, reuse: bool = True) -> tuple[LoadedKnowledge, FaqIndex]:
+        """Read, validate and index `source` (re-embedding only what changed); the caller holds the reload lock."""
+        loaded = load_knowledge(source, self.articles_base_url,
+                                self._loaded.by_source() if self._loaded and reuse else None)
+        entries = loaded.entries
+        if self.extra_alternates is not None:
+            entries = with_alternates(entries, self.extra_alternates())
+        # The calibration questions are part of the source: their errors are the source's errors too.
+        index, _ = build_index(entries, self.cache, self.config, previous=self._current,
+                               questions=self.questions or questions_file(source),
+                               classify=self._signals.asking(self.classify), target=self.target_wrong_rate)
+        index.summary = loaded.summary()
+        return loaded, index
 
     def restore_previous(self) -> dict:
         """Swap back to the version served before the last reload."""
@@ -159,6 +167,17 @@ class KnowledgeBase:
             vector = self._queries.submit([query]).result(timeout=60)[0]
         except BatcherClosed:  # shutting down with a question in flight: still answer it
             vector = self.embedder.encode([query])[0]
+        return self._decide(index, vector, query, signal)
+
+    def answers(self, queries: list[str], signals: list[IntentSignal | None],
+                index: FaqIndex | None = None) -> list[Decision]:
+        """`answer` for many messages at once (a replay), embedded in batches; from `index` when given."""
+        index = index or self.index
+        vectors = self.embedder.encode(queries) if queries else []
+        return [self._decide(index, vector, query, signal)
+                for vector, query, signal in zip(vectors, queries, signals, strict=True)]
+
+    def _decide(self, index: FaqIndex, vector, query: str, signal: IntentSignal | None) -> Decision:
         hits = index.search_vectors(vector[None, :], [query], top_k=SEARCH_DEPTH)[0]
         # A model whose intents no entry names knows another domain: its out-of-scope flag must not veto answers.
         counted = signal if self.use_intents and index.linked_intents else None
@@ -181,6 +200,24 @@ class KnowledgeBase:
             "calibration": current.thresholds.method if current else None,
             "contents": current.summary if current else None,
         }
+
+
+@dataclass(frozen=True)
+class KnowledgePreview:
+    """A candidate knowledge base, answering as it would once reloaded (`kb check`, `kb reload --gate`)."""
+
+    kb: KnowledgeBase
+    index: FaqIndex
+
+    @property
+    def version(self) -> dict:
+        return self.index.version.to_dict()
+
+    def answer(self, query: str, signal: IntentSignal | None = None) -> Decision:
+        return self.answers([query], [signal])[0]
+
+    def answers(self, queries: list[str], signals: list[IntentSignal | None]) -> list[Decision]:
+        return self.kb.answers(queries, signals, index=self.index)
 
 
 class _RememberedSignals:

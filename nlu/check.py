@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 Predict = Callable[[Sequence[str]], list]  # texts -> NluResults
-Decide = Callable[[str, object], str]  # (text, NluResult) -> "answer" | "suggest" | "fallback" | "escalate"
+# (texts, their NluResults) -> what the bot would do with each: compared with ==, shown with str()
+Decide = Callable[[list[str], list], list]
 EXAMPLES = 5
 
 
@@ -40,16 +41,17 @@ def compare(serving: Predict, candidate: Predict, labelled: Sequence[tuple[str, 
 
     recent = list(recent)
     old_recent, new_recent = (serving(recent), candidate(recent)) if recent else ([], [])
+    old_decisions = decide(recent, old_recent) if decide and recent else [r.intent for r in old_recent]
+    new_decisions = decide(recent, new_recent) if decide and recent else [r.intent for r in new_recent]
     changed, intent_changed, shown = 0, 0, []
-    for text, old, new in zip(recent, old_recent, new_recent, strict=True):
-        old_decision = decide(text, old) if decide else old.intent
-        new_decision = decide(text, new) if decide else new.intent
+    for text, old, new, old_decision, new_decision in zip(recent, old_recent, new_recent, old_decisions,
+                                                          new_decisions, strict=True):
         intent_changed += old.intent != new.intent
         if old_decision != new_decision:
             changed += 1
             if len(shown) < examples:
-                shown.append({"text": text, "serving": {"intent": old.intent, "decision": old_decision},
-                              "candidate": {"intent": new.intent, "decision": new_decision}})
+                shown.append({"text": text, "serving": {"intent": old.intent, "decision": str(old_decision)},
+                              "candidate": {"intent": new.intent, "decision": str(new_decision)}})
     return {
         "serving": serving_version, "candidate": candidate_version,
         "labelled": {"n": len(texts), "serving_correct": serving_correct, "candidate_correct": candidate_correct,

@@ -1,4 +1,6 @@
-"""`frontdesk kb build | search | reload` (and `faq …`, the same commands under their first name)."""
+"""`frontdesk kb build | search | reload | check` (and `faq …`, the same commands under their first name).
+
+`--replay` and `--gate` (adapters/cli/gate.py) add real traffic and the conversation tests to a check or reload."""
 
 from __future__ import annotations
 
@@ -7,11 +9,21 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from adapters.cli.exit_codes import fail as _fail
-from adapters.runtime.serving import cli_admin_token
+from adapters.cli.gate import (
+    DaysOpt,
+    GateOpt,
+    MaxChangedOpt,
+    ReplayOpt,
+    TestsOpt,
+    candidate_tests,
+    gate_body,
+    print_refusal,
+    print_replay,
+)
+from adapters.cli.server import admin_request
 
 faq_app = typer.Typer(help="Build, query and reload the knowledge base: FAQ entries and help-center articles.",
                       no_args_is_help=True)
@@ -151,18 +163,18 @@ def search(
 @faq_app.command("reload")
 def reload(
     url: Annotated[str, typer.Option("--url", help="Base URL of the running server.")] = "http://127.0.0.1:8000",
+    gate: GateOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="With --gate: reload even when refused (audited).")] = False,
+    max_changed: MaxChangedOpt = None,
+    days: DaysOpt = None,
+    tests: TestsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask a running server to reload its knowledge base (FRONTDESK_ADMIN_TOKEN, else the one `run` generated)."""
-    try:
-        token = cli_admin_token()
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        response = httpx.post(f"{url.rstrip('/')}/admin/faq/reload",
-                              headers={"Authorization": f"Bearer {token}"}, timeout=120)
-    except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {url}: {exc}") from None
+    """Ask a running server to reload its knowledge base (FRONTDESK_ADMIN_TOKEN, else the one `run` generated);
+    with --gate, only when the conversation tests pass on it and few replayed decisions change."""
+    ran = candidate_tests(tests) if gate else None  # the configured source is the candidate
+    body = {"gate": gate_body(gate, max_changed, days, ran), "force": force} if gate else None
+    response = admin_request("POST", url, "/admin/faq/reload", body, timeout=300)
     if response.status_code == 422:
         body = response.json()
         if as_json:
@@ -170,11 +182,56 @@ def reload(
         for problem in body.get("errors", []):
             typer.echo(f"{problem['file']}:{problem['line']}: {problem['message']}", err=True)
         raise _fail(f"reload rejected; still serving version {(body.get('version') or {}).get('version')}")
+    if response.status_code == 409:
+        detail = response.json().get("detail", {})
+        print_refusal(detail)
+        raise _fail(f"server answered 409: {detail.get('reason', detail)}")
     if response.status_code != 200:
         raise _fail(f"server answered {response.status_code}: {response.text[:200]}")
     body = response.json()
     if as_json:
         sys.stdout.write(json.dumps({"ok": True, **body}) + "\n")
         return
+    print_replay(None, None, ran)
     state = "now serving" if body.get("changed") else "unchanged, serving"
     typer.echo(f"reloaded: {state} version {body['version']['version']} ({body['version']['entries']} entries)")
+
+
+@faq_app.command("check")
+def check(
+    candidate: Annotated[Path, typer.Option("--candidate", help="A knowledge-base file or folder (as FRONTDESK_KB "
+                                                                "names one) to compare with the serving one.")],
+    url: Annotated[str, typer.Option("--url", help="Base URL of the running server.")] = "http://127.0.0.1:8000",
+    replay: ReplayOpt = False,
+    days: DaysOpt = None,
+    tests: TestsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a candidate knowledge base on the server beside the serving one and compare, changing nothing: its
+    contents and calibration, and with --replay the decisions that would change on real traffic and the
+    conversation tests on it."""
+    path = candidate.resolve()
+    response = admin_request("POST", url, "/admin/faq/check", {"candidate": str(path), "replay": replay, "days": days},
+                             timeout=600)
+    if response.status_code == 422:
+        detail = response.json().get("detail", {})
+        for problem in detail.get("errors", []) if isinstance(detail, dict) else []:
+            typer.echo(f"{problem['file']}:{problem['line']}: {problem['message']}", err=True)
+        raise _fail(detail.get("reason", detail) if isinstance(detail, dict) else str(detail))
+    if response.status_code != 200:
+        raise _fail(f"server answered {response.status_code}: {response.text[:200]}")
+    body = response.json()
+    body["tests"] = candidate_tests(tests, kb=path) if replay else None
+    if as_json:
+        sys.stdout.write(json.dumps(body) + "\n")
+        return
+    typer.echo(f"serving {body['serving']['version']} ({body['serving']['entries']} entries)  candidate "
+               f"{body['candidate']['version']} ({body['candidate']['entries']} entries)")
+    for which in ("serving", "candidate"):
+        measured = body["calibration"][which]
+        if measured:
+            typer.echo(f"  {which} on its calibration questions: {measured['right_of_covered']:.0%} of covered "
+                       f"answered right, {measured['wrong_rate']:.1%} wrongly, "
+                       f"{measured['declined_of_uncovered']:.0%} of uncovered declined")
+    print_replay(None, body.get("replay"), body["tests"])
+

@@ -1,5 +1,7 @@
 """`frontdesk model deploy|status|restore|check` and `frontdesk review export`: the model lifecycle from a terminal.
 
+`--replay` and `--gate` (adapters/cli/gate.py) add real traffic and the conversation tests to a check or deploy.
+
 Each talks to a running server (`--url`, token from FRONTDESK_ADMIN_TOKEN or the one `frontdesk
 run` wrote), so the fleet sees exactly what the HTTP routes do (docs/MODEL_LIFECYCLE.md).
 """
@@ -11,11 +13,21 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from adapters.cli.exit_codes import fail as _fail
-from adapters.runtime.serving import cli_admin_token
+from adapters.cli.gate import (
+    DaysOpt,
+    GateOpt,
+    MaxChangedOpt,
+    ReplayOpt,
+    TestsOpt,
+    candidate_tests,
+    gate_body,
+    print_refusal,
+    print_replay,
+)
+from adapters.cli.server import admin_request
 
 model_app = typer.Typer(help="Deploy, restore, inspect and check NLU models on a running server.",
                         no_args_is_help=True)
@@ -27,25 +39,17 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _call(method: str, url: str, path: str, body: dict | None = None, timeout: float = 300):
-    try:
-        token = cli_admin_token()
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        response = httpx.request(method, f"{url.rstrip('/')}{path}", json=body, timeout=timeout,
-                                 headers={"Authorization": f"Bearer {token}"})
-    except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {url}: {exc}") from None
+    response = admin_request(method, url, path, body, timeout)
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
-        if isinstance(detail, dict):  # a refused deploy: the reason, then the comparison behind it
-            reason = detail.get("reason", "")
+        if isinstance(detail, dict):  # a refused deploy: the comparison or replay behind it, then the reason
             if detail.get("check"):
                 _print_check(detail["check"])
-            detail = reason
+            print_refusal(detail)
+            detail = detail.get("reason", "")
         raise _fail(f"server answered {response.status_code}: {detail}")
     return response
 
@@ -74,14 +78,23 @@ def _print_check(check: dict) -> None:
 def deploy(
     path: Annotated[Path, typer.Argument(help="Model directory (the same path on every worker).")],
     url: UrlOpt = DEFAULT_URL,
-    force: Annotated[bool, typer.Option("--force", help="Deploy even if worse on labelled review items.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Deploy even if worse on labelled review items, or "
+                                                        "refused by the gate (audited).")] = False,
+    gate: GateOpt = False,
+    max_changed: MaxChangedOpt = None,
+    days: DaysOpt = None,
+    tests: TestsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate a model directory on the server, then switch every worker to it."""
-    body = _call("POST", url, "/admin/model/deploy", {"path": str(path.resolve()), "force": force}).json()
+    """Validate a model directory on the server, then switch every worker to it (with --gate, only when the
+    conversation tests pass on it and few replayed decisions change)."""
+    ran = candidate_tests(tests, model_dir=path.resolve()) if gate else None
+    body = _call("POST", url, "/admin/model/deploy", {"path": str(path.resolve()), "force": force,
+                                                      "gate": gate_body(gate, max_changed, days, ran)}).json()
     if as_json:
         sys.stdout.write(json.dumps(body) + "\n")
         return
+    print_replay(None, body.get("replay"), ran)
     typer.echo(f"deployed {body['version']}; every worker switches within seconds (`frontdesk model status`)")
 
 
@@ -112,14 +125,21 @@ def restore(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
 def check(
     candidate: Annotated[Path, typer.Option("--candidate", help="Model directory to compare with the serving one.")],
     url: UrlOpt = DEFAULT_URL,
+    replay: ReplayOpt = False,
+    days: DaysOpt = None,
+    tests: TestsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Serving model against a candidate, on labelled review items and recent messages."""
-    body = _call("POST", url, "/admin/model/check", {"candidate": str(candidate.resolve())}).json()
+    """Serving model against a candidate, on labelled review items and recent messages (with --replay, on the
+    last days of real traffic, and the conversation tests on the candidate)."""
+    body = _call("POST", url, "/admin/model/check", {"candidate": str(candidate.resolve()), "replay": replay,
+                                                     "days": days}).json()
+    body["tests"] = candidate_tests(tests, model_dir=candidate.resolve()) if replay else None
     if as_json:
         sys.stdout.write(json.dumps(body) + "\n")
         return
     _print_check(body)
+    print_replay(None, body.get("replay"), body["tests"])
     if body["worse"]:
         typer.echo("the candidate is worse on labelled items: `model deploy` refuses it without --force")
 

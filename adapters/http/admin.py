@@ -1,4 +1,4 @@
-"""`/admin/...` routes: escalations, the knowledge base, statistics, customers' data and the audit log.
+"""`/admin/...` routes: escalations, statistics, customers' data and the audit log (the knowledge base: kb_admin).
 
 Who may call them is decided before routing (adapters/http/admin_gate.py): agents may use the
 escalations, statistics and `/admin/me`; everything else here is for admins.
@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adapters.http.admin_gate import Actor, CurrentActor, require_actor
-from adapters.http.dependencies import BotDep, ComponentsDep, KbDep, need_admin_services
+from adapters.http.dependencies import BotDep, ComponentsDep, need_admin_services
 from bot.escalations import EscalationError, EscalationNotFound, EscalationStatus, StaffResult
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_actor)], tags=["admin"])
@@ -69,41 +69,6 @@ async def erase_customer(channel: CHANNEL, user_id: USER_ID, request: Request) -
     if erased["faq_alternates"] and components.kb is not None:
         erased["knowledge_base_reloaded"] = (await run_in_threadpool(components.reload_kb)).ok
     return erased
-
-
-@router.post("/faq/reload")
-async def reload_faq(components: ComponentsDep):
-    """Rebuild from the configured source; 422 with every problem found, old version kept."""
-    result = await run_in_threadpool(components.reload_kb)
-    if not result.ok:
-        return JSONResponse(status_code=422, content={"detail": "the knowledge base has errors; nothing changed",
-                                                      **result.to_dict()})
-    return result.to_dict()
-
-
-@router.post("/faq/restore")
-async def restore_faq(kb: KbDep, components: ComponentsDep):
-    """Serve the previous version again (on every worker)."""
-    try:
-        version = await run_in_threadpool(kb.restore_previous)
-    except LookupError as exc:
-        raise HTTPException(409, str(exc)) from None
-    if components.sync is not None:
-        await run_in_threadpool(components.sync.announce, "restore")
-    return {"ok": True, "version": version}
-
-
-@router.get("/faq")
-async def faq_status(kb: KbDep, components: ComponentsDep):
-    status = kb.status()
-    if components.bot is not None:  # the line chosen with the same calibration answers
-        rules = components.bot.rules
-        status["escalation"] = {"negative_threshold": rules.negative_threshold, "method": rules.method,
-                                "calibrated_with": rules.calibrated_with or None}
-    if components.sync is not None:
-        status["worker"] = components.sync.worker_id
-        status["workers"] = await run_in_threadpool(components.sync.workers)
-    return status
 
 
 @router.get("/stats")

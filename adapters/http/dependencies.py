@@ -102,3 +102,6 @@ def need_admin_services(connection: HTTPConnection) -> AdminServices:
     if found is None:
         raise HTTPException(503, "Redis is not connected yet")
     return found
+
+
+AdminServicesDep = Annotated[AdminServices, Depends(need_admin_services)]

@@ -25,8 +25,9 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from adapters.http.admin_gate import require_admin
-from adapters.http.dependencies import ComponentsDep
+from adapters.http.admin_gate import Actor, CurrentActor, require_admin
+from adapters.http.dependencies import AdminServices, AdminServicesDep, ComponentsDep
+from adapters.http.replay_gate import GateBody, days_of, enforce, model_replay, verdict
 from adapters.runtime.components import Components
 from adapters.runtime.model_sync import ModelPathRefused, refuse_outside_root
 from bot.errors import REDIS_ERRORS
@@ -54,17 +55,21 @@ def compare(components: Components, candidate) -> dict:
     bot, engine = components.need("bot"), components.need("engine")
     labelled = [(item["text"], item["label_intent"]) for item in bot.review.labelled()]
     recent = [item["text"] for item in bot.review.list(limit=RECENT)]
-    return run(engine.predict, candidate.predict, labelled, recent, bot.decision_for,
+    return run(engine.predict, candidate.predict, labelled, recent, bot.decisions_for,
                serving_version=engine.version, candidate_version=candidate.version)
 
 
 class DeployBody(BaseModel):
     path: Annotated[str, Field(min_length=1, max_length=4096, description="Model directory on the workers.")]
-    force: bool = Field(default=False, description="Deploy even if the candidate is worse on labelled items.")
+    force: bool = Field(default=False, description="Deploy even if worse on labelled items, or refused by the gate.")
+    gate: GateBody | None = Field(default=None, description="Replay recent traffic first; refuse past the gate.")
 
 
 class CheckBody(BaseModel):
     candidate: Annotated[str, Field(min_length=1, max_length=4096, description="Model directory to compare.")]
+    replay: bool = Field(default=False, description="Also replay the last days of real traffic through both.")
+    days: Annotated[int | None, Field(ge=1, le=35, description="Days replayed; default FRONTDESK_REPLAY_DAYS.")
+                    ] = None
 
 
 # One check, deploy or restore at a time in this worker: each loads a whole model beside the serving one. Across
@@ -102,19 +107,22 @@ async def model_status(components: ComponentsDep) -> dict:
 
 
 @router.post("/deploy")
-async def deploy(body: DeployBody, components: ComponentsDep) -> dict:
-    """Validate (files, load, probe), compare on labelled review items, then switch every worker."""
+async def deploy(body: DeployBody, components: ComponentsDep, actor: CurrentActor, services: AdminServicesDep
+                 ) -> dict:
+    """Validate (files, load, probe), compare on labelled review items, pass the gate if asked, then switch every
+    worker."""
     sync = _sync(components)  # after the body's checks
-    current, comparison = await run_in_threadpool(_deploy, components, sync, body)
+    current, comparison, replayed = await run_in_threadpool(_deploy, components, sync, body, actor, services)
     log.info("model deployed", extra={"model_version": current["version"], "forced": body.force})
-    return {"version": current["version"], "path": current["path"], "check": comparison}
+    return {"version": current["version"], "path": current["path"], "check": comparison, "replay": replayed}
 
 
-def _deploy(components: Components, sync, body: DeployBody) -> tuple[dict, dict | None]:
+def _deploy(components: Components, sync, body: DeployBody, actor: Actor, services: AdminServices
+            ) -> tuple[dict, dict | None, dict | None]:
     with _one_at_a_time, _fleet_lock(sync):
         sync.catch_up()  # a deploy another worker just finished serves here too: the one this deploy replaces
         candidate = _load(components, sync, body.path)
-        comparison = None
+        comparison = replayed = None
         if components.bot is not None:
             comparison = compare(components, candidate)
             if comparison["worse"] and not body.force:
@@ -124,8 +132,13 @@ def _deploy(components: Components, sync, body: DeployBody) -> tuple[dict, dict 
                               f"{lab['candidate_correct']} right against {lab['serving_correct']} for the serving "
                               "model; nothing changed. Send {\"force\": true} to deploy it anyway.",
                     "check": comparison})
+        if body.gate is not None:
+            report = model_replay(components, candidate, days_of(components, body.gate))
+            replayed = report.to_dict()
+            enforce(services, actor, "model.deploy", candidate.version,
+                    verdict(components, body.gate, report), report, force=body.force)
         try:
-            return sync.deploy(body.path, candidate), comparison
+            return sync.deploy(body.path, candidate), comparison, replayed
         except REDIS_ERRORS:
             raise HTTPException(503, "deploy not announced: Redis is not answering") from None
 
@@ -167,12 +180,17 @@ def _restore(sync) -> dict:
 
 @router.post("/check")
 async def check(body: CheckBody, components: ComponentsDep) -> dict:
-    """Serving model against a candidate: accuracy on labelled review items, and decisions that would change."""
+    """Serving model against a candidate: accuracy on labelled review items, decisions that would change on the
+    review inbox's recent messages, and with `replay` on the last days of real traffic."""
     components.need("bot")
     sync = _sync(components)
-    return await run_in_threadpool(_check, components, sync, body.candidate)
+    return await run_in_threadpool(_check, components, sync, body)
 
 
-def _check(components: Components, sync, path: str) -> dict:
+def _check(components: Components, sync, body: CheckBody) -> dict:
     with _one_at_a_time:
-        return compare(components, _load(components, sync, path))
+        candidate = _load(components, sync, body.candidate)
+        found = compare(components, candidate)
+        if body.replay:
+            found["replay"] = model_replay(components, candidate, days_of(components, None, body.days)).to_dict()
+        return found

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     # The link of a help-center article whose front matter gives no `url`: this base plus the article's path.
     articles_base_url: str = Field(default="", max_length=2000, pattern=r"^(https?://\S*)?$",
                                    validation_alias="FRONTDESK_ARTICLES_BASE_URL")
+    # Changing the bot safely (docs/MODEL_LIFECYCLE.md "Replay and gates"): the conversation tests a check or
+    # gate runs on a candidate (a YAML file or folder); the days of real traffic a replay runs again; and the
+    # share of replayed messages whose decision may change before `--gate` refuses a deploy or reload.
+    conversation_tests: Path | None = Field(default=None, validation_alias="FRONTDESK_CONVERSATION_TESTS")
+    replay_days: int = Field(default=7, ge=1, le=35, validation_alias="FRONTDESK_REPLAY_DAYS")
+    gate_max_changed: float = Field(default=0.10, ge=0, le=1, validation_alias="FRONTDESK_GATE_MAX_CHANGED")
     admin_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_ADMIN_TOKEN")
     device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
     # auto: onnxruntime when the model directory holds an ONNX export and the device is the CPU.

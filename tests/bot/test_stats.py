@@ -37,8 +37,11 @@ def test_a_day_of_conversations_adds_up(redis_url, redis_prefix, demo_engine, de
 
     client = redis.Redis.from_url(redis_url)
     keys = client.keys(f"{{{redis_prefix}:stats:*")
-    assert len(keys) == 5  # counts, conversations, escalated, intents, unanswered
+    assert len(keys) == 6  # counts, conversations, escalated, intents, unanswered, asked
     assert all(0 < client.ttl(k) <= 35 * DAY for k in keys)
+    # Every message's words, normalised, for a replay: the two spellings of one question count as one text.
+    asked = bot.stats.asked_questions(1)
+    assert sum(asked.values()) == 7 and asked["what is the boiling point of tungsten"] == 2 and asked["/human"] == 1
 
 
 def test_no_conversations_means_no_rates(redis_url, redis_prefix):

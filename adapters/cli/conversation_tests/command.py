@@ -13,7 +13,7 @@ from rich.console import Console
 from adapters.cli.conversation_tests import report
 from adapters.cli.conversation_tests.drivers import Driver
 from adapters.cli.conversation_tests.judge import Judge, not_understood_texts
-from adapters.cli.conversation_tests.runner import run_all
+from adapters.cli.conversation_tests.runner import RunResult, run_all
 from adapters.cli.conversation_tests.spec import DEFAULT_CHANNEL, Conversation, MalformedTests, collect, load
 from adapters.cli.exit_codes import FAILURE, USAGE, fail
 from adapters.runtime.settings import Settings, load_settings
@@ -32,16 +32,29 @@ def test(
 ) -> None:
     """Run conversation tests written in YAML through the bot (docs/CONVERSATION_TESTS.md)."""
     try:
-        conversations = load(collect(paths))
-    except MalformedTests as exc:
-        raise fail(str(exc), USAGE) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"cannot read the tests: {exc}", USAGE) from None
-    try:
         settings = load_settings()
     except ValueError as exc:  # a refused setting, named without its value
         raise fail(str(exc)) from None
     out = err if as_json else console
+    try:
+        result = run_tests(paths, settings, url, out)
+    except MalformedTests as exc:
+        raise fail(str(exc), USAGE) from None
+    if junit is not None:
+        report.write_junit(result, junit)
+    if as_json:
+        sys.stdout.write(report.dump_json(result) + "\n")
+    if result.failed:
+        raise typer.Exit(FAILURE)
+
+
+def run_tests(paths: list[Path], settings: Settings, url: str | None = None, out: Console = console) -> RunResult:
+    """The conversations in `paths` run locally with `settings` (or against `url`), reported on `out` as they go;
+    `MalformedTests` before anything runs when a file cannot be run as written."""
+    try:
+        conversations = load(collect(paths))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read the tests: {exc}", USAGE) from None
     driver = _driver(url, settings, conversations)
     try:
         # The bot's own templates (bot/templates.yaml) tell a "didn't understand" from an answer.
@@ -50,12 +63,7 @@ def test(
     finally:
         driver.close()
     report.print_summary(out, result)
-    if junit is not None:
-        report.write_junit(result, junit)
-    if as_json:
-        sys.stdout.write(report.dump_json(result) + "\n")
-    if result.failed:
-        raise typer.Exit(FAILURE)
+    return result
 
 
 def _driver(url: str | None, settings: Settings, conversations: list[Conversation]) -> Driver:
