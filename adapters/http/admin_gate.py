@@ -44,7 +44,9 @@ AUDITED_READS = {"/admin/customers/{channel}/{user_id}/export": "customer.export
 # actor and target in this many seconds, so the log says who looked at what without an entry per poll.
 REPEATED_READS_S = {"transcript.read": 600}
 # Actions named explicitly where the route's own words would not say what happened.
-ACTIONS = {("DELETE", "/admin/customers/{channel}/{user_id}"): "customer.erase"}
+ACTIONS = {("DELETE", "/admin/customers/{channel}/{user_id}"): "customer.erase",
+           ("POST", "/admin/model/shadow"): "model.shadow.start",
+           ("DELETE", "/admin/model/shadow"): "model.shadow.stop"}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ time per worker, and deploys and restores one at a time across the fleet (a lock
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from adapters.http.dependencies import AdminServices, AdminServicesDep, Componen
 from adapters.http.replay_gate import GateBody, days_of, enforce, model_replay, verdict
 from adapters.runtime.components import Components
 from adapters.runtime.model_sync import ModelPathRefused, refuse_outside_root
+from adapters.runtime.shadow import ShadowRefused
 from bot.errors import REDIS_ERRORS
 
 log = logging.getLogger("frontdesk")
@@ -60,7 +62,8 @@ def compare(components: Components, candidate) -> dict:
 
 
 class DeployBody(BaseModel):
-    path: Annotated[str, Field(min_length=1, max_length=4096, description="Model directory on the workers.")]
+    path: Annotated[str | None, Field(min_length=1, max_length=4096, description=(
+        "Model directory on the workers; absent: the running shadow model, promoted."))] = None
     force: bool = Field(default=False, description="Deploy even if worse on labelled items, or refused by the gate.")
     gate: GateBody | None = Field(default=None, description="Replay recent traffic first; refuse past the gate.")
 
@@ -121,7 +124,11 @@ def _deploy(components: Components, sync, body: DeployBody, actor: Actor, servic
             ) -> tuple[dict, dict | None, dict | None]:
     with _one_at_a_time, _fleet_lock(sync):
         sync.catch_up()  # a deploy another worker just finished serves here too: the one this deploy replaces
-        candidate = _load(components, sync, body.path)
+        shadow = _shadow_record(components)
+        if body.path is None and shadow is None:
+            raise HTTPException(409, "no path given and no shadow model running to promote; nothing changed")
+        path = body.path or shadow["path"]
+        candidate = _load(components, sync, path)
         comparison = replayed = None
         if components.bot is not None:
             comparison = compare(components, candidate)
@@ -138,9 +145,13 @@ def _deploy(components: Components, sync, body: DeployBody, actor: Actor, servic
             enforce(services, actor, "model.deploy", candidate.version,
                     verdict(components, body.gate, report), report, force=body.force)
         try:
-            return sync.deploy(body.path, candidate), comparison, replayed
+            current = sync.deploy(path, candidate)
         except REDIS_ERRORS:
             raise HTTPException(503, "deploy not announced: Redis is not answering") from None
+        if shadow is not None and shadow["path"] == current["path"]:  # promoted: it serves now, no more shadow
+            with contextlib.suppress(ShadowRefused, *REDIS_ERRORS):
+                components.shadow_sync.end()
+        return current, comparison, replayed
 
 
 @contextmanager
@@ -194,3 +205,60 @@ def _check(components: Components, sync, body: CheckBody) -> dict:
         if body.replay:
             found["replay"] = model_replay(components, candidate, days_of(components, None, body.days)).to_dict()
         return found
+
+
+class ShadowBody(BaseModel):
+    path: Annotated[str, Field(min_length=1, max_length=4096, description="Candidate model directory on the workers.")]
+
+
+def _shadows(components: Components):
+    """This worker's `ShadowSync`: 503 while the bot (which the shadow decides with) is not running yet."""
+    _sync(components)
+    if components.shadow_sync is None:
+        raise HTTPException(503, "shadow models need the bot, which is not loaded yet")
+    return components.shadow_sync
+
+
+def _shadow_record(components: Components) -> dict | None:
+    return components.shadow_sync.desired() if components.shadow_sync is not None else None
+
+
+@router.post("/shadow")
+async def start_shadow(body: ShadowBody, components: ComponentsDep) -> dict:
+    """Load a candidate on every worker beside the serving model: it classifies live messages off the reply path,
+    within FRONTDESK_SHADOW_BUDGET, and never answers. Replaces a shadow already running."""
+    shadows = _shadows(components)
+    return await run_in_threadpool(_start_shadow, components, shadows, body.path)
+
+
+def _start_shadow(components: Components, shadows, path: str) -> dict:
+    sync = _sync(components)
+    with _one_at_a_time:
+        candidate = _load(components, sync, path)
+        try:
+            return shadows.begin(str(Path(path).resolve()), candidate)
+        except REDIS_ERRORS:
+            raise HTTPException(503, "shadow not started everywhere: Redis is not answering") from None
+
+
+@router.get("/shadow")
+async def shadow_status(components: ComponentsDep) -> dict:
+    """`{"active", "path", "version", "since", "compared", "agreement", "decisions_changed", "changes",
+    "skipped", "failed", "latency_ms": {worker: {"serving", "candidate"}}, "workers"}`, every worker added up."""
+    shadows = _shadows(components)
+    try:
+        return await run_in_threadpool(shadows.status)
+    except REDIS_ERRORS:
+        raise HTTPException(503, "shadow status unavailable: Redis is not answering") from None
+
+
+@router.delete("/shadow")
+async def stop_shadow(components: ComponentsDep) -> dict:
+    """Stop the shadow on every worker; answers what it had found."""
+    shadows = _shadows(components)
+    try:
+        return await run_in_threadpool(shadows.end)
+    except ShadowRefused as exc:
+        raise HTTPException(404, str(exc)) from None
+    except REDIS_ERRORS:
+        raise HTTPException(503, "shadow not stopped: Redis is not answering") from None

@@ -17,14 +17,16 @@ import redis
 
 from adapters.runtime import metrics
 from adapters.runtime.channel_registry import ChannelRegistry
-from adapters.runtime.model_sync import start_model_sync
+from adapters.runtime.model_sync import loader, start_model_sync
 from adapters.runtime.readiness import ReadinessMonitor
 from adapters.runtime.redis_client import redis_client
 from adapters.runtime.settings import Settings
+from adapters.runtime.shadow import ShadowSync, ShadowTap
 from bot.core import Bot, BotHooks
 from bot.errors import REDIS_ERRORS
 from bot.escalation_rules import EscalationRules
 from bot.escalations import EscalationPolicy
+from bot.keys import Keys
 from common.supervise import Supervised, every
 
 if TYPE_CHECKING:  # the types only: importing them loads torch and the retrieval stack, done in _load_* instead
@@ -77,6 +79,8 @@ class Components:
     redis: redis.Redis | None = None
     sync: ReloadSync | None = None  # knowledge-base reloads and restores on every worker
     model_sync: ModelSync | None = None  # model deploys and restores on every worker
+    shadow_sync: ShadowSync | None = None  # a candidate classifying live messages on every worker, never answering
+    tap: ShadowTap | None = None  # the bot's classifier: the engine, and the shadow beside it when one runs
     bot: Bot | None = None
     errors: dict[str, str] = field(default_factory=dict)
     channels: ChannelRegistry = field(default_factory=ChannelRegistry)
@@ -127,7 +131,7 @@ class Components:
         """Each part in turn; one that fails for any reason is named in `errors` (so in /readyz) and the log,
         and the parts that do not need it still load."""
         stages = (("redis", self._load_redis), ("model", self._load_model), ("model", self._start_model_sync),
-                  ("index", self._load_kb), ("bot", self._load_bot))
+                  ("index", self._load_kb), ("bot", self._load_bot), ("bot", self._start_shadow_sync))
         try:
             for part, stage in stages:
                 if self._closed.is_set():  # closed while loading: start no more threads
@@ -208,7 +212,9 @@ class Components:
     def _load_bot(self) -> None:
         if self.bot is not None or self.engine is None or self.kb is None or self.redis is None:
             return
-        self.bot = build_bot(self.settings, self.redis, self.engine, self.kb, self.channels,
+        # The bot classifies through a tap on the engine: a shadow model sees every live message too.
+        self.tap = ShadowTap(self.engine)
+        self.bot = build_bot(self.settings, self.redis, self.tap, self.kb, self.channels,
                              admin_actions={"/reload": self.reload_summary}, rules=self._escalation_rules())
         self.kb.extra_alternates = self.bot.review.faq_alternates  # staff's FAQ labels, from the next reload on
         # Every index swapped in (a reload, a restore, a recalibration after a model deploy) brings its own
@@ -227,6 +233,14 @@ class Components:
         wait = min(30.0, interval / 2)
         Supervised("reannounce", every(wait, lambda: self.bot.reannounce_unclaimed(interval)), stop=self._closed,
                    stale_after=max(60.0, 3 * wait)).start()
+
+    def _start_shadow_sync(self) -> None:
+        if self.bot is None or self.model_sync is None or self.shadow_sync is not None:
+            return
+        self.shadow_sync = ShadowSync(self.tap, self.redis, Keys(self.settings.redis_prefix).model,
+                                      loader(self.settings), self.bot.decisions_for,
+                                      budget=self.settings.shadow_budget)
+        self.shadow_sync.start()
 
     def _escalation_rules(self):
         """The escalation line calibrated on the development set's tone labels, where it has them.
@@ -283,6 +297,8 @@ class Components:
     def close(self) -> None:
         self._closed.set()
         self.readiness.close()
+        if self.shadow_sync is not None:
+            self.shadow_sync.stop()
         if self.model_sync is not None:
             self.model_sync.stop()
         if self.sync is not None:
