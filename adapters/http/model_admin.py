@@ -9,6 +9,11 @@ FRONTDESK_MODELS_ROOT set, a directory outside it is refused with 403 before any
 A candidate worse than the serving model on the review inbox's labelled items is refused with
 409 unless forced (`nlu.check`); the answer says why. Checks, deploys and restores run one at a
 time per worker, and deploys and restores one at a time across the fleet (a lock in Redis).
+
+With `replay` a check also runs the last days of real traffic through both models, and a deploy with
+a `gate` refuses (409, audited) past it (adapters/http/replay_gate.py). `/admin/model/shadow` runs a
+candidate beside the serving model on every worker without answering (adapters/runtime/shadow.py); a
+deploy without a path promotes it.
 """
 
 from __future__ import annotations
