@@ -21,6 +21,7 @@ from adapters.channels import rest, slack, telegram, web
 from adapters.http import admin, admin_gate, desk_admin, desk_page, kb_admin, model_admin, predict_api, review_admin
 from adapters.http.address_limit import ClientAddressLimit
 from adapters.http.api_gate import ApiGate
+from adapters.http.model_page import pages as model_pages
 from adapters.http.predict_api import PredictShortPath
 from adapters.http.validation_errors import validation_error
 from adapters.runtime import metrics
@@ -149,6 +150,7 @@ def _add_routes(app: FastAPI, components: Components) -> None:
     app.include_router(review_admin.router)  # the review inbox (agents too)
     app.include_router(review_admin.proposals_router)  # agents' FAQ labels waiting for an admin
     app.include_router(review_admin.pages)  # its page, /console/review (before the console's /console/{name})
+    app.include_router(model_pages)  # /console/model, the model page (before /console/{name} too)
     app.include_router(desk_page.router)
 
 

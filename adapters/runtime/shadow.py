@@ -233,7 +233,7 @@ class ShadowSync(Follower):
             self.redis.publish(self.events_channel, json.dumps({"seq": 0}))
             self._install(None)
         self.report()
-        return found
+        return {**found, "active": False}  # what it had found, now that it no longer runs
 
     def status(self) -> dict:
         """`GET /admin/model/shadow`: the shadow, and the figures of every worker running it, added up."""
