@@ -20,8 +20,9 @@ personal data. Approved FAQ alternates stay, part of the knowledge base, until t
 whose words they are is erased (`bot.customers`).
 
 Keys (`bot.keys.Keys.review`, one hash tag so each change is one MULTI on a cluster too):
-item:ID (hash, TTL), all (sorted set by time), seq, group:G (set), user:CHANNEL:USER (set),
-faq-alternates, alternate-owners and proposals (hashes, `bot.review_proposals`).
+item:ID (hash, TTL), vec:ID (the message's embedding, float16, same TTL), all (sorted set by time), seq,
+group:G (set), user:CHANNEL:USER (set), faq-alternates, alternate-owners and proposals (hashes,
+`bot.review_proposals`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import re
 import time
 from collections.abc import Callable
 
+import numpy as np
 import redis
 
 from bot.escalations import Escalation
@@ -84,7 +86,7 @@ class ReviewInbox:
 
     # ------------------------------------------------------------------ recording (from bot.core)
     def record(self, reason: str, *, text: str, channel: str, user_id: str, result=None, decision=None,
-               delivery_id: str | None = None) -> str | None:
+               delivery_id: str | None = None, conversation: str | None = None) -> str | None:
         """Keep one message for review; returns its id. Never raises: review must not cost a customer a reply.
 
         `delivery_id`: which delivery of a message this is (the dispatcher's `uid`, else the platform's id). A
@@ -92,7 +94,7 @@ class ReviewInbox:
         its first handling wrote, and gets its id back.
         """
         try:
-            return self._record(reason, text, channel, user_id, result, decision, delivery_id)
+            return self._record(reason, text, channel, user_id, result, decision, delivery_id, conversation)
         except redis.RedisError as exc:
             log.warning("review item not recorded: Redis unavailable (%s)", type(exc).__name__)
             return None
@@ -100,7 +102,8 @@ class ReviewInbox:
     def record_message(self, message, reason: str, result=None, decision=None) -> str | None:
         """`record` for an `InboundMessage` (what the core has at hand)."""
         return self.record(reason, text=message.text, channel=message.channel, user_id=message.user_id,
-                           result=result, decision=decision, delivery_id=message.uid or message.message_id)
+                           result=result, decision=decision, delivery_id=message.uid or message.message_id,
+                           conversation=message.conversation_key)
 
     def note_answer(self, message, result, decision=None) -> str | None:
         """An answer was given: recorded only when the intent confidence behind it was low."""
@@ -124,11 +127,11 @@ class ReviewInbox:
                 return None
             if event.get("role") == "customer" and event.get("text") and not event["text"].startswith("/"):
                 return self.record("answered_by_staff", text=event["text"], channel=escalation.channel,
-                                   user_id=escalation.user_id)
+                                   user_id=escalation.user_id, conversation=escalation.conversation_id)
         return None
 
     def _record(self, reason: str, text: str, channel: str, user_id: str, result, decision,
-                delivery_id: str | None) -> str:
+                delivery_id: str | None, conversation: str | None) -> str:
         if reason not in REASONS:
             raise ValueError(f"unknown review reason {reason!r}")
         masked = mask(text.strip())[:MAX_TEXT]
@@ -150,12 +153,16 @@ class ReviewInbox:
                 "intent": getattr(result, "intent", None), "confidence": getattr(result, "confidence", None),
                 "model_version": getattr(result, "model_version", None) or None,
                 "faq_id": best.id if best is not None else None,
-                "faq_score": round(float(best.score), 4) if best is not None else None}
+                "faq_score": round(float(best.score), 4) if best is not None else None,
+                "conversation": conversation, "negative": _negative(result)}
+        vector = getattr(decision, "vector", None) if decision is not None else None
         pipe = self.redis.pipeline(transaction=True)
         if delivery_id:
             pipe.hset(seen, delivery_id, item_id)
             pipe.expire(seen, ttl)
         pipe.set(self.keys.review("item", item_id), json.dumps(item), ex=ttl)
+        if vector is not None:  # the search's embedding of the message, half precision: topics reuse it (bot.gaps)
+            pipe.set(self.keys.review("vec", item_id), np.asarray(vector, dtype=np.float16).tobytes(), ex=ttl)
         pipe.zadd(self.keys.review("all"), {item_id: now})
         pipe.zremrangebyscore(self.keys.review("all"), "-inf", now - self.retention_s)
         for key in (self.keys.review("group", group), self.keys.review("user", channel, user_id)):
@@ -251,10 +258,16 @@ class ReviewInbox:
         items = self._items(ids)
         pipe = self.redis.pipeline(transaction=True)
         for item in items:
-            pipe.delete(self.keys.review("item", item["id"]))
+            pipe.delete(self.keys.review("item", item["id"]), self.keys.review("vec", item["id"]))
             pipe.srem(self.keys.review("group", item["group"]), item["id"])
         if ids:
             pipe.zrem(self.keys.review("all"), *ids)
         pipe.delete(user_key, self.keys.review("seen", channel, user_id))
         pipe.execute()
         return len(items)
+
+
+def _negative(result) -> float | None:
+    """The message's negative-sentiment score, for topics that count how many turned negative."""
+    scores = getattr(result, "sentiment_scores", None)
+    return round(float(scores.get("negative", 0.0)), 4) if scores else None

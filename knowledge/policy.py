@@ -82,6 +82,9 @@ class Decision:
     version: str = ""  # the knowledge-base version that decided
     reason: str = ""  # why, in a few words (for the review inbox and debugging, never for customers)
     text: str = ""  # an answer's reply: the FAQ answer, or what it quotes of the passage (`knowledge.quoting`)
+    # The message's sentence embedding the search used: kept with what the bot could not answer, so grouping
+    # those messages into topics embeds nothing again (bot.gaps).
+    vector: object = field(default=None, repr=False, compare=False)
 
     @property
     def best(self) -> Hit | None:

@@ -182,6 +182,7 @@ class KnowledgeBase:
         # A model whose intents no entry names knows another domain: its out-of-scope flag must not veto answers.
         counted = signal if self.use_intents and index.linked_intents else None
         decision = index.decide(hits, counted, query)
+        decision.vector = vector
         if decision.best is not None and decision.kind == "answer":
             decision.text = quote(decision.best.entry, query)
         return decision
