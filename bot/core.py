@@ -69,7 +69,7 @@ class Bot:
                  hours: BusinessHours | None = None, clock: Callable[[], float] = time.time,
                  escalation_retention_s: int = 30 * 86_400, review_retention_s: float = 30 * 86_400,
                  review_confidence: float = LOW_CONFIDENCE, sweep_min_age: float = 1.0,
-                 escalation_policy: EscalationPolicy | None = None):
+                 escalation_policy: EscalationPolicy | None = None, resolution_s: float = 24 * 3600):
         keys = Keys(prefix)
         policy = escalation_policy or EscalationPolicy()
         hooks = hooks or BotHooks()
@@ -82,7 +82,9 @@ class Bot:
                                      expire_after_s=policy.expire_after_s, max_reminders=policy.max_reminders)
         self.outbox = Outbox(client, keys)  # live pushes to a connected page (web chat, console)
         # The console's numbers; never fails a message. Customers' unanswered texts go with the escalation retention.
-        self.stats = BotStats(client, keys, text_ttl=escalation_retention_s)
+        # On the bot's clock, so the resolution figures' window (`resolution_s`, bot.resolution) and the reopen
+        # check in the responder read one time.
+        self.stats = BotStats(client, keys, text_ttl=escalation_retention_s, clock=clock, resolution_s=resolution_s)
         self.review = ReviewInbox(client, keys, retention_s=review_retention_s, low_confidence=review_confidence)
         self.posts = PlatformPosts(client, keys)  # staff-platform posts holding customers' words, for erasure
         self.templates = templates
@@ -93,7 +95,7 @@ class Bot:
                                                                                window=rate_limit[1]),
                                    nlu, kb, templates=templates, rules=rules or EscalationRules(),
                                    observer=hooks.observer, admins=admins or {}, admin_actions=hooks.admin_actions,
-                                   hours=hours, clock=clock,
+                                   hours=hours, clock=clock, resolution_s=resolution_s,
                                    escalation_limits=EscalationLimits(client, keys, per_customer=policy.per_customer,
                                                                       per_address=policy.per_address))
         self.delivery = Delivery(DeliveryClaims(client, keys, retention_s=dedup_seconds), store, self.outbox,

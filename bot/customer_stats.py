@@ -1,7 +1,8 @@
 """Where the day statistics hold one customer, and how an erasure takes them out, once, even if run again.
 
 Two things in `{p:stats:DAY}:*` (`bot.stats`) come from a customer: their conversation keys, as
-members or hash fields (the day's `conversations` and `escalated` sets), and their words,
+members or hash fields (the day's `conversations` and `escalated` sets, and the resolution figures'
+`answered`, `staffed`, `reopened`, `rated_low` and `topic:TOPIC`; `bot.resolution`), and their words,
 normalised: every message they wrote in `asked` (the traffic a replay runs again), the ones that
 fell back in `unanswered` too. The texts carry no name, so they are found through the customer's
 transcripts ("customer" events for `asked`, "unanswered" events for `unanswered`); an erasure

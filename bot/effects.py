@@ -161,9 +161,70 @@ class CountRating(_Counter):
         stats.csat(self.agent, self.rating)
 
 
+# The resolution figures (bot.resolution states the rule): what the bot answered, topics, returns, staff, ratings.
+@dataclass(frozen=True)
+class CountAnswered(_Counter):
+    """The bot answered in `conversation`: `answer` is the FAQ entry or article id or `intent:NAME`, `intent`
+    the message's classified intent as `intent:NAME` ("" for none); remembered for the reopen check."""
+
+    op: ClassVar[str] = "answered"
+    conversation: str
+    answer: str
+    intent: str = ""
+
+    def count(self, stats: BotStats) -> None:
+        stats.answered(self.conversation, self.answer, self.intent)
+
+
+@dataclass(frozen=True)
+class CountTopic(_Counter):
+    """A message of `conversation` the bot did not answer, classified as `topic` (`intent:NAME`)."""
+
+    op: ClassVar[str] = "topic"
+    conversation: str
+    topic: str
+
+    def count(self, stats: BotStats) -> None:
+        stats.topic(self.conversation, self.topic)
+
+
+@dataclass(frozen=True)
+class CountReopened(_Counter):
+    """The customer came back with the topic of an answer given in `conversation` on `day` (UTC, YYYY-MM-DD)."""
+
+    op: ClassVar[str] = "reopened"
+    conversation: str
+    day: str
+
+    def count(self, stats: BotStats) -> None:
+        stats.reopened(self.conversation, self.day)
+
+
+@dataclass(frozen=True)
+class CountStaffed(_Counter):
+    """A customer's message in `conversation` went to staff (waiting for an agent, or held by one)."""
+
+    op: ClassVar[str] = "staffed"
+    conversation: str
+
+    def count(self, stats: BotStats) -> None:
+        stats.staffed(self.conversation)
+
+
+@dataclass(frozen=True)
+class CountRatedLow(_Counter):
+    """`conversation` was rated 1 or 2 (`bot.csat`); `CountRating` counts the rating itself."""
+
+    op: ClassVar[str] = "rated_low"
+    conversation: str
+
+    def count(self, stats: BotStats) -> None:
+        stats.rated_low(self.conversation)
+
+
 _COUNTERS: dict[str, type[_Counter]] = {kind.op: kind for kind in (
     CountMessage, CountAsked, CountIntent, CountAnswer, CountFallback, CountEscalation, CountRefusedEscalation,
-    CountExpiredEscalation, CountRating)}
+    CountExpiredEscalation, CountRating, CountAnswered, CountTopic, CountReopened, CountStaffed, CountRatedLow)}
 
 
 @dataclass(frozen=True)

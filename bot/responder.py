@@ -21,12 +21,17 @@ from bot.dispatch import Outcome
 from bot.effects import (
     AnnounceEscalation,
     CountAnswer,
+    CountAnswered,
     CountAsked,
     CountEscalation,
     CountFallback,
     CountIntent,
     CountMessage,
+    CountRatedLow,
     CountRefusedEscalation,
+    CountReopened,
+    CountStaffed,
+    CountTopic,
     Effect,
     RelayToAgent,
 )
@@ -38,6 +43,7 @@ from bot.messages import InboundMessage, Reply, Source
 from bot.protocols import Answerer, Classifier
 from bot.ratelimit import EscalationLimits, RateLimiter
 from bot.replay import BotDecision, Choice
+from bot.resolution import LOW_RATINGS, RecentAnswers, intent_topic
 from bot.review import ReviewInbox
 from bot.store import ConversationStatus, ConversationStore
 from bot.templates import Templates
@@ -59,6 +65,11 @@ class Turn:
     message: InboundMessage
     meta: dict
     effects: list[Effect] = field(default_factory=list)
+    # For the resolution figures (bot.resolution): what the conversation was answered within the window, this
+    # message's classified intent as a topic ("" for small talk, out of scope or none) and its answer's id.
+    recent: RecentAnswers = field(default_factory=RecentAnswers)
+    topic: str = ""
+    answer: str = ""
 
     @property
     def conversation(self) -> str:
@@ -72,7 +83,8 @@ class Responder:
                  rate_limiter: RateLimiter, nlu: Classifier, kb: Answerer | None, *, templates: Templates,
                  rules: EscalationRules, observer: BotObserver, admins: Mapping[str, set[str]],
                  admin_actions: Mapping[str, Callable[[], str]], hours: BusinessHours | None,
-                 clock: Callable[[], float] = time.time, escalation_limits: EscalationLimits | None = None):
+                 clock: Callable[[], float] = time.time, escalation_limits: EscalationLimits | None = None,
+                 resolution_s: float = 24 * 3600):
         self.store = store
         self.queue = queue
         self.review = review  # what the bot was unsure of, for staff to label (bot.review)
@@ -87,19 +99,23 @@ class Responder:
         self.hours = hours  # staff's business hours (bot.hours); None: always open
         self.clock = clock  # injectable, so a test can hand off at a chosen hour
         self.escalation_limits = escalation_limits  # escalations per customer and per client address (None: off)
+        self.resolution_s = resolution_s  # FRONTDESK_RESOLUTION_HOURS: a return this soon reopens an answer
 
     def respond(self, message: InboundMessage) -> Outcome:
         """The replies to `message`, recorded in its transcript, with the effects to commit beside them."""
         conversation = message.conversation_key
         if self.store.begin(conversation, message.uid):
             log.warning("re-handling a message whose first attempt died", extra={"conversation": conversation})
-        meta = self.store.start(conversation, message.channel, message.user_id, message.display_name)
+        # With the meta, in its round trip: what the conversation was answered lately (the reopen check).
+        meta, answered = self.store.open(conversation, message.channel, message.user_id, message.display_name,
+                                         answered_since=self.clock() - self.resolution_s)
         # Every event names whose it is (`author`: who wrote it; `to`: whom the bot answered), so one person's
         # part of a shared conversation (a group) can be exported and erased on its own (bot.customers).
         self.store.append(conversation, "customer", message.text, author=message.user_id, user_id=message.user_id,
                           uid=message.uid or None)
         # Their words counted among the day's questions too (masked), for a replay of real traffic.
-        turn = Turn(message, meta, [CountMessage(conversation), CountAsked(message.text)])
+        turn = Turn(message, meta, [CountMessage(conversation), CountAsked(message.text)],
+                    recent=RecentAnswers(answered))
         replies = self._replies(turn)
         for reply in replies:
             self.store.append_reply(conversation, reply, to=message.user_id)
@@ -115,6 +131,8 @@ class Responder:
         if command in ADMIN_COMMANDS:
             return [self._admin_command(message, command)]
         status = turn.meta.get("status", ConversationStatus.BOT)
+        if status in (ConversationStatus.WITH_AGENT, ConversationStatus.ESCALATED):
+            turn.effects.append(CountStaffed(turn.conversation))  # the conversation reached a person today
         if status == ConversationStatus.WITH_AGENT:
             turn.effects.append(RelayToAgent(turn.meta.get("escalation_id") or "", turn.conversation,
                                              turn.meta.get("agent") or "", message.text, message.user_id))
@@ -125,7 +143,19 @@ class Responder:
         rated = self._take_rating(turn)  # the answer to "how did we do?" is not a question
         if rated is not None:
             return rated
-        return self._answer(turn)
+        replies = self._answer(turn)
+        self._note_resolution(turn)
+        return replies
+
+    def _note_resolution(self, turn: Turn) -> None:
+        """What the resolution figures need of a classified message (`bot.resolution`): the answer or topic, and
+        the earlier answers in the window it comes back to."""
+        if turn.answer:
+            turn.effects.append(CountAnswered(turn.conversation, turn.answer, turn.topic))
+        elif turn.topic:
+            turn.effects.append(CountTopic(turn.conversation, turn.topic))
+        turn.effects += [CountReopened(turn.conversation, day)
+                         for day in turn.recent.reopened_days((turn.answer, turn.topic))]
 
     def _answer(self, turn: Turn) -> list[Reply]:
         message, conversation = turn.message, turn.conversation
@@ -140,6 +170,8 @@ class Responder:
         self.observer.intent(intent, message.channel)
         log.info("classified by model %s", getattr(result, "model_version", ""), extra={"conversation": conversation})
         turn.effects.append(CountIntent(intent))
+        topical = intent not in SMALL_TALK and not result.out_of_scope
+        turn.topic = intent_topic(intent) if topical else ""
         fallbacks = int(turn.meta.get("fallbacks", 0))
         reason = self.rules.reason(negative=negative, trail=trail, intent=intent, fallbacks=fallbacks)
         if reason:
@@ -152,6 +184,7 @@ class Responder:
         if canned:
             self.store.update(conversation, fallbacks=0)
             self.review.note_answer(message, result)
+            turn.answer = intent_topic(intent)  # an intent's own reply: its answer id, as `decisions_for` names it
             return [Reply(canned)]
         decision = self.kb.answer(message.text, result) if self.kb is not None else None
         # Negative but below the escalation line: the answer comes with an apology first.
@@ -160,6 +193,7 @@ class Responder:
             self.store.update(conversation, fallbacks=0)
             self.observer.faq(FaqOutcome.ANSWER)
             turn.effects.append(CountAnswer())
+            turn.answer = decision.best.id
             self.review.note_answer(message, result, decision)
             return [*apology, Reply(decision.text or decision.best.entry.answer,
                                     source=Source.from_dict(decision.best.source))]
@@ -275,5 +309,7 @@ class Responder:
             return None
         turn.effects.append(csat.store_rating(self.queue, self.store, turn.conversation, escalation_id,
                                               turn.meta.get("csat_agent") or "unknown", rating, self.clock()))
+        if rating in LOW_RATINGS:  # not resolved by the bot, whatever else the day had (bot.resolution)
+            turn.effects.append(CountRatedLow(turn.conversation))
         self.observer.rating(rating, message.channel)
         return [Reply(csat.thanks_text(self.templates))]

@@ -11,6 +11,9 @@ What the bot records as it handles messages (keys in `bot.keys`):
     unanswered   sorted set: normalised customer text that fell back -> times (capped at `unanswered_cap`)
     asked        sorted set: every normalised customer text -> times (capped at `asked_cap`, the most
                  frequent kept): the traffic `model check --replay` and `kb check --replay` run again
+    answered, staffed, reopened, rated_low, topics, topic:TOPIC
+                 sets for the resolution figures, and each conversation's memory of what it was answered
+                 (`bot.resolution`, which states the rule and reads them)
 
 Sets rather than counters for conversations, so a conversation counts once a day however
 many messages it has, and "contained" (answered without escalation) is exact:
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import time
 from collections import Counter
@@ -34,6 +38,7 @@ from contextvars import ContextVar
 import redis
 
 from bot.keys import Keys
+from bot.resolution import MEMORY_CAP, day_rates, figures, read_days
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,7 @@ def normalise_question(text: str, cap: int = 200) -> str:
 class BotStats:
     def __init__(self, client: redis.Redis, keys: Keys, *, ttl: int = 35 * DAY, unanswered_cap: int = 500,
                  text_cap: int = 200, clock: Callable[[], float] = time.time, text_ttl: int | None = None,
-                 asked_cap: int = 5000):
+                 asked_cap: int = 5000, resolution_s: float = 24 * 3600):
         self.redis = client
         self.keys = keys
         self.ttl = ttl
@@ -71,6 +76,7 @@ class BotStats:
         self.asked_cap = asked_cap
         self.text_cap = text_cap
         self.clock = clock  # injectable so tests can record on other days
+        self.resolution_s = resolution_s  # FRONTDESK_RESOLUTION_HOURS: how long a return reopens an answer
 
     def day(self, offset: int = 0) -> str:
         """The UTC date `offset` days ago, as the key part (YYYY-MM-DD)."""
@@ -80,7 +86,10 @@ class BotStats:
     def message(self, conversation: str) -> None:
         """A customer message arrived in `conversation`."""
         day = self.day()
-        self._write(lambda pipe: (pipe.hincrby(self.keys.stats(day, "counts"), "messages", 1),
+        counts = self.keys.stats(day, "counts")
+        # `resolution`: this day's messages were recorded by a version that keeps the resolution figures (a day
+        # before the upgrade has none to count, rather than none resolved; bot.resolution).
+        self._write(lambda pipe: (pipe.hincrby(counts, "messages", 1), pipe.hsetnx(counts, "resolution", 1),
                                   pipe.sadd(self.keys.stats(day, "conversations"), conversation)),
                     day, "counts", "conversations")
 
@@ -142,6 +151,51 @@ class BotStats:
         self._write(lambda pipe: (pipe.hincrby(key, "count", 1), pipe.hincrby(key, "sum", rating),
                                   pipe.hincrby(key, f"count:{agent}", 1), pipe.hincrby(key, f"sum:{agent}", rating)),
                     day, "csat")
+
+    # ------------------------------------------------------------------ resolution (the rule: bot.resolution)
+    def answered(self, conversation: str, answer: str, intent: str = "") -> None:
+        """The bot answered in `conversation` with `answer` (an FAQ entry or article id, or `intent:NAME`) a
+        message classified as `intent` (`intent:NAME`, "" for none): the day's answered conversations and
+        topic, and the conversation's memory of both for the reopen check (bounded, expiring with the window)."""
+        if not answer:  # nothing to name the answer by (no caller sends one): a bad write would cost the batch
+            return
+        day, now = self.day(), self.clock()
+        memory = self.keys.answered(conversation)
+
+        def write(pipe) -> None:
+            pipe.sadd(self.keys.stats(day, "answered"), conversation)
+            self._topic(pipe, day, conversation, answer)
+            pipe.zadd(memory, dict.fromkeys((t for t in (answer, intent) if t), now))
+            pipe.zremrangebyscore(memory, "-inf", f"({now - self.resolution_s}")
+            pipe.zremrangebyrank(memory, 0, -(MEMORY_CAP + 1))  # the most recent topics are kept
+            pipe.expire(memory, max(1, math.ceil(self.resolution_s)))
+
+        self._write(write, day, "answered", "topics")
+
+    def topic(self, conversation: str, topic: str) -> None:
+        """A message of `conversation` the bot did not answer was about `topic` (its intent, `intent:NAME`)."""
+        day = self.day()
+        self._write(lambda pipe: self._topic(pipe, day, conversation, topic), day, "topics")
+
+    def _topic(self, pipe, day: str, conversation: str, topic: str) -> None:
+        key = self.keys.stats_topic(day, topic)
+        pipe.sadd(self.keys.stats(day, "topics"), topic)
+        pipe.sadd(key, conversation)
+        pipe.expire(key, self.ttl)
+
+    def reopened(self, conversation: str, day: str) -> None:
+        """The customer came back to an answer given in `conversation` on `day` (an earlier day, or today)."""
+        self._write(lambda pipe: pipe.sadd(self.keys.stats(day, "reopened"), conversation), day, "reopened")
+
+    def staffed(self, conversation: str) -> None:
+        """A customer's message in `conversation` went to staff (waiting for an agent, or held by one)."""
+        day = self.day()
+        self._write(lambda pipe: pipe.sadd(self.keys.stats(day, "staffed"), conversation), day, "staffed")
+
+    def rated_low(self, conversation: str) -> None:
+        """`conversation` was rated 1 or 2 (`bot.csat`)."""
+        day = self.day()
+        self._write(lambda pipe: pipe.sadd(self.keys.stats(day, "rated_low"), conversation), day, "rated_low")
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -224,6 +278,7 @@ class BotStats:
             "top_intents": _top(intents, top),
             "top_unanswered": _top(unanswered, top),
             "csat": csat_summary(csat_fields),
+            "resolution": figures(read_days(self.redis, self.keys, dates)),
         }
 
     def asked_questions(self, days: int) -> Counter[str]:
@@ -238,7 +293,8 @@ class BotStats:
 
     def daily(self, days: int = 30) -> list[dict]:
         """One entry per UTC day, oldest first, for the console's charts: messages, conversations, the
-        containment and escalation rates (None on a day without conversations) and CSAT."""
+        containment, escalation, resolution and reopen rates (None on a day without conversations; the last
+        two by `bot.resolution`'s rule) and CSAT."""
         if days < 1:
             raise ValueError("days must be at least 1")
         dates = [self.day(offset) for offset in reversed(range(days))]
@@ -249,6 +305,7 @@ class BotStats:
             pipe.scard(self.keys.stats(day, "escalated"))
             pipe.hmget(self.keys.stats(day, "csat"), "count", "sum")
         results = pipe.execute()
+        resolution = read_days(self.redis, self.keys, dates, topics=False)
         series = []
         for i, day in enumerate(dates):
             messages, conversations, escalated, (rated, total) = results[i * 4:i * 4 + 4]
@@ -258,7 +315,8 @@ class BotStats:
                            "containment_rate": None if rate is None else round(1 - rate, 4),
                            "escalation_rate": None if rate is None else round(rate, 4),
                            "csat_count": int(rated or 0),
-                           "csat_average": round(int(total) / int(rated), 2) if rated and int(rated) else None})
+                           "csat_average": round(int(total) / int(rated), 2) if rated and int(rated) else None,
+                           **day_rates(resolution[i])})
         return series
 
 

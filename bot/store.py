@@ -122,6 +122,12 @@ class ConversationStore:
 
     def start(self, conversation: str, channel: str, user_id: str, display_name: str | None) -> dict[str, str]:
         """Create the conversation's metadata if it does not exist yet; return it."""
+        return self.open(conversation, channel, user_id, display_name)[0]
+
+    def open(self, conversation: str, channel: str, user_id: str, display_name: str | None,
+             answered_since: float | None = None) -> tuple[dict[str, str], dict[str, float]]:
+        """`start`, and what the bot answered in the conversation since `answered_since` (topic -> when: the
+        resolution figures' memory, `bot.resolution`), read in the same round trip."""
         key = self.keys.conv(conversation, "meta")
         now = str(time.time())
         fields = {"channel": channel, "user_id": user_id, "status": "bot", "created_at": now, "updated_at": now,
@@ -135,8 +141,11 @@ class ConversationStore:
         for field, value in fields.items():
             pipe.hsetnx(key, field, value)
         pipe.hgetall(key)  # in the same round trip
-        raw = pipe.execute()[-1]
-        return {_text(k): _text(v) for k, v in raw.items()}
+        if answered_since is not None:  # the same hash tag as the meta: one slot, one MULTI
+            pipe.zrangebyscore(self.keys.answered(conversation), answered_since, "+inf", withscores=True)
+        raw = pipe.execute()
+        answered = {_text(t): float(at) for t, at in raw.pop()} if answered_since is not None else {}
+        return {_text(k): _text(v) for k, v in raw[-1].items()}, answered
 
     def update(self, conversation: str, **fields: str | int | float | None) -> None:
         values = {k: str(v) for k, v in fields.items() if v is not None}

@@ -23,6 +23,7 @@ from adapters.cli.exit_codes import FrontdeskGroup, usage, version_callback
 from adapters.cli.exit_codes import fail as _fail
 from adapters.cli.faq import faq_app
 from adapters.cli.model import model_app, review_app
+from adapters.cli.report import report
 from adapters.cli.staff import staff_app
 from adapters.runtime.demo_model import ensure_demo_model
 from adapters.runtime.embedded_redis import start_embedded_redis, stop_embedded_redis
@@ -38,6 +39,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(model_app, name="model")
 app.add_typer(review_app, name="review")
 app.command()(distill)
+app.command()(report)  # the weekly digest for a team meeting (adapters/cli/report.py)
 app.command(name="test")(conversation_test)  # conversation tests in YAML (docs/CONVERSATION_TESTS.md)
 console = Console()
 err = Console(stderr=True)

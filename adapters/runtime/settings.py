@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     # Resolved escalation records (they name the customer) and the unanswered questions in the statistics are
     # kept this many days; counts stay (docs/STAFF_AND_DATA.md).
     escalation_retention_days: int = Field(default=30, ge=1, validation_alias="FRONTDESK_ESCALATION_RETENTION_DAYS")
+    # A customer back with the same topic this many hours after an answer reopens it: that conversation does not
+    # count as resolved by the bot (bot.resolution; docs/SUPPORT_DESK.md). At most a week, the day statistics'
+    # unit being a day and a conversation's own keys lasting a week idle.
+    resolution_hours: float = Field(default=24.0, gt=0, le=168, validation_alias="FRONTDESK_RESOLUTION_HOURS")
     # Hardening (docs/SECURITY.md): request bodies refused with 413 past this many bytes, while they stream in;
     # requests per client address per window ("COUNT/SECONDS", "0/60" off), checked before any route runs;
     # browser origins the web chat socket accepts besides the served host (comma-separated, "*" any).

@@ -7,18 +7,27 @@ import pytest
 from bot.effects import (
     AnnounceEscalation,
     CountAnswer,
+    CountAnswered,
     CountEscalation,
     CountFallback,
     CountIntent,
     CountMessage,
+    CountRatedLow,
     CountRating,
+    CountReopened,
+    CountStaffed,
+    CountTopic,
     Effect,
     RelayToAgent,
 )
 from bot.events import BotObserver, QuietObserver
 
 EVERY_KIND = [CountMessage("rest:a"), CountIntent("greet"), CountAnswer(), CountFallback("what?"),
-              CountEscalation("rest:a"), CountRating("sam", 4), AnnounceEscalation("e1"),
+              CountEscalation("rest:a"), CountRating("sam", 4),
+              CountAnswered("rest:a", "shipping-costs", "intent:ship"), CountAnswered("rest:a", "intent:hours"),
+              CountTopic("rest:a", "intent:refund"),
+              CountReopened("rest:a", "2026-03-02"), CountStaffed("rest:a"), CountRatedLow("rest:a"),
+              AnnounceEscalation("e1"),
               RelayToAgent("e1", "rest:a", "sam", "hello?", "u7")]
 
 
@@ -34,7 +43,7 @@ def test_effects_a_worker_of_the_previous_version_left_behind_still_run():
     assert Effect.from_dict({"kind": "escalation", "escalation_id": "e9", "external": True}) == AnnounceEscalation("e9")
     assert Effect.from_dict({"kind": "relay", "escalation_id": None, "conversation": "rest:b", "agent": None,
                              "text": "hi", "external": True}) == RelayToAgent("", "rest:b", "", "hi")
-    assert [e.external for e in EVERY_KIND] == [False] * 6 + [True] * 2
+    assert [e.external for e in EVERY_KIND] == [False] * 12 + [True] * 2
 
 
 def test_an_unknown_effect_is_named_not_guessed():

@@ -37,7 +37,11 @@ def test_a_day_of_conversations_adds_up(redis_url, redis_prefix, demo_engine, de
 
     client = redis.Redis.from_url(redis_url)
     keys = client.keys(f"{{{redis_prefix}:stats:*")
-    assert len(keys) == 6  # counts, conversations, escalated, intents, unanswered, asked
+    parts = {k.decode().partition("}:")[2] for k in keys}
+    # The resolution figures' sets beside the counts (bot.resolution); one topic set per topic, Alice's among them.
+    assert {p for p in parts if not p.startswith("topic:")} == {
+        "counts", "conversations", "escalated", "intents", "unanswered", "asked", "answered", "topics"}
+    assert "topic:shipping-costs" in parts
     assert all(0 < client.ttl(k) <= 35 * DAY for k in keys)
     # Every message's words, normalised, for a replay: the two spellings of one question count as one text.
     asked = bot.stats.asked_questions(1)
