@@ -6,7 +6,9 @@ A customer is `(channel, user_id)`. What names them, by key family of `bot.keys`
                                a member (`member:USER`: they wrote in it), and the one whose id is their user
                                id (REST uses the sender as both). One only they wrote in is theirs whole; in
                                one shared with others (a group, a thread) their part is their own events and
-                               what is stored for their messages (`bot.customer_conversations`)
+                               what is stored for their messages (`bot.customer_conversations`); a whole
+                               one's keys include the topics the bot answered there lately (`:answered`,
+                               `bot.resolution`), which name no one and stay with a shared one
     {p:esc}:ID                 escalation records whose channel and user_id are theirs, or whose conversation
                                is wholly theirs; with their members of {p:esc}:all / {p:esc}:open and their
                                {p:esc}:link:PLATFORM:REF keys
@@ -41,6 +43,7 @@ import redis
 from bot.customer_conversations import Conversation, SharedConversations, dump
 from bot.customer_stats import CountedList, CustomerStats, counted_texts
 from bot.keys import Keys
+from bot.learned import LearnedEntries
 from bot.persistence import rewrite_files
 from bot.posts import PlatformPosts
 from bot.protocols import PostRemover
@@ -61,6 +64,7 @@ class CustomerData:
         self.shared = SharedConversations(client, keys)
         self.stats = CustomerStats(client, keys)
         self.posts = PlatformPosts(client, keys)
+        self.learned = LearnedEntries(client, keys)  # approved FAQ entries whose alternates are their words
 
     # ------------------------------------------------------------------ finding
     def conversations(self, channel: str, user_id: str) -> list[str]:
@@ -117,6 +121,7 @@ class CustomerData:
             "review_items": items,
             **review.proposals.for_customer(channel, user_id, self._their_texts(found, user_id, items)),
             "staff_posts": [asdict(link) for link in self.posts.for_customer(channel, user_id)],
+            "learned_alternates": self.learned.for_customer(channel, user_id),
             "rate_limit": {key: dump(self.redis, key) for key in self._rate_keys(channel, user_id)},
             "statistics": {
                 "counted_in": [{"key": key, "member": member}
@@ -183,6 +188,7 @@ class CustomerData:
             "review_items": review_removed,
             "faq_proposals": labels.proposals,
             "faq_alternates": labels.alternates,
+            "learned_alternates": self.learned.erase_customer(channel, user_id),
             **posts.report(),
             **(rewrite_files(self.redis) if self.rewrite else {}),
         }

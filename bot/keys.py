@@ -21,6 +21,9 @@ one slot and the same code runs on one Redis, on Sentinel and on a cluster.
     {p:conv:KEY}:undelivered   hash uid -> message: answers committed for a push channel, not yet posted
     {p:conv:KEY}:effects       hash uid -> side effects committed with a message, not yet run (bot.dispatch)
     {p:conv:KEY}:checkpoint    hash: the message being handled and the state before it, to undo a dead attempt
+    {p:conv:KEY}:answered      sorted set: topic -> when the bot last answered it here, for the reopen check of the
+                               resolution figures (bounded, none older than the window, expires with it;
+                               bot.resolution)
 
     tag {p:esc} -- the staff escalation queue, one slot (create, claim and resolve touch several keys)
     {p:esc}:ID                 hash: id, conversation_id, channel, user_id, reason, status, agent, ...
@@ -42,7 +45,9 @@ one slot and the same code runs on one Redis, on Sentinel and on a cluster.
     {p:escrate:CHANNEL:USER}:SLOT, {p:escrate-ip:ADDRESS}:SLOT  escalations asked for by one customer, and from
                                one client address, in one window; :m:UID marks as above (bot.ratelimit)
     {p:stats:DAY}:PART         one UTC day's statistics, PART in counts, conversations, escalated,
-                               intents, unanswered, csat (see bot.stats); and scrubbed: set of hashed
+                               intents, unanswered, csat (see bot.stats); answered, staffed, reopened,
+                               rated_low, topics and topic:TOPIC, sets of conversation keys and of topics for
+                               the resolution figures (bot.resolution); and scrubbed: set of hashed
                                tokens of unanswered questions an erasure already took off (so a rerun
                                after a crash takes each off once; bot.customer_stats)
     {p:posts:CHANNEL:USER}     hash: "PLATFORM:CHANNEL:TS" -> JSON {platform, channel, ts, at}: the bot's posts
@@ -116,6 +121,10 @@ class Keys:
     def outbox(self, conversation: str) -> str:
         return self.conv(conversation, "outbox")
 
+    def answered(self, conversation: str) -> str:
+        """What the bot answered in the conversation lately, by topic (`bot.resolution`'s reopen check)."""
+        return self.conv(conversation, "answered")
+
     def conversation_parts(self, conversation: str) -> list[str]:
         return [self.conv(conversation, p) for p in ("meta", "history", "sentiment", "checkpoint")]
 
@@ -142,6 +151,10 @@ class Keys:
     def stats(self, day: str, part: str) -> str:
         """A daily statistics key; `day` is the UTC date, YYYY-MM-DD."""
         return f"{self._tag('stats:' + day)}:{part}"
+
+    def stats_topic(self, day: str, topic: str) -> str:
+        """The day's conversations with one topic (an answer's id, or `intent:NAME`; `bot.resolution`)."""
+        return self.stats(day, f"topic:{topic}")
 
     def posts(self, channel: str, user_id: str) -> str:
         """The platform posts holding one customer's words (`bot.posts`), to delete on their erasure."""
@@ -173,6 +186,10 @@ class Keys:
     def model(self, *parts: str) -> str:
         """`model("desired")`, `model("worker", ID)`: one tag, so a deploy's keys share a slot."""
         return ":".join((self._tag("model"), *parts))
+
+    def learned(self, part: str) -> str:
+        """`learned("entries")`, `learned("owners")`: FAQ entries approved from topics (`bot.learned`)."""
+        return f"{self._tag('learned')}:{part}"
 
     def review(self, *parts: str) -> str:
         """`review("item", ID)`, `review("user", CHANNEL, USER)`: one tag, so recording an item is one MULTI."""

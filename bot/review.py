@@ -178,7 +178,7 @@ class ReviewInbox:
             raise ReviewError(f"no review item {item_id!r}")
         return json.loads(raw)
 
-    def _items(self, ids: list) -> list[dict]:
+    def items(self, ids: list) -> list[dict]:
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
         if not ids:
             return []
@@ -194,7 +194,7 @@ class ReviewInbox:
             ids = self.redis.zrevrange(self.keys.review("all"), start, start + page - 1)
             if not ids:
                 break
-            items.extend(i for i in self._items(ids) if not status or i["status"] == status)
+            items.extend(i for i in self.items(ids) if not status or i["status"] == status)
             start += page
         return items[:limit]
 
@@ -233,7 +233,7 @@ class ReviewInbox:
         proposal = None
         if faq_id is not None and not approved:
             proposal = self.proposals.propose(item, faq_id, by).id
-        for current in self._items(sorted(ids, key=int)):
+        for current in self.items(sorted(ids, key=int)):
             current.update({"status": "dismissed" if dismiss else "labelled", "label_intent": intent,
                             "label_faq": faq_id, "labelled_by": by, "labelled_at": now, "faq_proposal": proposal})
             key = self.keys.review("item", current["id"])
@@ -248,14 +248,14 @@ class ReviewInbox:
     def for_customer(self, channel: str, user_id: str) -> list[dict]:
         """Every item of one customer still kept (for their data export)."""
         ids = self.redis.smembers(self.keys.review("user", channel, user_id))
-        return sorted(self._items(list(ids)), key=lambda i: i["at"])
+        return sorted(self.items(list(ids)), key=lambda i: i["at"])
 
     def erase_customer(self, channel: str, user_id: str) -> int:
         """Delete every item of one customer (erasure); returns how many. Their FAQ proposals and alternates go
         through `self.proposals.erase_customer`."""
         user_key = self.keys.review("user", channel, user_id)
         ids = [i.decode() if isinstance(i, bytes) else i for i in self.redis.smembers(user_key)]
-        items = self._items(ids)
+        items = self.items(ids)
         pipe = self.redis.pipeline(transaction=True)
         for item in items:
             pipe.delete(self.keys.review("item", item["id"]), self.keys.review("vec", item["id"]))

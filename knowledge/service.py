@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from knowledge.builder import build_index
 from knowledge.calibration import DEFAULT_TARGET, SEARCH_DEPTH, Classifier
@@ -26,6 +29,8 @@ from knowledge.sources import KnowledgeBaseError, SourceProblem, questions_file,
 from nlu.batching import BatcherClosed, MicroBatcher
 
 log = logging.getLogger(__name__)
+
+RECENT_QUERIES = 4096  # customers' questions whose embeddings are kept for deciding them again (`answers`)
 
 
 @dataclass
@@ -74,6 +79,13 @@ class KnowledgeBase:
         self.listeners: list = []  # called with the new index after every swap
         # Alternates labelled outside the FAQ files (the review inbox): entry id -> texts, read on every reload.
         self.extra_alternates: Callable[[], dict[str, list[str]]] | None = None
+        # Run before the configured source is read (the wiring writes the fleet's approved entries into the
+        # folder's learned.yaml: knowledge.learned); a failure is logged and the source read as it is.
+        self.before_reload: Callable[[], None] | None = None
+        # The latest customers' questions' embeddings: a shadow model or a topic decides the same message again
+        # moments later, and must not embed it (nor hold the embedder a reply waits for) a second time.
+        self._recent_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
         # Customers' questions arrive one per message; embedding them together is several times cheaper.
         self._queries = MicroBatcher(lambda texts: list(self.embedder.encode(texts)), max_batch=64,
                                      max_wait_ms=2.0, name="faq-queries")
@@ -111,23 +123,49 @@ class KnowledgeBase:
             changed = (recalibrate or current is None or current.version.content_hash != index.version.content_hash
                        or current.thresholds.to_dict() != index.thresholds.to_dict())
             if changed:
-                self._previous, self._current = current, index
-                self._notify(index)
-                self.cache.save(keep={self.cache.key(t) for t in _all_texts(index) + index.calibration_texts} |
-                                ({self.cache.key(t) for t in _all_texts(current)} if current else set()))
+                self._swap(current, index)
             return ReloadResult(True, self.index.version.to_dict(), changed=changed,
                                 seconds=time.perf_counter() - started, embedded_texts=self.embedder.calls - before)
+
+    def _swap(self, current: FaqIndex | None, index: FaqIndex) -> None:
+        """Serve `index` (the caller holds the reload lock), keeping `current` to restore and both's vectors cached."""
+        self._previous, self._current = current, index
+        self._notify(index)
+        self.cache.save(keep={self.cache.key(t) for t in _all_texts(index) + index.calibration_texts} |
+                        ({self.cache.key(t) for t in _all_texts(current)} if current else set()))
 
     def preview(self, source: str | Path | None = None) -> KnowledgePreview:
         """What a reload from `source` (default: the configured one) would serve, built beside the serving index
         and never swapped in: `KnowledgeBaseError` with every problem when the source has errors."""
         with self._reload_lock:
             source = Path(source) if source is not None else self.source
-            _, index = self._build(source, reuse=source == self.source)
-            return KnowledgePreview(self, index)
+            loaded, index = self._build(source, reuse=source == self.source)
+            return KnowledgePreview(self, index, loaded if source == self.source else None)
+
+    def apply(self, preview: KnowledgePreview) -> ReloadResult:
+        """Serve a preview of the configured source, exactly as it was judged (a gated reload), not a fresh read.
+
+        `ValueError` for a preview of another source, which a reload would never serve."""
+        if preview.loaded is None or preview.kb is not self:
+            raise ValueError("only a preview of this knowledge base's own source can be served")
+        started = time.perf_counter()
+        with self._reload_lock:
+            current, index = self._current, preview.index
+            changed = current is None or current.version.content_hash != index.version.content_hash or \
+                current.thresholds.to_dict() != index.thresholds.to_dict()
+            self._loaded = preview.loaded
+            if changed:
+                self._swap(current, index)
+            return ReloadResult(True, self.index.version.to_dict(), changed=changed,
+                                seconds=time.perf_counter() - started)
 
     def _build(self, source: Path, reuse: bool = True) -> tuple[LoadedKnowledge, FaqIndex]:
         """Read, validate and index `source` (re-embedding only what changed); the caller holds the reload lock."""
+        if source == self.source and self.before_reload is not None:
+            try:
+                self.before_reload()
+            except Exception:  # e.g. a read-only folder: what is there is served, and the log says why
+                log.exception("preparing the knowledge base before a reload failed; reading it as it is")
         loaded = load_knowledge(source, self.articles_base_url,
                                 self._loaded.by_source() if self._loaded and reuse else None)
         entries = loaded.entries
@@ -167,15 +205,35 @@ class KnowledgeBase:
             vector = self._queries.submit([query]).result(timeout=60)[0]
         except BatcherClosed:  # shutting down with a question in flight: still answer it
             vector = self.embedder.encode([query])[0]
+        self._remember([query], [vector])
         return self._decide(index, vector, query, signal)
 
     def answers(self, queries: list[str], signals: list[IntentSignal | None],
                 index: FaqIndex | None = None) -> list[Decision]:
-        """`answer` for many messages at once (a replay), embedded in batches; from `index` when given."""
+        """`answer` for many messages at once (a replay, a shadow model), each distinct text embedded once, the
+        ones just answered not at all; from `index` when given."""
         index = index or self.index
-        vectors = self.embedder.encode(queries) if queries else []
-        return [self._decide(index, vector, query, signal)
-                for vector, query, signal in zip(vectors, queries, signals, strict=True)]
+        vectors = self._vectors(queries)
+        return [self._decide(index, vectors[query], query, signal) for query, signal in zip(queries, signals,
+                                                                                            strict=True)]
+
+    def _vectors(self, queries: list[str]) -> dict[str, np.ndarray]:
+        with self._recent_lock:
+            found = {q: self._recent_vectors[q] for q in dict.fromkeys(queries) if q in self._recent_vectors}
+        missing = [q for q in dict.fromkeys(queries) if q not in found]
+        if missing:
+            fresh = self.embedder.encode(missing)
+            found.update(zip(missing, fresh, strict=True))
+            self._remember(missing, fresh)
+        return found
+
+    def _remember(self, queries: list[str], vectors) -> None:
+        with self._recent_lock:
+            for query, vector in zip(queries, vectors, strict=True):
+                self._recent_vectors[query] = vector
+                self._recent_vectors.move_to_end(query)
+            while len(self._recent_vectors) > RECENT_QUERIES:
+                self._recent_vectors.popitem(last=False)
 
     def _decide(self, index: FaqIndex, vector, query: str, signal: IntentSignal | None) -> Decision:
         hits = index.search_vectors(vector[None, :], [query], top_k=SEARCH_DEPTH)[0]
@@ -209,6 +267,7 @@ class KnowledgePreview:
 
     kb: KnowledgeBase
     index: FaqIndex
+    loaded: LoadedKnowledge | None = None  # what was read: kept only for a preview of the configured source
 
     @property
     def version(self) -> dict:

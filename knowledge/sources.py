@@ -240,6 +240,7 @@ def _raw_id(raw: _Raw) -> str | None:
 
 # A knowledge-base folder's development set of customer questions (`knowledge.calibration`): kept
 # beside the entries so it travels with them, and never read as entries.
+LEARNED_FILE = "learned.yaml"  # the entries approved from customers' questions (knowledge.learned writes it)
 QUESTIONS_FILE = "dev-questions.csv"
 
 
@@ -256,8 +257,9 @@ ARTICLES_DIR = "articles"
 def source_files(path: str | Path) -> list[Path]:
     """The FAQ files at `path` (a file, or every supported file under a folder, outside its articles/)."""
     path = Path(path)
-    if path.is_file():
-        return [path]
+    if path.is_file():  # one FAQ file: the entries learned beside it count too (knowledge.learned)
+        learned = path.with_name(LEARNED_FILE)
+        return [path, learned] if learned.is_file() and learned != path else [path]
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
                       and p != path / QUESTIONS_FILE and p.relative_to(path).parts[0] != ARTICLES_DIR

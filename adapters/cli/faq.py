@@ -184,6 +184,8 @@ def reload(
         raise _fail(f"reload rejected; still serving version {(body.get('version') or {}).get('version')}")
     if response.status_code == 409:
         detail = response.json().get("detail", {})
+        if as_json:
+            sys.stdout.write(json.dumps({"ok": False, **detail}) + "\n")
         print_refusal(detail)
         raise _fail(f"server answered 409: {detail.get('reason', detail)}")
     if response.status_code != 200:

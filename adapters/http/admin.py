@@ -57,7 +57,8 @@ async def export_customer(channel: CHANNEL, user_id: USER_ID, request: Request) 
 async def erase_customer(channel: CHANNEL, user_id: USER_ID, request: Request) -> dict:
     """Delete every key and scrub every value that names the customer, delete the bot's Slack posts holding
     their words and have Redis rewrite its files; answers what was removed and what was not (docs/STAFF_AND_DATA.md).
-    When FAQ alternates held their words, the knowledge base is reloaded (on every worker) without them."""
+    When FAQ alternates (labelled, or approved from topics) held their words, the knowledge base is reloaded (on
+    every worker) without them."""
     found = need_admin_services(request)
     try:
         erased = await run_in_threadpool(found.customers.erase, channel, user_id)
@@ -66,7 +67,7 @@ async def erase_customer(channel: CHANNEL, user_id: USER_ID, request: Request) -
                                  "run it again") from None
     components = request.app.state.components
     erased["knowledge_base_reloaded"] = False
-    if erased["faq_alternates"] and components.kb is not None:
+    if (erased["faq_alternates"] or erased["learned_alternates"]) and components.kb is not None:
         erased["knowledge_base_reloaded"] = (await run_in_threadpool(components.reload_kb)).ok
     return erased
 

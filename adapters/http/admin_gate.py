@@ -33,7 +33,7 @@ from bot.staff import Role
 log = logging.getLogger("frontdesk")
 
 # "/admin/review/export" and "/admin/review/{id}".
-AGENT_PATHS = ("/admin/escalations", "/admin/review", "/admin/stats", "/admin/me",
+AGENT_PATHS = ("/admin/escalations", "/admin/review", "/admin/stats", "/admin/me", "/admin/topics",
                "/admin/saved-replies",  # the console's saved replies (adapters/http/desk_admin.py)
                "/admin/staff/logout")  # signing one's own token out; the rest of /admin/staff is for admins
 # Reads that are audited although they change nothing: they hand personal data out.

@@ -18,7 +18,17 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.channels import rest, slack, telegram, web
-from adapters.http import admin, admin_gate, desk_admin, desk_page, kb_admin, model_admin, predict_api, review_admin
+from adapters.http import (
+    admin,
+    admin_gate,
+    desk_admin,
+    desk_page,
+    kb_admin,
+    model_admin,
+    predict_api,
+    review_admin,
+    topics_admin,
+)
 from adapters.http.address_limit import ClientAddressLimit
 from adapters.http.api_gate import ApiGate
 from adapters.http.model_page import pages as model_pages
@@ -145,6 +155,8 @@ def _add_routes(app: FastAPI, components: Components) -> None:
         app.include_router(module.router)
     app.include_router(admin.router)
     app.include_router(kb_admin.router)  # the knowledge base: reload (gated), check, restore (admins)
+    app.include_router(topics_admin.router)  # topics of unanswered messages, drafts (agents too)
+    app.include_router(topics_admin.entries)  # approved entries into learned.yaml (admins)
     app.include_router(desk_admin.router)  # the console's saved replies and daily numbers
     app.include_router(model_admin.router)  # model deploy, restore, check (admins)
     app.include_router(review_admin.router)  # the review inbox (agents too)

@@ -46,18 +46,16 @@ async def reload_faq(components: ComponentsDep, actor: CurrentActor, request: Re
     """Rebuild from the configured source; 422 with every problem found, old version kept; 409 past a gate."""
     if body is not None and body.gate is not None:
         services = need_admin_services(request)  # a gate's verdict is audited: Redis is needed for it only
-        refused = await run_in_threadpool(_gate, components, body, actor, services)
-        if refused is not None:
-            return refused
+        return await run_in_threadpool(_gated_reload, components, body, actor, services)
     result = await run_in_threadpool(components.reload_kb)
     if not result.ok:
         return JSONResponse(status_code=422, content={"detail": REJECTED, **result.to_dict()})
     return result.to_dict()
 
 
-def _gate(components: Components, body: ReloadBody, actor: Actor, services: AdminServices) -> JSONResponse | None:
-    """The configured source as a preview, through the gate: a 422 response when it has errors, else None (or
-    409 raised by `enforce`)."""
+def _gated_reload(components: Components, body: ReloadBody, actor: Actor, services: AdminServices):
+    """The configured source built as a preview, through the gate (409 from `enforce`), then that very build
+    served: a file edited meanwhile waits for the next reload instead of going live unjudged."""
     kb = components.need("kb")
     try:
         preview = kb.preview()
@@ -66,9 +64,11 @@ def _gate(components: Components, body: ReloadBody, actor: Actor, services: Admi
                                                       "version": kb.status()["version"],
                                                       "errors": [e.to_dict() for e in exc.problems]})
     report = kb_replay(components, preview, days_of(components, body.gate))
-    enforce(services, actor, "faq.reload", preview.version["version"], verdict(components, body.gate, report),
-            report, force=body.force)
-    return None
+    forced = enforce(services, actor, "faq.reload", preview.version["version"],
+                     verdict(components, body.gate, report), report, force=body.force)
+    result = components.reload_kb(preview)
+    forced()
+    return {**result.to_dict(), "replay": report.to_dict()}
 
 
 @router.post("/check")

@@ -144,15 +144,18 @@ def _deploy(components: Components, sync, body: DeployBody, actor: Actor, servic
                               f"{lab['candidate_correct']} right against {lab['serving_correct']} for the serving "
                               "model; nothing changed. Send {\"force\": true} to deploy it anyway.",
                     "check": comparison})
+        forced = None
         if body.gate is not None:
             report = model_replay(components, candidate, days_of(components, body.gate))
             replayed = report.to_dict()
-            enforce(services, actor, "model.deploy", candidate.version,
-                    verdict(components, body.gate, report), report, force=body.force)
+            forced = enforce(services, actor, "model.deploy", candidate.version,
+                             verdict(components, body.gate, report), report, force=body.force)
         try:
             current = sync.deploy(path, candidate)
         except REDIS_ERRORS:
             raise HTTPException(503, "deploy not announced: Redis is not answering") from None
+        if forced is not None:
+            forced()
         if shadow is not None and shadow["path"] == current["path"]:  # promoted: it serves now, no more shadow
             with contextlib.suppress(ShadowRefused, *REDIS_ERRORS):
                 components.shadow_sync.end()

@@ -6,7 +6,8 @@ worker serves, and the candidate is a loaded model or a knowledge base built bes
 one (`KnowledgeBase.preview`). A gate's verdict adds the conversation tests' results, which the
 command line ran on the candidate and sends along (`tests`). A refusal answers 409 with the
 reasons and the replay, and is audited ("model.deploy.refused", "faq.reload.refused"); a deploy
-or reload forced past a failing gate is audited too ("….forced"), beside the action itself.
+or reload forced past a failing gate is audited too ("….forced"), once it has happened, beside the
+action itself.
 """
 
 from __future__ import annotations
@@ -92,18 +93,25 @@ def verdict(components: Components, body: GateBody, report: ReplayReport) -> Gat
 
 
 def enforce(found: AdminServices, actor: Actor, action: str, target: str, judged: GateVerdict, report: ReplayReport,
-            *, force: bool) -> None:
-    """Refuse (409, audited as `ACTION.refused`) a candidate the gate failed, unless forced (audited as
-    `ACTION.forced`); nothing to do when it passed."""
+            *, force: bool) -> Callable[[], None]:
+    """Refuse (409, audited as `ACTION.refused`) a candidate the gate failed, unless forced. Returns what to call
+    once the change has happened: a forced one is audited as `ACTION.forced` then, never before (a change that
+    fails after the gate must not be on record as made); a no-op when the gate passed."""
     if judged.passed:
-        return
+        return lambda: None
     why = "; ".join(judged.reasons)
+    if force:
+        log.warning("gate overridden for %s: %s", action, why)
+        return lambda: _audit(found, actor, f"{action}.forced", f"{target}: {why}")
+    _audit(found, actor, f"{action}.refused", f"{target}: {why}")
+    log.warning("gate refused %s: %s", action, why)
+    raise HTTPException(409, {"reason": f"the gate refused it: {why}; nothing changed. Send "
+                                        "{\"force\": true} (`--force`) to go ahead anyway.",
+                              "gate": judged.to_dict(), "replay": report.to_dict()})
+
+
+def _audit(found: AdminServices, actor: Actor, action: str, target: str) -> None:
     try:
-        found.audit.record(actor.name, f"{action}.{'forced' if force else 'refused'}", f"{target}: {why}")
+        found.audit.record(actor.name, action, target)
     except REDIS_ERRORS:  # a gate decision that cannot be audited is not taken
-        raise HTTPException(503, "nothing changed: the audit log cannot be written, Redis is not answering") from None
-    log.warning("gate %s %s: %s", "overridden for" if force else "refused", action, why)
-    if not force:
-        raise HTTPException(409, {"reason": f"the gate refused it: {why}; nothing changed. Send "
-                                            "{\"force\": true} (`--force`) to go ahead anyway.",
-                                  "gate": judged.to_dict(), "replay": report.to_dict()})
+        raise HTTPException(503, "the audit log cannot be written: Redis is not answering") from None

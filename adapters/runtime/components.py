@@ -26,8 +26,11 @@ from bot.core import Bot, BotHooks
 from bot.errors import REDIS_ERRORS
 from bot.escalation_rules import EscalationRules
 from bot.escalations import EscalationPolicy
+from bot.gaps import Gaps
 from bot.keys import Keys
+from bot.learned import LearnedEntries
 from common.supervise import Supervised, every
+from knowledge.learned import learned_path, write_learned
 
 if TYPE_CHECKING:  # the types only: importing them loads torch and the retrieval stack, done in _load_* instead
     from knowledge.service import KnowledgeBase
@@ -58,6 +61,7 @@ def build_bot(settings: Settings, client: redis.Redis, engine, kb, channels: Cha
                dedup_seconds=settings.dedup_seconds, hours=settings.hours(),
                escalation_retention_s=settings.escalation_retention_days * 86_400,
                review_retention_s=settings.review_days * 86_400, review_confidence=settings.review_confidence,
+               resolution_s=settings.resolution_hours * 3600,
                escalation_policy=EscalationPolicy(per_customer=settings.escalation_rate_limit_pair,
                                                   per_address=settings.escalation_address_limit_pair,
                                                   expire_after_s=settings.escalation_expire_hours * 3600,
@@ -81,6 +85,8 @@ class Components:
     model_sync: ModelSync | None = None  # model deploys and restores on every worker
     shadow_sync: ShadowSync | None = None  # a candidate classifying live messages on every worker, never answering
     tap: ShadowTap | None = None  # the bot's classifier: the engine, and the shadow beside it when one runs
+    learned: LearnedEntries | None = None  # FAQ entries approved from topics, for the fleet (bot.learned)
+    gaps: Gaps | None = None  # topics of unanswered messages and drafts from them (bot.gaps)
     bot: Bot | None = None
     errors: dict[str, str] = field(default_factory=dict)
     channels: ChannelRegistry = field(default_factory=ChannelRegistry)
@@ -131,7 +137,8 @@ class Components:
         """Each part in turn; one that fails for any reason is named in `errors` (so in /readyz) and the log,
         and the parts that do not need it still load."""
         stages = (("redis", self._load_redis), ("model", self._load_model), ("model", self._start_model_sync),
-                  ("index", self._load_kb), ("bot", self._load_bot), ("bot", self._start_shadow_sync))
+                  ("index", self._load_kb), ("bot", self._load_bot), ("bot", self._start_shadow_sync),
+                  ("bot", self._start_gaps))
         try:
             for part, stage in stages:
                 if self._closed.is_set():  # closed while loading: start no more threads
@@ -199,6 +206,9 @@ class Components:
                                     articles_base_url=self.settings.articles_base_url)
             self._built_kb = True
             self.kb.listeners.append(lambda index: metrics.set_faq_version(index.version.short))
+            if self.redis is not None:  # approved entries reach learned.yaml before every read, the first too
+                self.learned = LearnedEntries(self.redis, Keys(self.settings.redis_prefix))
+                self.kb.before_reload = self._write_learned
             result = self.kb.reload()
             if not result.ok:
                 self.errors["index"] = f"{len(result.errors)} problem(s) in {source}: " + "; ".join(
@@ -233,6 +243,23 @@ class Components:
         wait = min(30.0, interval / 2)
         Supervised("reannounce", every(wait, lambda: self.bot.reannounce_unclaimed(interval)), stop=self._closed,
                    stale_after=max(60.0, 3 * wait)).start()
+
+    @property
+    def learned_file(self) -> Path:
+        return learned_path(self.kb.source)
+
+    def _write_learned(self) -> None:
+        if write_learned(self.learned_file, self.learned.all()):
+            log.info("approved FAQ entries written to %s", self.learned_file)
+
+    def _start_gaps(self) -> None:
+        from knowledge.topics import group_texts
+
+        if self.bot is None or self.gaps is not None:
+            return
+        self.gaps = Gaps(self.bot.review, self.bot.store, self.redis, Keys(self.settings.redis_prefix),
+                         group=group_texts, embed=self.kb.embedder.encode,
+                         decide=lambda texts: self.bot.decisions_for(texts, self.engine.predict(texts)))
 
     def _start_shadow_sync(self) -> None:
         if self.bot is None or self.model_sync is None or self.shadow_sync is not None:
@@ -279,9 +306,11 @@ class Components:
 
         threading.Thread(target=run, name="recalibrate", daemon=True).start()
 
-    def reload_kb(self):
-        """Reload the knowledge base here and, when it succeeded, tell every other worker."""
-        result = self.need("kb").reload()
+    def reload_kb(self, preview=None):
+        """Reload the knowledge base here and, when it succeeded, tell every other worker. `preview`: serve this
+        build of the configured source (`KnowledgeBase.preview`, what a gate judged) instead of reading it again."""
+        kb = self.need("kb")
+        result = kb.apply(preview) if preview is not None else kb.reload()
         if result.ok and self.sync is not None:
             self.sync.announce("reload")
         return result

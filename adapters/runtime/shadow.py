@@ -40,7 +40,7 @@ from common.supervise import Supervised
 log = logging.getLogger("frontdesk")
 
 QUEUE = 512  # messages waiting for the shadow; more are skipped (it is a sample, never a backlog)
-BATCH = 32
+BATCH = 8  # messages the candidate classifies at once: a short burst of CPU, never a long one beside the replies
 TIMINGS = 2048  # the most recent per-message times kept for each model's percentiles
 
 
@@ -170,7 +170,9 @@ class Shadow:
                 self.figures.failed += 1
             return
         per_message = (time.perf_counter() - started) * 1000 / len(texts)
-        decided = self.decide(texts + texts, serving + candidate)  # one batch: both versions' decisions
+        # One call for both versions' decisions: the knowledge base embeds each text once, and not at all when the
+        # reply it was classified for has just embedded it (KnowledgeBase.answers keeps the latest ones).
+        decided = self.decide(texts + texts, serving + candidate)
         before, after = decided[:len(texts)], decided[len(texts):]
         with self._mu:
             f = self.figures
