@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from bench._setup import ROOT, WORK, argument_parser
 from bench.load import loadgen, run
@@ -42,17 +41,6 @@ RESULTS = WORK / "shadow.json"
 MODELS = WORK / "dialogue-home" / "models"
 ADMIN_TOKEN = secrets.token_urlsafe(32)
 TARGET = 1.20  # the shadow's p99 over the baseline's, at most
-
-
-def summarise_with_p95(latencies: list[float], errors: int, seconds: float) -> dict:
-    """`loadgen.summarise`, plus p95 (which it does not compute; open_loop keeps its latencies to itself)."""
-    found = loadgen.summarise(latencies, errors, seconds)
-    found["p95_ms"] = float(np.percentile(np.asarray(latencies) * 1000, 95)) if latencies else 0.0
-    return found
-
-
-# open_loop summarises through its module's name for `summarise`: this process's runs get p95 too.
-run.summarise = summarise_with_p95
 
 
 def server_cpu_seconds(pid: int) -> float:

@@ -38,7 +38,8 @@ def summarise(latencies: list[float], errors: int, seconds: float) -> dict:
     ms = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
     return {"requests": len(latencies), "errors": errors, "seconds": round(seconds, 2),
             "rps": len(latencies) / seconds if seconds > 0 else 0.0,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99)),
             "mean_ms": float(ms.mean())}
 
 
