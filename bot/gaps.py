@@ -46,6 +46,7 @@ REACHED_A_PERSON = ("escalated", "answered_by_staff")
 NEGATIVE_LINE = 0.5
 EXAMPLES = 5
 ALTERNATES = 8
+LONGEST = 500  # characters of a question or alternate an approved entry takes (adapters/http/topics_admin.py)
 TOPIC_TTL_S = 7 * DAY
 SAME_TOPIC = 0.45  # cosine similarity: a message of the window before joins the nearest topic above it (trend)
 
@@ -139,12 +140,12 @@ class Gaps:
 
     def _texts(self, since: float, until: float) -> _Texts:
         ids = self.redis.zrangebyscore(self.keys.review("all"), since, until)
-        by_text: dict[str, list[dict]] = {}
+        by_text: dict[str, list[dict]] = {}  # one row per text up to case and spacing; shown as first written
         for item in self.review.items(ids):
             if item.get("reason") in UNANSWERED and item.get("status") != "dismissed" and item.get("text"):
-                by_text.setdefault(item["text"].strip().lower(), []).append(item)
-        texts = list(by_text)
-        items = [by_text[t] for t in texts]
+                by_text.setdefault(" ".join(item["text"].lower().split()), []).append(item)
+        items = list(by_text.values())
+        texts = [its[0]["text"].strip() for its in items]
         return _Texts(texts, [len(i) for i in items], items, self._vectors(texts, items))
 
     def _vectors(self, texts: list[str], items: list[list[dict]]) -> np.ndarray:
@@ -212,8 +213,9 @@ class Gaps:
         centre = vectors.mean(axis=0)
         ranked = [texts[i] for i in np.argsort(-(vectors @ centre), kind="stable")]
         replies = self._staff_replies(items)
-        return {"topic": topic_id, "label": record["label"], "question": ranked[0],
-                "alternates": ranked[1:1 + ALTERNATES], "answer": self._representative(replies),
+        fits = [text for text in ranked if len(text) <= LONGEST] or [ranked[0][:LONGEST]]  # what an entry takes
+        return {"topic": topic_id, "label": record["label"], "question": fits[0],
+                "alternates": fits[1:1 + ALTERNATES], "answer": self._representative(replies),
                 "staff_replies": len(replies)}
 
     def owners(self, topic_id: str, texts: list[str]) -> list[tuple[str, str, str]]:

@@ -31,8 +31,8 @@ from adapters.http import (
 )
 from adapters.http.address_limit import ClientAddressLimit
 from adapters.http.api_gate import ApiGate
-from adapters.http.model_page import pages as model_pages
 from adapters.http.predict_api import PredictShortPath
+from adapters.http.staff_pages import pages as staff_pages
 from adapters.http.validation_errors import validation_error
 from adapters.runtime import metrics
 from adapters.runtime.components import Components, NotReady
@@ -161,8 +161,7 @@ def _add_routes(app: FastAPI, components: Components) -> None:
     app.include_router(model_admin.router)  # model deploy, restore, check (admins)
     app.include_router(review_admin.router)  # the review inbox (agents too)
     app.include_router(review_admin.proposals_router)  # agents' FAQ labels waiting for an admin
-    app.include_router(review_admin.pages)  # its page, /console/review (before the console's /console/{name})
-    app.include_router(model_pages)  # /console/model, the model page (before /console/{name} too)
+    app.include_router(staff_pages)  # /console/review, /model, /gaps: their pages (before the console's /{name})
     app.include_router(desk_page.router)
 
 

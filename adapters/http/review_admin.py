@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path as FilePath
 from typing import Annotated
 
 import redis
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters.http.admin_gate import CurrentActor, require_actor, require_admin
 from adapters.http.dependencies import BotDep, ComponentsDep
-from adapters.http.desk_page import HEADERS
 from bot.review import ReviewError
 from bot.review_proposals import ProposalNotFound
 from bot.staff import Role
@@ -141,23 +139,3 @@ async def label(item_id: Annotated[str, Path(max_length=20)], body: LabelBody, c
     except redis.RedisError:
         raise HTTPException(503, "label not stored: Redis is not answering") from None
     return {"id": item_id, "changed": changed}
-
-
-# The Review page (`/console/review`): static files, public like the console page itself (they hold no data;
-# everything comes from the routes above with the staff member's token). Mounted before the console's own
-# `/console/{name}` route, with the console's security headers.
-pages = APIRouter(tags=["console"], include_in_schema=False)
-STATIC = FilePath(__file__).resolve().parents[1] / "static"
-PAGE_FILES = {"review": ("review.html", "text/html"), "review.js": ("review.js", "text/javascript"),
-              "review.css": ("review.css", "text/css")}
-
-
-def _page_route(url_name: str, file_name: str, media_type: str) -> None:
-    async def serve() -> FileResponse:
-        return FileResponse(STATIC / file_name, media_type=media_type, headers=HEADERS)
-
-    pages.add_api_route(f"/console/{url_name}", serve, methods=["GET"], name=f"review_page_{url_name}")
-
-
-for _name, (_file, _media) in PAGE_FILES.items():
-    _page_route(_name, _file, _media)

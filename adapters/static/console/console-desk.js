@@ -1,6 +1,7 @@
 // Frontdesk staff console, the parts staff keep it open all day for: who is signed in, a live alert
 // when an escalation arrives (title badge and a short sound, toggleable and remembered), the team's
-// saved replies, and charts of the last 30 days drawn as inline SVG (no library, nothing from outside).
+// saved replies, charts of the last 30 days drawn as inline SVG (no library, nothing from outside), and the
+// top unanswered topics of the week, linking to the Gaps page (/console/gaps).
 //
 // console.js owns sign-in and polling; it tells this file what it saw through DOM events
 // ("frontdesk:signed-in", "frontdesk:queue" with the escalation list, "frontdesk:signed-out").
@@ -15,6 +16,8 @@
   const $ = (id) => document.getElementById(id);
   let known = null; // ids of escalations seen so far; null until the first list after signing in
   let chartTimer = null;
+  let topicsTimer = null;
+  const TOP_TOPICS = 5;
   let audio = null;
 
   function token() {
@@ -145,6 +148,9 @@
   const CHARTS = [
     { id: "chart-messages", value: (d) => d.messages, format: (v) => String(v) },
     { id: "chart-containment", value: (d) => d.containment_rate, format: percent, max: 1 },
+    // bot.resolution's rule: conversations the bot finished without staff and the customer did not come back.
+    { id: "chart-resolution", value: (d) => d.resolution_rate, format: percent, max: 1 },
+    { id: "chart-reopen", value: (d) => d.reopen_rate, format: percent, max: 1 },
     { id: "chart-escalation", value: (d) => d.escalation_rate, format: percent, max: 1 },
     { id: "chart-csat", value: (d) => d.csat_average, format: (v) => v.toFixed(1), min: 1, max: 5 },
   ];
@@ -208,15 +214,41 @@
     chartTimer = setTimeout(loadCharts, result && result.ok ? CHART_MS : 3000);
   }
 
+  // ------------------------------------------------------------------ top unanswered topics
+  // The week's topics of unanswered messages, most impact first (/admin/topics, built on the server and kept
+  // there for half a minute): label and size, each a link to the Gaps page opened on that topic.
+  async function loadTopics() {
+    clearTimeout(topicsTimer);
+    if (!token()) return;
+    const result = await api("GET", "/admin/topics?days=7").catch(() => null);
+    const list = $("top-topics");
+    if (result && result.ok && Array.isArray(result.data)) {
+      const items = result.data.slice(0, TOP_TOPICS).map((topic) => {
+        const li = el("li");
+        li.dataset.topic = topic.id;
+        const link = el("a", "topic-link", topic.label || "(no label)");
+        link.href = `/console/gaps#${encodeURIComponent(topic.id)}`;
+        li.append(link, el("span", "count", topic.size));
+        return li;
+      });
+      list.replaceChildren(...(items.length ? items : [el("li", "muted", "None this week.")]));
+    } else if (!list.children.length) {
+      list.replaceChildren(el("li", "muted", "Topics are unavailable."));
+    }
+    topicsTimer = setTimeout(loadTopics, result && result.ok ? CHART_MS : 3000);
+  }
+
   // ------------------------------------------------------------------ start
   document.addEventListener("frontdesk:signed-in", () => {
     known = null;
     loadMe();
     loadSaved();
     loadCharts();
+    loadTopics();
   });
   document.addEventListener("frontdesk:signed-out", () => {
     clearTimeout(chartTimer);
+    clearTimeout(topicsTimer);
     known = null;
     document.title = TITLE;
     $("alert").hidden = true;
