@@ -1,8 +1,9 @@
 """What customers ask that the bot cannot answer: topics of the unanswered messages, and an entry drafted from one.
 
 The messages are the review inbox's (`bot.review`) of a window of days, for every reason the bot
-did not answer: a fallback, suggestions instead of an answer, an escalation, a low-confidence
-answer, a message staff answered by hand; dismissed items are left out. Each keeps the masked
+did not answer: a fallback, suggestions instead of an answer that the customer did not take (their
+next message was not one of them), an escalation, a low-confidence answer, a message staff answered
+by hand; dismissed items are left out. Each keeps the masked
 text, its conversation, its negative score and the embedding retrieval computed for it, so
 grouping them (`group`, knowledge.topics through the wiring layer) embeds only the few that have
 none (an escalation decided before the search).
@@ -141,12 +142,40 @@ class Gaps:
     def _texts(self, since: float, until: float) -> _Texts:
         ids = self.redis.zrangebyscore(self.keys.review("all"), since, until)
         by_text: dict[str, list[dict]] = {}  # one row per text up to case and spacing; shown as first written
-        for item in self.review.items(ids):
-            if item.get("reason") in UNANSWERED and item.get("status") != "dismissed" and item.get("text"):
+        found = [item for item in self.review.items(ids) if item.get("reason") in UNANSWERED
+                 and item.get("status") != "dismissed" and item.get("text")]
+        clicked = self._clicked([item for item in found if item["reason"] == "suggested"])
+        for item in found:
+            if item["id"] not in clicked:
                 by_text.setdefault(" ".join(item["text"].lower().split()), []).append(item)
         items = list(by_text.values())
         texts = [its[0]["text"].strip() for its in items]
         return _Texts(texts, [len(i) for i in items], items, self._vectors(texts, items))
+
+    def _clicked(self, suggested: list[dict]) -> set[str]:
+        """The ids of suggested items whose customer took one of the suggestions (their next message was one of
+        them, as a click sends it): answered after all, so no gap. One transcript read per conversation."""
+        conversations = sorted({_conversation(item) for item in suggested})
+        if not conversations:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for conversation in conversations:
+            pipe.lrange(self.keys.conv(conversation, "history"), 0, -1)
+        histories = {c: [json.loads(e) for e in events] for c, events in zip(conversations, pipe.execute(),
+                                                                              strict=True)}
+        clicked = set()
+        for item in suggested:
+            offered: list[str] | None = None
+            for event in histories[_conversation(item)]:
+                if float(event.get("at", 0)) < float(item.get("at", 0)) - 1:
+                    continue
+                if offered is None and event.get("role") == "bot" and event.get("suggestions"):
+                    offered = [" ".join(str(s).lower().split()) for s in event["suggestions"]]
+                elif offered is not None and event.get("role") == "customer":
+                    if " ".join(str(event.get("text", "")).lower().split()) in offered:
+                        clicked.add(item["id"])
+                    break
+        return clicked
 
     def _vectors(self, texts: list[str], items: list[list[dict]]) -> np.ndarray:
         """Each text's embedding as retrieval stored it with one of its items; the missing ones embedded now."""
