@@ -43,12 +43,6 @@ ADMIN_TOKEN = secrets.token_urlsafe(32)
 TARGET = 1.20  # the shadow's p99 over the baseline's, at most
 
 
-def server_cpu_seconds(pid: int) -> float:
-    """CPU time of the server process and its children (uvicorn's workers), threads included."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return sum(loadgen.cpu_seconds(p) for p in [pid, *map(int, children)])
-
-
 def warm_up(url: str, count: int, tag: str) -> None:
     """`count` messages from senders of their own, one at a time, unmeasured (never open_loop's `load-N` ids)."""
     texts = run.questions()
@@ -110,9 +104,9 @@ def measure(label: str, model: Path, candidate: Path | None, args) -> dict:
         messages = int(args.rate * args.seconds)
         customers = args.customers or messages  # 0: a sender of its own for every message
         before_sums = run.server_sums(httpx.get(f"{url}/metrics", timeout=10).text)
-        cpu, load_before = server_cpu_seconds(server.pid), loadgen.load_average()
+        cpu, load_before = loadgen.server_cpu_seconds(server.pid), loadgen.load_average()
         result = asyncio.run(run.open_loop(url, args.rate, args.seconds, customers, 30, server.pid))
-        result["server_cpu_s"] = round(server_cpu_seconds(server.pid) - cpu, 2)
+        result["server_cpu_s"] = round(loadgen.server_cpu_seconds(server.pid) - cpu, 2)
         result["time"] = run.where_time_went(before_sums, run.server_sums(httpx.get(f"{url}/metrics", timeout=10).text))
         result["load_average"] = {"before": load_before, "after": loadgen.load_average()}
         if shadow is not None:

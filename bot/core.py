@@ -23,7 +23,7 @@ from bot.effects import EffectRunner, EscalationNotifier, RelayNotifier
 from bot.errors import REDIS_ERRORS, refused_write
 from bot.escalation_rules import EscalationRules
 from bot.escalations import Escalation, EscalationPolicy, EscalationQueue, StaffResult
-from bot.events import BotObserver, QuietObserver
+from bot.events import BotObserver, QuietObserver, Stage
 from bot.hours import BusinessHours
 from bot.keys import Keys
 from bot.messages import InboundMessage, Reply
@@ -105,7 +105,7 @@ class Bot:
         self._dispatcher = Dispatcher(client, keys, self.responder.respond, lease_ms=lease_ms,
                                       retention_s=dedup_seconds, on_swept=self.delivery.deliver_swept,
                                       tracks_delivery=self.delivery.tracks, on_effects=effects.run,
-                                      sweep_min_age=sweep_min_age)
+                                      sweep_min_age=sweep_min_age, observer=hooks.observer)
 
     # ------------------------------------------------------------------ customers
     def receive(self, message: InboundMessage) -> Handled:
@@ -121,7 +121,9 @@ class Bot:
         """
         handled = self.handle(message)
         if handled.queued and self.delivery.tracks(message):
+            started = time.perf_counter()
             handled.delivered = self.delivery.deliver(message, handled)
+            self.observer.stage(Stage.DELIVER, time.perf_counter() - started)
         if handled.queued and not handled.duplicate:
             self.observer.message(message.channel)
         return handled

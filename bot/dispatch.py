@@ -43,6 +43,7 @@ from bot import dispatch_scripts as scripts
 from bot import lease as leases
 from bot.effects import Effect
 from bot.errors import REDIS_ERRORS
+from bot.events import BotObserver, QuietObserver, Stage
 from bot.keys import Keys
 from bot.lease import Lease, LeaseLost, Renewer
 from bot.messages import InboundMessage, Reply
@@ -95,7 +96,7 @@ class Handled:
 class Dispatcher:
     def __init__(self, client: redis.Redis, keys: Keys, handler: Handler, *, lease_ms: int = 30_000,
                  retention_s: int = 86_400, wait_timeout: float = 30.0, on_swept: SweptHook | None = None,
-                 tracks_delivery: Callable[[InboundMessage], bool] | None = None,
+                 tracks_delivery: Callable[[InboundMessage], bool] | None = None, observer: BotObserver | None = None,
                  on_effects: EffectsHook | None = None, sweep_min_age: float = 1.0):
         self.redis = client
         self.keys = keys
@@ -119,6 +120,7 @@ class Dispatcher:
         self.tracks_delivery = tracks_delivery
         # Runs the side effects a handler returned in an `Outcome`, once committed (see there). None: dropped.
         self.on_effects = on_effects
+        self.observer = observer or QuietObserver()  # the intake, lease and commit stages' times (metrics)
         self._release = client.register_script(scripts.RELEASE)
         self._enqueue = client.register_script(scripts.ENQUEUE)
         self._next = client.register_script(scripts.NEXT)
@@ -143,9 +145,11 @@ class Dispatcher:
         seen = self.keys.seen(conversation, seen_id)
         # Marked before it is queued (another slot, so not in the same script): a marker without work is
         # harmless (the sweeper drops it), work without a marker would wait for the conversation's next message.
+        started = time.perf_counter()
         self.redis.zadd(self.keys.pending(), {conversation: time.time()})
         first = self._enqueue(keys=[seen, self.keys.conv(conversation, "inbox")],
                               args=[uid, seen_ttl, json.dumps({"uid": uid, "message": message.to_dict()})])
+        self.observer.stage(Stage.INTAKE, time.perf_counter() - started)
         first_uid = first.decode() if isinstance(first, bytes) else str(first) if first is not None else None
         if first_uid == uid:  # our own intake, retried by the client after it had succeeded
             return Handled(self._wait(uid, message), uid=uid, conversation=conversation)
@@ -160,8 +164,9 @@ class Dispatcher:
         mine: dict[str, list[Reply]] = {}
         while True:
             token = uuid.uuid4().hex  # the lease free: drain the conversation ourselves, ours among its messages
+            started = time.perf_counter()
             if self.redis.set(lock, token, nx=True, px=self.lease_ms):
-                self._drain_held(conversation, Lease(lock, token), results=mine)
+                self._drain_held(conversation, Lease(lock, token), results=mine, took=time.perf_counter() - started)
             if uid in mine:  # handled by this very call: no need to read it back
                 return mine[uid]
             stored = self.redis.get(self.keys.result(conversation, uid))
@@ -173,10 +178,10 @@ class Dispatcher:
             self.redis.blpop([self.keys.done(conversation, uid)], timeout=0.25)
 
     def _drain_held(self, conversation: str, lease: Lease, *, swept: bool = False,
-                    results: dict[str, list[Reply]] | None = None) -> bool:
+                    results: dict[str, list[Reply]] | None = None, took: float = 0.0) -> bool:
         """Handle the conversation's messages in order while `lease` is ours; True once nothing is left.
 
-        `results` collects the replies committed here by uid (a waiter then needs no read-back).
+        `results` collects the replies committed here by uid (a waiter then needs no read-back); `took`: lease seconds.
         """
         inbox = self.keys.conv(conversation, "inbox")
         processing = self.keys.conv(conversation, "processing")
@@ -186,7 +191,9 @@ class Dispatcher:
             if swept:
                 self._run_leftover_effects(conversation)
             while True:
+                started = time.perf_counter()
                 got = self._next(keys=[lease.key, processing, inbox], args=[lease.token])
+                took += time.perf_counter() - started
                 if not got:
                     released = True  # by the script, with nothing left
                     return True
@@ -200,13 +207,10 @@ class Dispatcher:
                     self._commit_fenced(lease, conversation, uid, "")
                     continue
                 message = InboundMessage.from_dict({**item["message"], "uid": uid})
+                self.observer.stage(Stage.LEASE, took)
+                took = 0.0
                 replies, effects = self._run_handler(conversation, lease, message)
-                committed = replies is not None and self._commit_fenced(
-                    lease, conversation, uid, json.dumps([r.to_dict() for r in replies]),
-                    json.dumps(item) if self._tracked(message) else "",
-                    json.dumps({"message": item["message"], "effects": [e.to_dict() for e in effects]})
-                    if effects else "")
-                if not committed:
+                if replies is None or not self._commit_handled(lease, conversation, item, message, replies, effects):
                     # Someone else holds the conversation now and handles this message again: our result is
                     # discarded, and we touch nothing more of this conversation.
                     lease.lost.set()
@@ -215,8 +219,6 @@ class Dispatcher:
                     return False
                 if results is not None:
                     results[uid] = replies
-                if effects:
-                    self._run_effects(conversation, uid, message, effects)
                 if (swept or recovered) and self.on_swept is not None:
                     try:
                         self.on_swept(uid, message, replies)  # delivery of swept results: see `on_swept`
@@ -247,6 +249,19 @@ class Dispatcher:
         finally:
             leases.current.reset(fence)
         return (outcome.replies, outcome.effects) if isinstance(outcome, Outcome) else (outcome, [])
+
+    def _commit_handled(self, lease: Lease, conversation: str, item: dict, message: InboundMessage,
+                        replies: list[Reply], effects: list[Effect]) -> bool:
+        """The commit stage: replies and effects committed under `lease` (False: it is lost), then the effects run."""
+        started = time.perf_counter()
+        left = json.dumps({"message": item["message"], "effects": [e.to_dict() for e in effects]}) if effects else ""
+        if not self._commit_fenced(lease, conversation, message.uid, json.dumps([r.to_dict() for r in replies]),
+                                   json.dumps(item) if self._tracked(message) else "", left):
+            return False
+        if effects:
+            self._run_effects(conversation, message.uid, message, effects)
+        self.observer.stage(Stage.COMMIT, time.perf_counter() - started)
+        return True
 
     def _tracked(self, message: InboundMessage) -> bool:
         """Whether the message's answers are noted undelivered at commit, for the sweeper to push if need be."""

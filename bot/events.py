@@ -18,6 +18,18 @@ class FaqOutcome(StrEnum):
     SUGGEST = "suggest"
 
 
+class Stage(StrEnum):
+    """Where a handled customer message spends its time (`BotObserver.stage`), in the order it passes them."""
+
+    INTAKE = "intake"  # the dispatcher's intake: the pending marker and the intake script (bot.dispatch)
+    LEASE = "lease"  # taking the conversation's lease, and the message from its inbox under it
+    CLASSIFY = "classify"  # the intent model (`Classifier.predict_one`)
+    RETRIEVE = "retrieve"  # the knowledge base (`Answerer.answer`)
+    DECIDE = "decide"  # the rest of the responder's work: transcript, rules, rate limit, templates
+    COMMIT = "commit"  # the fenced commit of the replies and effects, and running the effects
+    DELIVER = "deliver"  # sending the replies to a push channel's output (bot.delivery)
+
+
 class BotObserver(ABC):
     @abstractmethod
     def message(self, channel: str) -> None:
@@ -63,6 +75,11 @@ class BotObserver(ABC):
     def rating(self, rating: int, channel: str) -> None:
         """A customer rated the help they got from staff (bot.csat)."""
 
+    @abstractmethod
+    def stage(self, name: Stage, seconds: float) -> None:
+        """A handled customer message spent `seconds` in stage `name`; a stage it skipped is not reported (no
+        retrieve for small talk, no deliver on a channel without a push output)."""
+
 
 class QuietObserver(BotObserver):
     """Reports nowhere: the default, and a base for tests that watch one event."""
@@ -98,4 +115,7 @@ class QuietObserver(BotObserver):
         pass
 
     def rating(self, rating: int, channel: str) -> None:
+        pass
+
+    def stage(self, name: Stage, seconds: float) -> None:
         pass

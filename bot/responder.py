@@ -37,7 +37,7 @@ from bot.effects import (
 )
 from bot.escalation_rules import EscalationRules
 from bot.escalations import EscalationQueue, EscalationStatus
-from bot.events import BotObserver, FaqOutcome
+from bot.events import BotObserver, FaqOutcome, Stage
 from bot.hours import BusinessHours
 from bot.messages import InboundMessage, Reply, Source
 from bot.protocols import Answerer, Classifier
@@ -70,6 +70,9 @@ class Turn:
     recent: RecentAnswers = field(default_factory=RecentAnswers)
     topic: str = ""
     answer: str = ""
+    # Seconds in the intent model and the knowledge base (None: not asked), for the stage times (bot.events.Stage).
+    classify_s: float | None = None
+    retrieve_s: float | None = None
 
     @property
     def conversation(self) -> str:
@@ -103,6 +106,7 @@ class Responder:
 
     def respond(self, message: InboundMessage) -> Outcome:
         """The replies to `message`, recorded in its transcript, with the effects to commit beside them."""
+        started = time.perf_counter()
         conversation = message.conversation_key
         if self.store.begin(conversation, message.uid):
             log.warning("re-handling a message whose first attempt died", extra={"conversation": conversation})
@@ -119,7 +123,16 @@ class Responder:
         replies = self._replies(turn)
         for reply in replies:
             self.store.append_reply(conversation, reply, to=message.user_id)
+        self._report_stages(turn, time.perf_counter() - started)
         return Outcome(replies, turn.effects)
+
+    def _report_stages(self, turn: Turn, seconds: float) -> None:
+        """The message's classify and retrieve times, where it had them, and the rest of `seconds` as decide."""
+        for stage, spent in ((Stage.CLASSIFY, turn.classify_s), (Stage.RETRIEVE, turn.retrieve_s)):
+            if spent is not None:
+                self.observer.stage(stage, spent)
+                seconds -= spent
+        self.observer.stage(Stage.DECIDE, seconds)
 
     def _replies(self, turn: Turn) -> list[Reply]:
         message = turn.message
@@ -163,7 +176,9 @@ class Responder:
         command = message.text.strip().lower()
         if command == "/human":
             return self._escalate(turn, "asked_for_human")
+        started = time.perf_counter()
         result = self.nlu.predict_one(message.text)
+        turn.classify_s = time.perf_counter() - started
         intent = CHAT_COMMANDS.get(command, result.intent)
         negative = float(result.sentiment_scores.get("negative", 0.0))
         trail = self.store.push_sentiment(conversation, negative)
@@ -186,7 +201,11 @@ class Responder:
             self.review.note_answer(message, result)
             turn.answer = intent_topic(intent)  # an intent's own reply: its answer id, as `decisions_for` names it
             return [Reply(canned)]
-        decision = self.kb.answer(message.text, result) if self.kb is not None else None
+        decision = None
+        if self.kb is not None:
+            started = time.perf_counter()
+            decision = self.kb.answer(message.text, result)
+            turn.retrieve_s = time.perf_counter() - started
         # Negative but below the escalation line: the answer comes with an apology first.
         apology = [Reply(self.templates.say("apology"))] if self.rules.apologise(negative) else []
         if decision is not None and decision.kind == "answer":

@@ -34,6 +34,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time of the server process and its children (uvicorn's workers), threads included."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(cpu_seconds(p) for p in [pid, *map(int, children)])
+
+
 def summarise(latencies: list[float], errors: int, seconds: float) -> dict:
     ms = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
     return {"requests": len(latencies), "errors": errors, "seconds": round(seconds, 2),
