@@ -3,9 +3,9 @@
 Rule: two messages share a topic when the average cosine distance between their groups'
 sentence embeddings stays under `DISTANCE` (scikit-learn's agglomerative clustering, average
 linkage, no fixed number of topics). Up to `EXACT_LIMIT` distinct texts are clustered directly;
-more (100k messages) are first cut into `EXACT_LIMIT` cells by FAISS's spherical k-means and the
-cells' centroids are clustered the same way, so the time grows with the messages, not their
-square. A topic needs `min_size` messages (counted with their `weights`, how often each text came).
+more (100k messages) are first cut into cells by FAISS's spherical k-means, and the cells are
+clustered the same way by the average distance between their members, so the time grows with the
+messages, not their square. A topic needs `min_size` messages (counted with their `weights`, how often each text came).
 
 A topic's label is its top terms by class-based TF-IDF (c-TF-IDF): a term's share of the topic's
 words, times the log of how rare it is across all topics, so "gift · wrap" names a topic of gift
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DISTANCE = 0.55  # cosine distance; chosen with bench/topics.py on held-out intents (docs/BENCHMARKS.md "Topics")
+DISTANCE = 0.65  # cosine distance; chosen by bench.topics on tuning intents (docs/BENCHMARKS.md "Topics of unanswered")
 EXACT_LIMIT = 3000  # distinct texts clustered directly; above, k-means cells first
 LABEL_TERMS = 3
 _MASKS = {"number", "email", "url"}
@@ -46,13 +46,18 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
 
 
 def _agglomerate(vectors: np.ndarray, distance: float) -> np.ndarray:
+    """Average-linkage clusters of `vectors` (unit length, or cells' mean vectors: see `cluster`)."""
     from sklearn.cluster import AgglomerativeClustering
 
     if len(vectors) == 1:
         return np.zeros(1, dtype=int)
-    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+    # 1 - dot product: the cosine distance of unit vectors; for two cells' mean vectors, the average cosine distance
+    # between their members, so cells merge exactly when their texts would on average.
+    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    np.fill_diagonal(distances, 0.0)
+    model = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
                                     distance_threshold=distance)
-    return model.fit_predict(vectors)
+    return model.fit_predict(distances)
 
 
 def cluster(vectors: np.ndarray, distance: float = DISTANCE, exact_limit: int = EXACT_LIMIT) -> np.ndarray:
@@ -70,7 +75,10 @@ def cluster(vectors: np.ndarray, distance: float = DISTANCE, exact_limit: int = 
     _, cells = kmeans.index.search(vectors, 1)
     cells = cells[:, 0]
     used = np.unique(cells)
-    cell_clusters = _agglomerate(_normalised(kmeans.centroids[used]), distance)
+    # Each cell by the mean of its members, not normalised: a normalised centroid is nearer its neighbours than
+    # its members are, so cells compared that way merge far more than the same texts would directly.
+    means = np.stack([vectors[cells == cell].mean(axis=0) for cell in used])
+    cell_clusters = _agglomerate(means, distance)
     lookup = np.zeros(cells_wanted, dtype=int)
     lookup[used] = cell_clusters
     return lookup[cells]
