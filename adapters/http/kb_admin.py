@@ -86,6 +86,9 @@ def _check(components: Components, body: CheckBody) -> dict:
     except KnowledgeBaseError as exc:
         raise HTTPException(422, {"reason": f"{body.candidate or kb.source}: {REJECTED}",
                                   "errors": [e.to_dict() for e in exc.problems]}) from None
+    except (OSError, ValueError) as exc:  # a name the OS refuses (too long, a NUL byte): not a knowledge base
+        raise HTTPException(422, {"reason": f"candidate: not a usable file or folder name ({type(exc).__name__}); "
+                                            "nothing changed", "errors": []}) from None
     serving = kb.index
     found = {"serving": serving.version.to_dict(), "candidate": preview.version,
              "contents": {"serving": serving.summary, "candidate": preview.index.summary},

@@ -29,7 +29,7 @@ from typing import Annotated
 import redis
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.http.admin_gate import Actor, CurrentActor, require_admin
 from adapters.http.dependencies import AdminServices, AdminServicesDep, ComponentsDep
@@ -67,6 +67,8 @@ def compare(components: Components, candidate) -> dict:
 
 
 class DeployBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # every field is optional: a misspelt one must not mean "promote"
+
     path: Annotated[str | None, Field(min_length=1, max_length=4096, description=(
         "Model directory on the workers; absent: the running shadow model, promoted."))] = None
     force: bool = Field(default=False, description="Deploy even if worse on labelled items, or refused by the gate.")

@@ -112,7 +112,8 @@ def test_a_fallback_killed_mid_way_counts_once_toward_escalation(redis_server):
         assert bot.store.meta(conversation)["fallbacks"] == "1"  # not 2: the dead attempt was undone first
         assert len(client.lrange(keys.conv(conversation, "sentiment"), 0, -1)) == 1
         assert [e["role"] for e in bot.store.history(conversation)] == ["customer", "unanswered", "bot"]
-        assert counts(bot, store) == {"messages": 1, "fallbacks": 1}
+        assert {k: v for k, v in counts(bot, store).items() if k in ("messages", "fallbacks")} == {
+            "messages": 1, "fallbacks": 1}
         # The rate limit counted the message once too, across every window the run may have straddled.
         windows = list(client.scan_iter(match=keys.rate("rest", "dave", "[0-9]*")))  # numbered windows only
         assert sum(int(client.get(window)) for window in windows) == 1
