@@ -4,8 +4,8 @@ The file sits in the knowledge folder (beside the FAQ file when FRONTDESK_KB nam
 and is read like any FAQ file. Frontdesk writes it: every worker writes the fleet's approved
 entries into its own copy before it reloads (`write_learned`), so a worker on another machine
 serves them too. Rule: the file is written only when what it would hold changed, atomically (a
-temporary file renamed over it), so a reload never reads half of it. An approved entry is removed
-through the admin API, not by editing the file, which the next reload would write again.
+temporary file renamed over it), so a reload never reads half of it, and removed when no entry is
+approved; a learned.yaml Frontdesk did not write (without its header) is never touched.
 """
 
 from __future__ import annotations
@@ -30,20 +30,27 @@ def learned_path(source: str | Path) -> Path:
 
 
 def render(entries: list[dict]) -> str:
-    if not entries:
-        return HEADER + "[]\n"
     return HEADER + yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=1000)
 
 
 def write_learned(path: Path, entries: list[dict]) -> bool:
-    """Write `entries` to `path` when that changes it; True when written. No entries and no file: nothing."""
-    text = render(entries)
+    """Make `path` hold `entries` when that changes it; True when it changed. A file Frontdesk did not write (it
+    lacks the header) is never touched: `LearnedFileTaken`. No entries: our file is removed."""
     try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
+        current: str | None = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        if not entries:
+        current = None
+    if current is not None and not current.startswith(HEADER):
+        raise LearnedFileTaken(f"{path} was not written by Frontdesk; approved entries are not written over it "
+                               "(rename it)")
+    if not entries:
+        if current is None:
             return False
+        path.unlink()
+        return True
+    text = render(entries)
+    if current == text:
+        return False
     handle, temporary = tempfile.mkstemp(prefix=".learned-", suffix=".yaml", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -54,3 +61,7 @@ def write_learned(path: Path, entries: list[dict]) -> bool:
             os.unlink(temporary)
         raise
     return True
+
+
+class LearnedFileTaken(RuntimeError):
+    """A learned.yaml someone else wrote: Frontdesk leaves it as it is."""

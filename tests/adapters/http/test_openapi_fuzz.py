@@ -12,6 +12,7 @@ routes answer 404 with a reason); their hostile bodies are fuzzed with valid sig
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import uuid
@@ -38,11 +39,12 @@ DEMO_KB = REPO_ROOT / "knowledge" / "demo"
 @pytest.fixture(scope="module")
 def base_url(tiny_model, redis_server, tmp_path_factory):
     home = tmp_path_factory.mktemp("fuzz-home")
+    kb = shutil.copytree(DEMO_KB, home / "kb")  # a copy: an entry the fuzzer gets approved lands in its learned.yaml
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_server({"FRONTDESK_MODEL_DIR": str(tiny_model), "REDIS_URL": f"unix://{redis_server.socket_file}",
                             "FRONTDESK_REDIS_PREFIX": f"fuzz-{uuid.uuid4().hex[:6]}", "FRONTDESK_ADMIN_TOKEN": TOKEN,
-                            "FRONTDESK_HOME": str(home), "FRONTDESK_KB": str(DEMO_KB), "FRONTDESK_DEVICE": "cpu",
+                            "FRONTDESK_HOME": str(home), "FRONTDESK_KB": str(kb), "FRONTDESK_DEVICE": "cpu",
                             "FRONTDESK_RATE_LIMIT": "100000/60", "FRONTDESK_CHAT_TOKEN": CHAT_TOKEN}, port,
                            home / "server.log")
     try:
