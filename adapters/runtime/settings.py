@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     gate_max_changed: float = Field(default=0.10, ge=0, le=1, validation_alias="FRONTDESK_GATE_MAX_CHANGED")
     # A shadow model (`/admin/model/shadow`) works at most this share of its thread's time: the rest is the
     # customers' (adapters/runtime/shadow.py).
-    shadow_budget: float = Field(default=0.25, gt=0, le=1, validation_alias="FRONTDESK_SHADOW_BUDGET")
+    shadow_budget: float = Field(default=0.1, gt=0, le=1, validation_alias="FRONTDESK_SHADOW_BUDGET")
     admin_token: SecretStr | None = Field(default=None, validation_alias="FRONTDESK_ADMIN_TOKEN")
     device: str = Field(default="auto", validation_alias="FRONTDESK_DEVICE")
     # auto: onnxruntime when the model directory holds an ONNX export and the device is the CPU.
