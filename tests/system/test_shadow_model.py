@@ -22,23 +22,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import INTENT_ROWS, SENTIMENT_ROWS, trained_once, write_csv
 from tests.support.rest import CHAT_AUTH, CHAT_TOKEN
 from tests.support.serverutil import free_port, start_server, stop_server, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ADMIN_TOKEN = "shadow-admin-token-0123456789abcdef0123"
-# The candidate (as in tests/system/test_model_deploy.py): intents the tiny model does not have, so the two
-# disagree on every order or refund question, and agree on greetings and out-of-scope questions.
-SECOND_ROWS = {
-    "cancel_order": ["cancel my order", "i want to cancel", "please cancel the purchase", "stop my order",
-                     "cancel it now", "don't send my order"],
-    "change_address": ["change my delivery address", "i moved, update my address", "ship to a new address",
-                       "wrong address on my order", "update shipping address", "new address please"],
-    "greet": INTENT_ROWS["greet"],
-    "oos": INTENT_ROWS["oos"],
-}
 FAQ = [{"id": "hours", "question": "When are you open?", "answer": "9 to 5.",
         "alternates": ["opening hours", "what time do you close"]},
        {"id": "refunds", "question": "How do I get a refund?", "answer": "From your account, within 30 days.",
@@ -50,24 +39,6 @@ FIXED = ["When are you open?", "how do i get a refund", "hello", "where is my or
 # from both; "where is my order", the refund and cancel questions: intents the other model does not have.
 LOAD = ["hello", "where is my order", "how do i get a refund", "hi there", "cancel my order", "opening hours",
         "i want my money back", "what is the capital of france", "track my package", "change my delivery address"]
-
-
-@pytest.fixture(scope="module")
-def second_model(tmp_path_factory) -> Path:
-    from nlu.data import read_labelled_csv
-    from nlu.fit import fit
-    from nlu.train import TrainConfig
-
-    config = TrainConfig(epochs=2, batch_size=8, max_steps=6, dev_fraction=0.2, lr=1e-4, device="cpu", seed=5)
-
-    def build(out: Path) -> None:
-        data = out.parent / f"{out.name}-data"
-        data.mkdir(parents=True, exist_ok=True)
-        intents = write_csv(data / "intents.csv", "intent", SECOND_ROWS)
-        sentiment = write_csv(data / "sentiment.csv", "sentiment", SENTIMENT_ROWS)
-        fit(read_labelled_csv(intents, "intent"), read_labelled_csv(sentiment, "sentiment"), out, config)
-
-    return trained_once(tmp_path_factory, "shadow-second", repr((SECOND_ROWS, config)), build)
 
 
 def admin(url: str, method: str, path: str, body: dict | None = None) -> httpx.Response:
