@@ -22,6 +22,9 @@ from enum import StrEnum
 
 SAMPLES = 5  # examples shown per kind of change
 MOST_TEXTS = 20_000  # distinct texts replayed at most: the most frequent
+# Texts decided by both versions in turn: the second finds what the first just computed for the same texts still at
+# hand (the knowledge base keeps the latest questions' embeddings), and no version holds 20,000 results at once.
+CHUNK = 256
 
 
 class Choice(StrEnum):
@@ -102,8 +105,12 @@ def replay(asked: Counter[str], serving: Decide, candidate: Decide, *, days: int
     """Every text in `asked` (text -> times) through both versions; see the module docstring."""
     texts = [(text, count) for text, count in asked.most_common(most) if text and not text.startswith("/")]
     report = ReplayReport(days, messages=sum(count for _, count in texts), texts=len(texts))
-    words = [text for text, _ in texts]
-    for (text, count), old, new in zip(texts, serving(words), candidate(words), strict=True):
+    decided = []
+    for start in range(0, len(texts), CHUNK):  # both versions in turn, a chunk at a time (see CHUNK)
+        chunk = texts[start:start + CHUNK]
+        words = [text for text, _ in chunk]
+        decided += zip(chunk, serving(words), candidate(words), strict=True)
+    for (text, count), old, new in decided:
         kind = change(old, new)
         if kind is None:
             continue

@@ -28,7 +28,6 @@ from bot.replay import BotDecision, Decide, GateVerdict, ReplayReport, gate, rep
 
 log = logging.getLogger("frontdesk")
 
-CHUNK = 256  # texts classified at a time: a long replay never holds every result of 20,000 texts twice
 
 
 class TestsRun(BaseModel):
@@ -58,14 +57,21 @@ def traffic(components: Components, days: int) -> Counter[str]:
 
 def _deciding(classify: Callable[[list[str]], list], decide: Callable[[list[str], list], list[BotDecision]]
               ) -> Decide:
-    def run(texts: list[str]) -> list[BotDecision]:
-        out: list[BotDecision] = []
-        for start in range(0, len(texts), CHUNK):
-            chunk = texts[start:start + CHUNK]
-            out += decide(chunk, classify(chunk))
-        return out
+    return lambda texts: decide(texts, classify(texts))
 
-    return run
+
+class _ClassifiedOnce:
+    """One model's results for the chunk both versions decide in turn (`bot.replay.replay`): computed once."""
+
+    def __init__(self, classify: Callable[[list[str]], list]):
+        self.classify = classify
+        self.texts: list[str] | None = None
+        self.results: list = []
+
+    def __call__(self, texts: list[str]) -> list:
+        if texts != self.texts:
+            self.texts, self.results = list(texts), self.classify(texts)
+        return self.results
 
 
 def model_replay(components: Components, candidate, days: int) -> ReplayReport:
@@ -78,9 +84,9 @@ def model_replay(components: Components, candidate, days: int) -> ReplayReport:
 def kb_replay(components: Components, preview, days: int) -> ReplayReport:
     """The traffic through the serving knowledge base and through `preview` (a candidate), same model."""
     bot, engine = components.need("bot"), components.need("engine")
-    return replay(traffic(components, days), _deciding(engine.predict, bot.decisions_for),
-                  _deciding(engine.predict, lambda texts, results: bot.decisions_for(texts, results, preview)),
-                  days=days)
+    classify = _ClassifiedOnce(engine.predict)  # the same model for both versions
+    return replay(traffic(components, days), _deciding(classify, bot.decisions_for),
+                  _deciding(classify, lambda texts, results: bot.decisions_for(texts, results, preview)), days=days)
 
 
 def days_of(components: Components, body: GateBody | None, days: int | None = None) -> int:
