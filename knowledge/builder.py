@@ -29,14 +29,15 @@ from knowledge.records import FaqEntry
 
 def build_index(entries: list[FaqEntry], cache: EmbeddingCache, config: RetrievalConfig | None = None,
                 previous: FaqIndex | None = None, *, questions: str | Path | QuestionSet | None = None,
-                classify: Classifier | None = None,
-                target: float = DEFAULT_TARGET) -> tuple[FaqIndex, np.ndarray]:
+                classify: Classifier | None = None, target: float = DEFAULT_TARGET,
+                question_cache: EmbeddingCache | None = None) -> tuple[FaqIndex, np.ndarray]:
     """Embed (reusing cached vectors), build, and calibrate; returns the index and its base vectors.
 
     `previous`, the version this one replaces, lends its trained approximate-search lists.
     `questions`: the development set (a CSV path, already read, or None to generate one);
     a bad file raises `KnowledgeBaseError` before anything is built. `classify`: the intent
-    model, or None to calibrate retrieval alone.
+    model, or None to calibrate retrieval alone. `question_cache`: what the calibration questions are embedded
+    through, as customers' questions are (a query encoder's; default `cache`).
     """
     if questions is None:
         question_set = generated_set(entries)
@@ -51,7 +52,8 @@ def build_index(entries: list[FaqEntry], cache: EmbeddingCache, config: Retrieva
     # calibrated on what the model said about them (see `FaqIndex.calibration`).
     if question_set.covered >= MIN_COVERED or any(q.tone for q in question_set.questions):
         # Only a model whose intents the entries name is asked: its signal counts nowhere else (`KnowledgeBase.answer`).
-        cases = collect_cases(index, question_set, cache.encode, classify if index.linked_intents else None)
+        cases = collect_cases(index, question_set, (question_cache or cache).encode,
+                              classify if index.linked_intents else None)
         index.calibration = [(q, case.signal) for q, case in zip(question_set.questions, cases, strict=True)]
     else:  # too few to choose from: say so, and spend no time embedding them
         cases = []

@@ -24,6 +24,7 @@ from knowledge.embedder import Embedder, EmbeddingCache
 from knowledge.index import FaqIndex, RetrievalConfig, embedded_rows
 from knowledge.loading import LoadedKnowledge, load_knowledge
 from knowledge.policy import Decision, Hit, IntentSignal
+from knowledge.query_encoder import QueryEncoder
 from knowledge.quoting import quote
 from knowledge.sources import KnowledgeBaseError, SourceProblem, questions_file, with_alternates
 from nlu.batching import BatcherClosed, MicroBatcher
@@ -56,11 +57,13 @@ class KnowledgeBase:
     finds one there, else generated questions (`knowledge.calibration`).
     `classify`: the intent model, so the answer rule is calibrated with the signal it will
     see. `use_intents=False` ignores the intent model altogether (retrieval alone).
+    `query_encoder`: embeds customers' questions and the calibration questions in `embedder`'s place
+    (`knowledge.query_encoder`); entries and passages are always embedded by `embedder`.
     """
 
     def __init__(self, source: str | Path, *, embedder: Embedder | None = None, cache_dir: str | Path | None = None,
-                 config: RetrievalConfig | None = None, questions: str | Path | None = None,
-                 classify: Classifier | None = None, use_intents: bool = True,
+                 query_encoder: QueryEncoder | None = None, config: RetrievalConfig | None = None,
+                 questions: str | Path | None = None, classify: Classifier | None = None, use_intents: bool = True,
                  target_wrong_rate: float = DEFAULT_TARGET, articles_base_url: str = ""):
         self.source = Path(source)
         self.articles_base_url = articles_base_url
@@ -72,6 +75,11 @@ class KnowledgeBase:
         self.target_wrong_rate = target_wrong_rate
         self.embedder = embedder or Embedder()
         self.cache = EmbeddingCache(self.embedder, cache_dir)
+        # Customers' questions (and the calibration questions standing in for them) go through the query encoder
+        # when there is one: a student of `embedder` in its vector space (`knowledge.query_encoder`).
+        self.query_encoder = query_encoder
+        self.question_cache = (EmbeddingCache(query_encoder, Path(cache_dir) / "questions" if cache_dir else None)
+                               if query_encoder is not None else self.cache)
         self.config = config or RetrievalConfig()
         self._current: FaqIndex | None = None
         self._previous: FaqIndex | None = None
@@ -87,7 +95,7 @@ class KnowledgeBase:
         self._recent_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._recent_lock = threading.Lock()
         # Customers' questions arrive one per message; embedding them together is several times cheaper.
-        self._queries = MicroBatcher(lambda texts: list(self.embedder.encode(texts)), max_batch=64,
+        self._queries = MicroBatcher(lambda texts: list(self.encode_questions(texts)), max_batch=64,
                                      max_wait_ms=2.0, name="faq-queries")
 
     @property
@@ -133,6 +141,8 @@ class KnowledgeBase:
         self._notify(index)
         self.cache.save(keep={self.cache.key(t) for t in _all_texts(index) + index.calibration_texts} |
                         ({self.cache.key(t) for t in _all_texts(current)} if current else set()))
+        if self.question_cache is not self.cache:
+            self.question_cache.save(keep={self.question_cache.key(t) for t in index.calibration_texts})
 
     def preview(self, source: str | Path | None = None) -> KnowledgePreview:
         """What a reload from `source` (default: the configured one) would serve, built beside the serving index
@@ -173,7 +183,7 @@ class KnowledgeBase:
             entries = with_alternates(entries, self.extra_alternates())
         # The calibration questions are part of the source: their errors are the source's errors too.
         index, _ = build_index(entries, self.cache, self.config, previous=self._current,
-                               questions=self.questions or questions_file(source),
+                               question_cache=self.question_cache, questions=self.questions or questions_file(source),
                                classify=self._signals.asking(self.classify), target=self.target_wrong_rate)
         index.summary = loaded.summary()
         return loaded, index
@@ -196,7 +206,11 @@ class KnowledgeBase:
 
     def search(self, queries: list[str], top_k: int = 5) -> list[list[Hit]]:
         index = self.index  # one snapshot for the whole call
-        return index.search_vectors(self.embedder.encode(queries), queries, top_k=top_k)
+        return index.search_vectors(self.encode_questions(queries), queries, top_k=top_k)
+
+    def encode_questions(self, texts: list[str]) -> np.ndarray:
+        """Customers' texts as the answer rule sees them: through the query encoder when there is one."""
+        return (self.query_encoder or self.embedder).encode(texts)
 
     def answer(self, query: str, signal: IntentSignal | None = None) -> Decision:
         """The answer rule's decision for one customer message, given the intent model's signal."""
@@ -204,7 +218,7 @@ class KnowledgeBase:
         try:
             vector = self._queries.submit([query]).result(timeout=60)[0]
         except BatcherClosed:  # shutting down with a question in flight: still answer it
-            vector = self.embedder.encode([query])[0]
+            vector = self.encode_questions([query])[0]
         self._remember([query], [vector])
         return self._decide(index, vector, query, signal)
 
@@ -222,7 +236,7 @@ class KnowledgeBase:
             found = {q: self._recent_vectors[q] for q in dict.fromkeys(queries) if q in self._recent_vectors}
         missing = [q for q in dict.fromkeys(queries) if q not in found]
         if missing:
-            fresh = self.embedder.encode(missing)
+            fresh = self.encode_questions(missing)
             found.update(zip(missing, fresh, strict=True))
             self._remember(missing, fresh)
         return found
@@ -258,7 +272,16 @@ class KnowledgeBase:
             "calibrated_with": calibrated_with(current) if current else None,
             "calibration": current.thresholds.method if current else None,
             "contents": current.summary if current else None,
+            "encoders": self.encoders(),
         }
+
+    def encoders(self) -> dict:
+        """What embeds what: the entries' encoder, and the questions' (the query encoder, with the agreement
+        measured when it was made), or the same one."""
+        query = self.query_encoder
+        return {"entries": self.embedder.model_path,
+                "questions": {"path": query.model_path, "layers": query.info.layers,
+                              "agreement": query.info.agreement} if query else self.embedder.model_path}
 
 
 @dataclass(frozen=True)

@@ -83,20 +83,9 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
                               "embeddings": {0: "batch"}},
                 opset_version=OPSET, do_constant_folding=True,
             )
-        fused = _fuse(fp32, Path(scratch) / "fused.onnx", model.encoder.config, bundle.tokenizer)
+        fused = fuse(fp32, Path(scratch) / "fused.onnx", model.encoder.config, bundle.tokenizer, compared=2)
         if quantize == "int8":
-            from onnx import TensorProto
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            # Fused kernels live outside the standard ONNX domain, where shape inference cannot type their
-            # outputs; they are all float32 here.
-            hint = _DropLogRecords("pre-processing before quantization")  # the fusion above is that step
-            logging.getLogger().addFilter(hint)
-            try:
-                quantize_dynamic(str(fused or fp32), str(out / ONNX_FILE), weight_type=QuantType.QInt8,
-                                 per_channel=True, extra_options={"DefaultTensorType": TensorProto.FLOAT})
-            finally:
-                logging.getLogger().removeFilter(hint)
+            quantize_int8(fused or fp32, out / ONNX_FILE)
         else:
             shutil.copy2(fused or fp32, out / ONNX_FILE)
     (out / EXPORT_INFO).write_text(json.dumps({"source": str(source.resolve()), "quantize": quantize,
@@ -105,8 +94,25 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     return out
 
 
-def _fuse(fp32: Path, target: Path, config, tokenizer) -> Path | None:
-    """Write the optimizer-fused graph to `target` and return it, or None when fusion is not exact."""
+def quantize_int8(graph: Path, target: Path) -> None:
+    """Dynamic int8 quantization of `graph` (weights int8 per channel, activations on the fly) into `target`."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Fused kernels live outside the standard ONNX domain, where shape inference cannot type their
+    # outputs; they are all float32 here.
+    hint = _DropLogRecords("pre-processing before quantization")  # the fusion (`fuse`) is that step
+    logging.getLogger().addFilter(hint)
+    try:
+        quantize_dynamic(str(graph), str(target), weight_type=QuantType.QInt8,
+                         per_channel=True, extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    finally:
+        logging.getLogger().removeFilter(hint)
+
+
+def fuse(fp32: Path, target: Path, config, tokenizer, compared: int) -> Path | None:
+    """Write the optimizer-fused graph to `target` and return it, or None when fusion is not exact
+    (its first `compared` outputs checked against the plain graph's on sample texts)."""
     import onnxruntime as ort
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -125,7 +131,7 @@ def _fuse(fp32: Path, target: Path, config, tokenizer) -> Path | None:
     feeds = {name: batch[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
     plain, fused = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)
                     for p in (fp32, target))
-    worst = max(float(np.abs(a - b).max()) for a, b in zip(plain[:2], fused[:2], strict=True))
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(plain[:compared], fused[:compared], strict=True))
     return target if worst <= FUSION_TOLERANCE else None
 
 

@@ -46,22 +46,11 @@ class OnnxBackend:
     """
 
     def __init__(self, bundle: ModelBundle, onnx_path: str | Path, max_batch: int = 64, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, ...): the file is the problem
-            detail = (str(exc).strip().splitlines() or [""])[0][:300]
-            why = f"{onnx_path} is corrupt or not an ONNX graph: {type(exc).__name__}: {detail}"
-            raise ModelLoadError(why) from exc
+        self.session = open_session(onnx_path)
         self.bundle = bundle
         self.lanes = threads or default_lanes()
         # Idle lanes cost nothing; they go with the backend (a swapped-out model's pool is collected with it).
-        self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="onnx-pass") if self.lanes > 1 else None
+        self._pool = lane_pool(self.lanes)
         self.sub_batch = min(max_batch, PASS_TEXTS)
         self.pad_id = bundle.tokenizer.pad_token_id or 0
 
@@ -70,11 +59,37 @@ class OnnxBackend:
         return score_by_length(encoded, self.sub_batch, self._run, self._pool.map if self._pool else map)
 
     def _run(self, chunk: list[Sequence[int]]) -> Outputs:
-        width = max(len(ids) for ids in chunk)
-        ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(chunk), width), dtype=np.int64)
-        for row, tokens in enumerate(chunk):
-            ids[row, : len(tokens)] = tokens
-            mask[row, : len(tokens)] = 1
-        intent, sentiment, embeddings = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        intent, sentiment, embeddings = self.session.run(None, padded_feeds(chunk, self.pad_id))
         return intent.astype(np.float32), sentiment.astype(np.float32), embeddings.astype(np.float32)
+
+
+def open_session(onnx_path: str | Path):
+    """An onnxruntime session on one core per pass (see `OnnxBackend`); `ModelLoadError` naming the file when
+    it cannot load."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, ...): the file is the problem
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ModelLoadError(f"{onnx_path} is corrupt or not an ONNX graph: {type(exc).__name__}: {detail}") from exc
+
+
+def lane_pool(lanes: int) -> ThreadPoolExecutor | None:
+    """Threads to run `lanes` passes side by side; None for one lane (passes run in the caller's thread)."""
+    return ThreadPoolExecutor(lanes, thread_name_prefix="onnx-pass") if lanes > 1 else None
+
+
+def padded_feeds(chunk: Sequence[Sequence[int]], pad_id: int) -> dict[str, np.ndarray]:
+    """`input_ids` and `attention_mask` for token lists padded to the longest of them."""
+    width = max(len(ids) for ids in chunk)
+    ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(chunk), width), dtype=np.int64)
+    for row, tokens in enumerate(chunk):
+        ids[row, : len(tokens)] = tokens
+        mask[row, : len(tokens)] = 1
+    return {"input_ids": ids, "attention_mask": mask}

@@ -63,19 +63,26 @@ def sub_batch_size(device: str, max_batch: int) -> int:
     return max_batch if device.startswith("cuda") else min(max_batch, CPU_SUB_BATCH)
 
 
-def score_by_length(encoded: Sequence[Sequence[int]], size: int,
-                    run: Callable[[list[Sequence[int]]], Outputs], mapper=map) -> RawScores:
-    """Run `run` on length-sorted groups of at most `size` token lists; results in input order.
+def run_by_length(encoded: Sequence[Sequence[int]], size: int,
+                  run: Callable[[list[Sequence[int]]], tuple[np.ndarray, ...]], mapper=map) -> list[np.ndarray]:
+    """Run `run` on length-sorted groups of at most `size` token lists; each of its outputs in input order.
     `mapper`: how the groups are run (`map` one after the other; a thread pool's `map` side by side)."""
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    parts: list[list[np.ndarray]] = [[], [], []]
+    parts: list[list[np.ndarray]] = []
     chunks = [[encoded[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
     # One pass has nothing to run beside it: run it here rather than hand it to another thread and wait.
     for outputs in (mapper if len(chunks) > 1 else map)(run, chunks):
+        parts = parts or [[] for _ in outputs]
         for store, value in zip(parts, outputs, strict=True):
             store.append(value)
     inverse = np.argsort(np.asarray(order))
-    intent, sentiment, embeddings = (np.concatenate(p)[inverse] for p in parts)
+    return [np.concatenate(p)[inverse] for p in parts]
+
+
+def score_by_length(encoded: Sequence[Sequence[int]], size: int,
+                    run: Callable[[list[Sequence[int]]], Outputs], mapper=map) -> RawScores:
+    """`run_by_length` for a model's three outputs."""
+    intent, sentiment, embeddings = run_by_length(encoded, size, run, mapper)
     return RawScores(intent_probs=intent, sentiment_probs=sentiment, embeddings=embeddings)
 
 

@@ -175,6 +175,32 @@ def demo_kb(embedder):
     return kb
 
 
+@pytest.fixture(scope="session")
+def query_encoder_dir(tmp_path_factory) -> Path:
+    """A query encoder for the demo knowledge base, made by `frontdesk kb encoder` from the demo's knowledge texts
+    and its intent examples, with every layer kept (the command's default: quantized, nothing to train)."""
+    import csv
+    import hashlib
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    sources = hashlib.sha256(b"".join((root / "knowledge" / name).read_bytes()
+                                      for name in ("query_distill.py", "query_encoder.py"))).hexdigest()[:16]
+
+    def build(out: Path) -> None:
+        texts = tmp_path_factory.mktemp("encoder-texts") / "intent-texts.txt"
+        with open(root / "nlu" / "demo" / "intents.csv", newline="") as handle:
+            texts.write_text("\n".join(row["text"] for row in csv.DictReader(handle)))
+        made = subprocess.run([sys.executable, "-m", "adapters.cli", "kb", "encoder", "--kb",
+                               str(root / "knowledge" / "demo"), "--texts", str(texts), "--out", str(out),
+                               "--layers", "6"], cwd=root, capture_output=True, text=True,
+                              timeout=900)
+        assert made.returncode == 0, made.stderr[-3000:]
+
+    return trained_once(tmp_path_factory, "query-encoder", f"layers 6, sources {sources}", build)
+
+
 # Browser tests (tests/**/test_*_browser.py, marked `browser`): Debian's chromium, one fresh profile per test.
 def pytest_collection_modifyitems(config, items):
     """A test that takes the `page` or `browser` fixture drives chromium: marked `browser`, whatever its module says."""

@@ -132,6 +132,44 @@ def tune(
     typer.echo(f"tuned encoder written to {path}; use it with FRONTDESK_FAQ_ENCODER={path}")
 
 
+@faq_app.command("encoder")
+def encoder(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base whose texts to learn from.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the query encoder.")],
+    texts: Annotated[list[Path] | None, typer.Option(
+        "--texts", help="More customer texts to learn from: a text file, one per line (repeatable).")] = None,
+    teacher: Annotated[Path | None, typer.Option(
+        "--encoder", help="The retrieval encoder it stands in for: the one FRONTDESK_FAQ_ENCODER names, if set "
+                          "(default: the packaged one).")] = None,
+    layers: Annotated[int, typer.Option(
+        "--layers", min=1, help="Layers the student keeps (fewer: faster, further from its teacher).")] = 6,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 6,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Distil an int8 ONNX query encoder from the retrieval encoder; serve it with FRONTDESK_QUERY_ENCODER."""
+    from knowledge.embedder import default_model_path
+    from knowledge.query_distill import distill_query_encoder, knowledge_texts
+    from knowledge.sources import KnowledgeBaseError
+
+    try:
+        learned = knowledge_texts(kb)
+        for path in texts or []:
+            learned += path.read_text(encoding="utf-8").splitlines()
+        info = distill_query_encoder(str(teacher or default_model_path()), learned, out,
+                                     layers=layers, epochs=epochs, seed=seed,
+                                     progress=lambda line: typer.echo(line, err=True))
+    except KnowledgeBaseError as exc:
+        raise _fail(str(exc)) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _fail(f"query encoder not made: {exc}") from None
+    if as_json:
+        sys.stdout.write(json.dumps({"out": str(out), **info.to_dict()}) + "\n")
+    else:
+        typer.echo(f"query encoder written to {out} ({info.layers} layers, agreement {info.agreement}); "
+                   f"use it with FRONTDESK_QUERY_ENCODER={out}")
+
+
 @faq_app.command("search")
 def search(
     index: Annotated[Path, typer.Option("--index", help="Index directory from `faq build`.")],

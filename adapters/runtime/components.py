@@ -112,6 +112,8 @@ class Components:
             missing.append("model")
         if self.kb is None or not self.kb.ready:
             missing.append("index")
+        if "query_encoder" in self.errors:  # configured but refused: serving without it would hide the mistake
+            missing.append("query_encoder")
         if not (self.redis_ok() if redis_answers is None else redis_answers):
             missing.append("redis")
         if not missing and self.bot is None:
@@ -190,6 +192,20 @@ class Components:
         # A deploy recorded in Redis is caught up to here, before the FAQ calibrates; each later swap recalibrates.
         self.model_sync = start_model_sync(self.engine, self.redis, self.settings, self.recalibrate)
 
+    def _query_encoder(self, embedder):
+        """The configured query encoder, checked against `embedder`; None when there is none, and when it cannot
+        serve (then /readyz stays 503 naming the problem, as for a model that cannot load)."""
+        from knowledge.query_encoder import QueryEncoderError, load_query_encoder
+
+        if self.settings.query_encoder is None:
+            return None
+        try:
+            return load_query_encoder(self.settings.query_encoder, embedder)
+        except QueryEncoderError as exc:
+            self.errors["query_encoder"] = str(exc)
+            log.error("query encoder refused: %s", exc)
+            return None
+
     def _load_kb(self) -> None:
         from knowledge.embedder import Embedder
         from knowledge.service import KnowledgeBase
@@ -200,7 +216,9 @@ class Components:
             encoder = str(self.settings.faq_encoder) if self.settings.faq_encoder else None
             # Calibrated with the intent model it will decide beside (when it loaded).
             classify = self.engine.predict if self.engine is not None else None
-            self.kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=self.settings.home / "kb-cache",
+            embedder = Embedder(encoder)
+            self.kb = KnowledgeBase(source, embedder=embedder, cache_dir=self.settings.home / "kb-cache",
+                                    query_encoder=self._query_encoder(embedder),
                                     questions=self.settings.kb_questions,
                                     classify=classify, target_wrong_rate=self.settings.wrong_answer_rate,
                                     articles_base_url=self.settings.articles_base_url)
@@ -258,7 +276,7 @@ class Components:
         if self.bot is None or self.gaps is not None:
             return
         self.gaps = Gaps(self.bot.review, self.bot.store, self.redis, Keys(self.settings.redis_prefix),
-                         group=group_texts, embed=self.kb.embedder.encode,
+                         group=group_texts, embed=self.kb.encode_questions,
                          decide=lambda texts: self.bot.decisions_for(texts, self.engine.predict(texts)))
 
     def _start_shadow_sync(self) -> None:

@@ -131,13 +131,20 @@ def build_kb(source: Path, home: Path, *, use_intents: bool = True, engine=None)
     s = settings_for(home, kb=source)
     options = kb_options(source, home, use_intents=use_intents, engine=engine)
     encoder = str(s.faq_encoder) if s.faq_encoder else None
-    kb = KnowledgeBase(source, embedder=Embedder(encoder), cache_dir=s.home / "kb-cache", **options)
+    embedder = Embedder(encoder)
+    if getattr(s, "query_encoder", None):  # FRONTDESK_QUERY_ENCODER, as `Components._query_encoder` loads it
+        from knowledge.query_encoder import load_query_encoder
+
+        options["query_encoder"] = load_query_encoder(s.query_encoder, embedder)
+    kb = KnowledgeBase(source, embedder=embedder, cache_dir=s.home / "kb-cache", **options)
     result = kb.reload()
     if not result.ok:
         kb.close()
         raise SystemExit(f"knowledge base {source} has problems: " + "; ".join(str(e) for e in result.errors[:5]))
     shown = {k: ("intent model" if callable(v) else os.path.relpath(v, ROOT) if isinstance(v, Path) else v)
              for k, v in options.items()}
+    if options.get("query_encoder") is not None:
+        shown["query_encoder"] = os.path.relpath(options["query_encoder"].model_path, ROOT)
     shown["kb_version"] = kb.index.version.short
     thresholds = kb.status().get("thresholds")
     if thresholds:

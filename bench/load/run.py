@@ -218,6 +218,8 @@ def run_server(tree: Path, model: Path, args) -> dict:
            "FRONTDESK_LOG_LEVEL": "WARNING", "FRONTDESK_REDIS_PREFIX": f"load{int(time.time())}",
            "FRONTDESK_CHAT_TOKEN": CHAT_TOKEN,
            "PYTHONPATH": str(tree)}
+    if args.query_encoder and tree == ROOT:  # the baseline's tree may not know the variable
+        env["FRONTDESK_QUERY_ENCODER"] = str(args.query_encoder.resolve())
     server = start([sys.executable, "-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                     "--workers", str(args.workers)], env, Path(f"/tmp/frontdesk-load-{tree.name}.log"), tree)
     try:
@@ -295,6 +297,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: the demo model)")
     parser.add_argument("--warmup", type=int, default=50, help="messages sent before measuring")
     parser.add_argument("--baseline", default=None, help="git ref to measure first, same harness and model")
+    parser.add_argument("--query-encoder", type=Path, default=None,
+                        help="FRONTDESK_QUERY_ENCODER for this tree's server (`frontdesk kb encoder`)")
     parser.add_argument("--find-knee", action="store_true",
                         help=f"step the rate until p99 passes {KNEE_P99_MS:.0f} ms (at most {KNEE_STEPS} steps)")
     parser.add_argument("--knee-step", type=float, default=25.0, help="messages per second added each step")

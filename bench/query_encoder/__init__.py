@@ -1,0 +1,1 @@
+"""Query encoders against the retrieval encoder, `python -m bench.query_encoder` (run.py)."""
