@@ -1,8 +1,9 @@
 """The FAQ index: dense (FAISS) + lexical (BM25) retrieval over every phrasing of every entry.
 
 Each entry contributes its phrasings (question, alternates; the answer only where TEXT_WEIGHTS
-gives it a weight); a query's score for an entry is its best text match in the dense space,
-blended with its entry's centroid, plus an optional weighted BM25 term. The
+gives it a weight); a query's score for an entry is its best text match in the dense space (the
+plain encoder's score), blended with its entry's centroid only where the knowledge base's own
+alternates prove that helps (`knowledge.blending`), plus an optional weighted BM25 term. The
 dense space is the base sentence embedding passed through a linear map *learned from the
 alternates* (within-entry covariance normalisation): the admin's paraphrases tell us which
 directions of the embedding space vary within one question and which tell questions apart.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from knowledge.blending import BlendChoice, BlendReason, choose_blend
 from knowledge.passages import passage_sentences
 from knowledge.policy import Decision, Hit, IntentSignal, PolicyThresholds, decide
 from knowledge.questions import Question
@@ -177,9 +179,11 @@ def build_ivf(vectors: np.ndarray, nprobe: int = 24, previous=None):
 
 @dataclass
 class RetrievalConfig:
-    # Share of similarity to the mean of an entry's phrasings (question and alternates): it changes nothing on
-    # StackFAQ (no alternates) and lifts BANKING77-as-FAQ, whose entries have alternates (docs/BENCHMARKS.md).
-    centroid_weight: float = 0.5
+    # Share of similarity to the mean of an entry's phrasings (question and alternates). None: chosen per knowledge
+    # base when it is built (`knowledge.blending`): 0, the plain encoder's ranking, unless the FAQ's own alternates
+    # prove a blend helps. A fixed 0.5 lost to the plain encoder on held-out StackFAQ threads, while
+    # BANKING77-as-FAQ, whose alternates prove it, keeps its lift (docs/BENCHMARKS.md).
+    centroid_weight: float | None = None
     adapter_strength: float | None = None  # within-entry covariance normalisation; None: off
     bm25_weight: float = 0.0  # BM25 did not help on our benchmarks (docs/BENCHMARKS.md); opt-in
     candidates: int = 64  # dense text hits examined per query before grouping by entry
@@ -208,6 +212,8 @@ class FaqIndex:
         # one question, and their mean says less than the best of them.
         self.blended = np.asarray([entry.article is None for entry in entries], dtype=bool)
         self.faiss, index_type = build_faiss(self.vectors, previous.faiss if previous else None)
+        self.blend = (choose_blend(self, rows) if config.centroid_weight is None
+                      else BlendChoice(config.centroid_weight, BlendReason.SET))
         self.bm25 = _build_bm25(entries) if config.bm25_weight > 0 else None
         # The intent model's out-of-scope flag counts only against a knowledge base linked to its intents: a model
         # trained for another domain must not veto answers from articles it knows nothing of.
@@ -228,18 +234,36 @@ class FaqIndex:
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def centroid_weight(self) -> float:
+        """The blend this index scores with (`RetrievalConfig.centroid_weight`, or chosen when it was built)."""
+        return self.blend.weight
+
     def search_vectors(self, query_vectors: np.ndarray, queries: list[str], top_k: int = 5,
                        exclude_rows: list[set[int]] | None = None) -> list[list[Hit]]:
         """Best entries for each query, given its base embedding."""
         mapped = apply_adapter(query_vectors, self.adapter)
+        dense = self.dense_scores(mapped, top_k, exclude_rows)
+        lexical = self._bm25_scores(queries) if self.bm25 is not None else None
+        results = []
+        for q, best in enumerate(dense):
+            best = self.blend_scores(best, mapped[q], self.centroid_weight, exclude_rows[q] if exclude_rows else ())
+            if lexical is not None:
+                for entry in list(best):
+                    best[entry] += self.config.bm25_weight * lexical[q][entry]
+            results.append(_best_per_answer(self.entries, best, top_k))
+        return results
+
+    def dense_scores(self, mapped: np.ndarray, top_k: int, exclude_rows: list[set[int]] | None = None
+                     ) -> list[dict[int, float]]:
+        """Each query's best weighted text similarity per candidate entry (`mapped`: queries in the index's space)."""
         # Rows hidden from a question (calibration) must not use up the candidates: a large article hidden whole
         # would otherwise leave nothing to rank.
         hidden = max((len(rows) for rows in exclude_rows), default=0) if exclude_rows else 0
         n_candidates = min(len(self.owners), max(self.config.candidates, top_k * 8) + hidden)
         sims, rows = self.faiss.search(mapped, n_candidates)
-        lexical = self._bm25_scores(queries) if self.bm25 is not None else None
-        results = []
-        for q in range(len(queries)):
+        out = []
+        for q in range(len(mapped)):
             best: dict[int, float] = {}
             skip = exclude_rows[q] if exclude_rows else ()
             for sim, row in zip(sims[q], rows[q], strict=True):
@@ -249,20 +273,20 @@ class FaqIndex:
                 score = float(sim) * float(self.weights[row])
                 if score > best.get(entry, -np.inf):
                     best[entry] = score
-            if self.config.centroid_weight > 0 and best:
-                # Blend in the similarity to each candidate entry's mean phrasing: several
-                # paraphrases agreeing is stronger evidence than one happening to match.
-                candidates = np.fromiter((e for e in best if self.blended[e]), dtype=np.int64)
-                centroids = self.centroids[candidates] if not skip else self._centroids_without(candidates, skip)
-                centroid_sims = centroids @ mapped[q]
-                w = self.config.centroid_weight
-                for entry, c in zip(candidates, centroid_sims, strict=True):
-                    best[int(entry)] = (1 - w) * best[int(entry)] + w * float(c)
-            if lexical is not None:
-                for entry in list(best):
-                    best[entry] += self.config.bm25_weight * lexical[q][entry]
-            results.append(_best_per_answer(self.entries, best, top_k))
-        return results
+            out.append(best)
+        return out
+
+    def blend_scores(self, best: dict[int, float], query: np.ndarray, weight: float, skip=()) -> dict[int, float]:
+        """`best` with each FAQ entry's score blended with its centroid's similarity to `query` (weight 0: as is)."""
+        if weight <= 0 or not best:
+            return best
+        # Several paraphrases agreeing is stronger evidence than one happening to match, where the alternates show it.
+        candidates = np.fromiter((e for e in best if self.blended[e]), dtype=np.int64)
+        centroids = self.centroids[candidates] if not skip else self._centroids_without(candidates, skip)
+        out = dict(best)
+        for entry, c in zip(candidates, centroids @ query, strict=True):
+            out[int(entry)] = (1 - weight) * best[int(entry)] + weight * float(c)
+        return out
 
     def _centroids_without(self, entries: np.ndarray, skip) -> np.ndarray:
         """Centroids of `entries` leaving out the rows in `skip` (leave-one-out calibration)."""
@@ -296,7 +320,7 @@ class FaqIndex:
         np.save(folder / "base_vectors.npy", base_vectors)
         (folder / "index.json").write_text(json.dumps({
             "version": self.version.to_dict(), "config": asdict(self.config), "encoder": encoder,
-            "text_weights": TEXT_WEIGHTS, "summary": self.summary,
+            "text_weights": TEXT_WEIGHTS, "summary": self.summary, "blend": self.blend.to_dict(),
             "thresholds": self.thresholds.to_dict()}, indent=2))
 
     @classmethod
