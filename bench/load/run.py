@@ -35,7 +35,7 @@ import yaml
 
 from bench._setup import REPORT_DATA, ROOT, argument_parser
 from bench.load.loadgen import free_port, server_cpu_seconds, start, stop, summarise, wait_http
-from bench.report import run_stamp, table, write_section
+from bench.report import command, run_stamp, table, write_section
 
 RESULTS = REPORT_DATA / "load.json"
 KNEE_RESULTS = REPORT_DATA / "load-knee.json"
@@ -270,22 +270,29 @@ def stage_cells(result: dict) -> list[str]:
             _ms(cpu.get("cpu_ms_per_message"), 2), _ms(cpu.get("messages_per_core_s"), 0)]
 
 
-def knee_report(runs: list[tuple[str, dict]], args) -> str:
-    rows = [[label, f"{r['rate']:.0f}/s", r["sent"], r["errors"], f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-             _ms((r.get("time") or {}).get("server_chat_ms")), *stage_cells(r)]
-            for label, result in runs for r in result["steps"]]
-    knees = "; ".join(f"{label}: {result['knee_rate']:.0f} messages/s" if result["knee_rate"] else
-                      f"{label}: none (p99 over {KNEE_P99_MS:.0f} ms, or failures, at the first rate)"
-                      for label, result in runs)
-    return ("## Where a message's time goes, and the knee (`python -m bench.load --find-knee`)\n\n" + run_stamp()
-            + "\n" + table(["code", "rate", "messages", "failed", "p50 ms", "p99 ms", "server ms per /chat",
-                            *STAGE_HEADERS], rows)
+def knee_report(by_workers: dict[str, dict]) -> str:
+    """The knee section: per worker count (its latest run), each step's latency and stages, and the knees."""
+    parts = ["## Where a message's time goes, and the knee (`python -m bench.load --find-knee`)\n\n" + run_stamp()]
+    for workers, measured in sorted(by_workers.items()):
+        runs, how = list(measured["runs"].items()), measured["how"]
+        rows = [[label, f"{r['rate']:.0f}/s", r["sent"], r["errors"], f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                 _ms((r.get("time") or {}).get("server_chat_ms")), *stage_cells(r)]
+                for label, result in runs for r in result["steps"]]
+        knees = "; ".join(f"{label}: {result['knee_rate']:.0f} messages/s" if result["knee_rate"] else
+                          f"{label}: none (p99 over {KNEE_P99_MS:.0f} ms, or failures, at the first rate)"
+                          for label, result in runs)
+        parts.append(
+            f"\n### {workers} worker(s)\n\n`{how['command']}` at {how['date']}\n\n"
+            + table(["code", "rate", "messages", "failed", "p50 ms", "p99 ms", "server ms per /chat",
+                     *STAGE_HEADERS], rows)
             + f"\nKnee (the last rate with p99 ≤ {KNEE_P99_MS:.0f} ms and no failure): {knees}. Steps of "
-              f"{args.knee_step:.0f} messages/s, {args.seconds:.0f} s each, on one server ({args.workers} worker(s), "
-              "embedded Redis, the demo model and FAQ) after a warm-up; load average after the run: "
-              f"{runs[-1][1]['load_average']}. Stage times are the server's own histograms "
-              "(`frontdesk_message_stage_seconds`) per message over each step; `/chat` has no push delivery, so "
-              "deliver is 0. CPU is the server process and its workers (/proc), background threads included.\n")
+              f"{how['knee_step']:.0f} messages/s, {how['seconds']:.0f} s each, on one server ({workers} worker(s), "
+              f"embedded Redis, the demo model and FAQ) after a warm-up; load average after the run: "
+              f"{runs[-1][1]['load_average']}.\n")
+    parts.append("\nStage times are the server's own histograms (`frontdesk_message_stage_seconds`) per message over "
+                 "each step; `/chat` has no push delivery, so deliver is 0. CPU is the server process and its workers "
+                 "(/proc), background threads included. The load generator runs on the same two cores.\n")
+    return "".join(parts)
 
 
 def main() -> None:
@@ -313,7 +320,7 @@ def main() -> None:
     runs: list[tuple[str, dict]] = []
     if args.baseline:
         runs.append((f"baseline {args.baseline}", run_server(baseline_tree(args.baseline), model, args)))
-    runs.append(("this tree", run_server(ROOT, model, args)))
+    runs.append(("this tree" + (" + query encoder" if args.query_encoder else ""), run_server(ROOT, model, args)))
     for label, result in runs:
         result.update(workers=args.workers, load_average=[round(x, 2) for x in os.getloadavg()])
         shown = {k: v for k, v in result.items() if k != "memory"}
@@ -323,9 +330,14 @@ def main() -> None:
     if args.no_report:
         return
     if args.find_knee:
+        by_workers = json.loads(KNEE_RESULTS.read_text()) if KNEE_RESULTS.is_file() else {}
+        by_workers = {k: v for k, v in by_workers.items() if isinstance(v, dict) and "runs" in v}  # this layout
+        by_workers[str(args.workers)] = {"runs": dict(runs), "how": {
+            "command": command(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "knee_step": args.knee_step, "seconds": args.seconds}}
         KNEE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        KNEE_RESULTS.write_text(json.dumps(dict(runs), indent=2) + "\n")
-        write_section("load-stages", knee_report(runs, args))
+        KNEE_RESULTS.write_text(json.dumps(by_workers, indent=2) + "\n")
+        write_section("load-stages", knee_report(by_workers))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(dict(runs), indent=2) + "\n")
