@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -53,14 +53,30 @@ class OnnxBackend:
         self._pool = lane_pool(self.lanes)
         self.sub_batch = min(max_batch, PASS_TEXTS)
         self.pad_id = bundle.tokenizer.pad_token_id or 0
+        self.token_ids = token_ids(bundle.tokenizer, bundle.max_length)
 
     def score(self, texts: Sequence[str]) -> RawScores:
-        encoded = self.bundle.tokenizer(list(texts), truncation=True, max_length=self.bundle.max_length)["input_ids"]
-        return score_by_length(encoded, self.sub_batch, self._run, self._pool.map if self._pool else map)
+        return score_by_length(self.token_ids(texts), self.sub_batch, self._run,
+                               self._pool.map if self._pool else map)
 
     def _run(self, chunk: list[Sequence[int]]) -> Outputs:
         intent, sentiment, embeddings = self.session.run(None, padded_feeds(chunk, self.pad_id))
         return intent.astype(np.float32), sentiment.astype(np.float32), embeddings.astype(np.float32)
+
+
+def token_ids(tokenizer, max_length: int) -> Callable[[Sequence[str]], list[list[int]]]:
+    """Texts -> token ids, truncated to `max_length`, as `tokenizer(texts, truncation=True)` gives them, through
+    its Rust tokenizer where it has one: the Python wrapper around it cost 0.55 ms a text against 0.04 ms
+    (measured on one-text calls, the serving path's usual size), more than a tenth of an intent pass."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:  # a slow (Python) tokenizer: only its own call knows how
+        return lambda texts: tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    from tokenizers import Tokenizer
+
+    rust = Tokenizer.from_str(backend.to_str())  # a copy: the bundle's tokenizer keeps its own settings
+    rust.no_padding()
+    rust.enable_truncation(max_length)
+    return lambda texts: [encoding.ids for encoding in rust.encode_batch(list(texts))]
 
 
 def open_session(onnx_path: str | Path):

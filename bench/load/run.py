@@ -295,7 +295,7 @@ def knee_report(by_workers: dict[str, dict]) -> str:
     return "".join(parts)
 
 
-def main() -> None:
+def main() -> None:  # long because: the command line, both trees' runs and both reports in one readable place
     parser = argument_parser(__doc__)
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second")
     parser.add_argument("--seconds", type=float, default=60.0)

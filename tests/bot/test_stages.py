@@ -41,3 +41,33 @@ def test_a_stage_a_message_skips_is_not_reported(redis_url, redis_prefix, demo_e
     observer.stages.clear()
     bot.handle(InboundMessage("rest", "bob", "bob", "/human", message_id="h"))  # no model; `handle` delivers nothing
     assert [name for name, _ in observer.stages] == [Stage.INTAKE, Stage.LEASE, Stage.DECIDE, Stage.COMMIT]
+
+
+def test_an_answered_message_costs_no_more_redis_round_trips_than_counted(redis_url, redis_prefix, demo_engine,
+                                                                         demo_kb):
+    """A guard on the round trips per answered message: 19 when counted (2026-12-06), every one a request and its
+    reply (a pipeline or script is one). Issue 29's budget is 15: not met (docs/BENCHMARKS.md)."""
+    import redis
+
+    from bot.core import Bot
+    from tests.support.outputs import outputs
+
+    pool = redis.ConnectionPool.from_url(redis_url)
+    sent: list[str] = []
+
+    class Counting(pool.connection_class):  # the real connection; each send is one request to Redis and its reply
+        def send_packed_command(self, command, check_health=True):
+            raw = bytes(command if isinstance(command, bytes) else b"".join(command)).decode(errors="replace")
+            sent.append(" ".join(word for word in raw.split("\r\n") if word.isupper())[:80])  # the command names
+            return super().send_packed_command(command, check_health)
+
+    pool.connection_class = Counting
+    bot = Bot(redis.Redis(connection_pool=pool), demo_engine, demo_kb, prefix=redis_prefix,
+              hooks=BotHooks(output=outputs(lambda *_: None)))
+    counts = []
+    for i in range(4):  # a conversation's first message opens it; the later ones are the steady state
+        sent.clear()
+        handled = receive(bot, "how much does standard shipping cost?", f"rt{i}")
+        assert "$5.95" in handled.replies[0].text
+        counts.append(len(sent))
+    assert max(counts[1:]) <= 19, (counts, "; ".join(sent))

@@ -63,6 +63,17 @@ def test_engine_batches_onnx_like_pytorch(exported):
         engine.close()
 
 
+def test_the_onnx_path_tokenizes_exactly_as_the_model_s_tokenizer(exported):
+    from nlu.artifacts import load_bundle
+    from nlu.onnx_backend import token_ids
+
+    bundle = load_bundle(exported, "cpu")
+    texts = [*TEXTS, "Ünïcödé café, naïve résumé!", "word " * 600]  # accents, and one past max_length
+    expected = bundle.tokenizer(texts, truncation=True, max_length=bundle.max_length)["input_ids"]
+    assert token_ids(bundle.tokenizer, bundle.max_length)(texts) == expected
+    assert len(expected[-1]) == bundle.max_length
+
+
 def test_export_errors_are_clear(tmp_path, tiny_model):
     missing = subprocess.run([sys.executable, "-m", "adapters.cli", "export", "--model", str(tmp_path / "nope"),
                               "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
