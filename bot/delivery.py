@@ -47,24 +47,30 @@ class DeliveryClaims:
         """
         if not handled.uid:
             return not handled.duplicate
-        if self.redis.exists(self.keys.delivery(handled.uid, "sent")):
-            return False
-        return bool(self.redis.set(self.keys.delivery(handled.uid, "claim"), "1", nx=True, ex=hold_seconds))
+        # One round trip (the two keys share the uid's slot). The claim is taken even when the replies were
+        # sent already: harmless, as nobody sends them again, and it expires with `hold_seconds`.
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.exists(self.keys.delivery(handled.uid, "sent"))
+        pipe.set(self.keys.delivery(handled.uid, "claim"), "1", nx=True, ex=hold_seconds)
+        sent, claimed = pipe.execute()
+        return not sent and bool(claimed)
 
     def finish(self, handled: Handled, sent: bool) -> None:
         """Record that the replies reached the platform (or, `sent=False`, were given up: free for a redelivery)."""
         if not handled.uid:
             return
+        pipe = self.redis.pipeline(transaction=False)  # one round trip; two slots on a cluster
         if sent:
             # The claim stays until it expires: a redelivery between someone's "sent?" check and their
             # claim attempt then still finds it taken.
-            self.redis.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.retention_s)
+            pipe.set(self.keys.delivery(handled.uid, "sent"), "1", ex=self.retention_s)
         else:
-            self.redis.delete(self.keys.delivery(handled.uid, "claim"))
+            pipe.delete(self.keys.delivery(handled.uid, "claim"))
         if handled.conversation:
             # Settled either way: sent, or given up after the channel's retries (marked for staff). The
             # sweeper's note is only for answers nobody tried to send; a platform redelivery may still try.
-            self.redis.hdel(self.keys.conv(handled.conversation, "undelivered"), handled.uid)
+            pipe.hdel(self.keys.conv(handled.conversation, "undelivered"), handled.uid)
+        pipe.execute()
 
 
 class Delivery:

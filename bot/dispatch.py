@@ -50,8 +50,11 @@ from bot.messages import InboundMessage, Reply
 from common.supervise import Supervised, every
 
 Handler = Callable[[InboundMessage], "list[Reply] | Outcome"]
-# Runs side effects of a committed message (outside its conversation), together where it can; see `Outcome`.
-EffectsHook = Callable[[list[Effect]], None]
+# A Redis write the effects hook sends in the round trip of its own writes (on a pipeline, or the client).
+Settle = Callable[[redis.Redis], object]
+# Runs side effects of a committed message (outside its conversation), together where it can, and the
+# settling write with them (dropping them from the outbox); see `Outcome`.
+EffectsHook = Callable[[list[Effect], Settle | None], None]
 # (uid, message, replies) of a message handled for nobody known to be waiting: see `Dispatcher.on_swept`.
 SweptHook = Callable[[str, InboundMessage, list[Reply]], None]
 log = logging.getLogger(__name__)
@@ -143,12 +146,9 @@ class Dispatcher:
         seen_id, seen_ttl = ((message.message_id, self.retention_s) if message.message_id
                              else (f"uid:{uid}", min(self.retention_s, _DONE_TTL)))
         seen = self.keys.seen(conversation, seen_id)
-        # Marked before it is queued (another slot, so not in the same script): a marker without work is
-        # harmless (the sweeper drops it), work without a marker would wait for the conversation's next message.
         started = time.perf_counter()
-        self.redis.zadd(self.keys.pending(), {conversation: time.time()})
-        first = self._enqueue(keys=[seen, self.keys.conv(conversation, "inbox")],
-                              args=[uid, seen_ttl, json.dumps({"uid": uid, "message": message.to_dict()})])
+        first = self._intake(conversation, keys=[seen, self.keys.conv(conversation, "inbox")],
+                             args=[uid, seen_ttl, json.dumps({"uid": uid, "message": message.to_dict()})])
         self.observer.stage(Stage.INTAKE, time.perf_counter() - started)
         first_uid = first.decode() if isinstance(first, bytes) else str(first) if first is not None else None
         if first_uid == uid:  # our own intake, retried by the client after it had succeeded
@@ -156,6 +156,26 @@ class Dispatcher:
         if first_uid is not None:  # delivered before: answer with (or wait for) the first delivery's replies
             return Handled(self._wait(first_uid, message), duplicate=True, uid=first_uid, conversation=conversation)
         return Handled(self._wait(uid, message), uid=uid, conversation=conversation)
+
+    def _intake(self, conversation: str, keys: list[str], args: list) -> object:
+        """Mark the conversation pending, then queue the message (`scripts.ENQUEUE`): one round trip.
+
+        Marked first, in a pipeline rather than the script (the pending index is another slot): a
+        marker without work is harmless (the sweeper drops it), work without a marker would wait for
+        the conversation's next message. Both are safe to repeat, so a script Redis has not loaded
+        yet (NOSCRIPT: restarted, or a fresh node) is loaded and the pair sent again.
+        """
+        def send() -> object:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(self.keys.pending(), {conversation: time.time()})
+            pipe.evalsha(self._enqueue.sha, len(keys), *keys, *args)
+            return pipe.execute()[1]
+
+        try:
+            return send()
+        except redis.exceptions.NoScriptError:
+            self.redis.script_load(self._enqueue.script)
+            return send()
 
     def _wait(self, uid: str, message: InboundMessage) -> list[Reply]:
         deadline = time.monotonic() + self.wait_timeout
@@ -289,6 +309,9 @@ class Dispatcher:
         key = self.keys.conv(conversation, "effects")
         internal = [e for e in effects if not e.external]
         external = [e for e in effects if e.external]
+        if internal and not external:  # the common case: counters, dropped from the outbox in their round trip
+            self._call_effects(conversation, internal, settle=lambda pipe: pipe.hdel(key, uid))
+            return
         if internal:
             self._call_effects(conversation, internal)
         for index in range(len(external) + 1):
@@ -301,11 +324,13 @@ class Dispatcher:
                 return
             self._call_effects(conversation, rest[:1])
 
-    def _call_effects(self, conversation: str, effects: list[Effect]) -> None:
+    def _call_effects(self, conversation: str, effects: list[Effect], settle: Settle | None = None) -> None:
         if self.on_effects is None:
+            if settle is not None:
+                settle(self.redis)
             return
         try:
-            self.on_effects(effects)
+            self.on_effects(effects, settle)
         except Exception:
             log.exception("side effects failed for a message in %s", conversation)
 

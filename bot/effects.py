@@ -20,11 +20,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from bot.escalations import Escalation, EscalationNotFound, EscalationQueue
 from bot.stats import BotStats
 from bot.store import ConversationStore
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -265,9 +268,9 @@ class EffectRunner:
         self.on_escalation = list(on_escalation)
         self.on_customer_message = list(on_customer_message)
 
-    def run(self, effects: Sequence[Effect]) -> None:
-        """`Dispatcher`'s `on_effects`: one failing effect never costs the others."""
-        with self.stats.batch():
+    def run(self, effects: Sequence[Effect], settle: Callable[[Pipeline], object] | None = None) -> None:
+        """`Dispatcher`'s `on_effects`: one failing effect never costs the others; `settle` goes with the counts."""
+        with self.stats.batch(settle):
             for effect in effects:
                 try:
                     self.run_one(effect)

@@ -108,18 +108,14 @@ class Responder:
         """The replies to `message`, recorded in its transcript, with the effects to commit beside them."""
         started = time.perf_counter()
         conversation = message.conversation_key
-        if self.store.begin(conversation, message.uid):
+        # The customer's words recorded, with the meta and what the conversation was answered lately (the reopen
+        # check) read in the same round trip.
+        begun = self.store.begin(message, answered_since=self.clock() - self.resolution_s)
+        if begun.retried:
             log.warning("re-handling a message whose first attempt died", extra={"conversation": conversation})
-        # With the meta, in its round trip: what the conversation was answered lately (the reopen check).
-        meta, answered = self.store.open(conversation, message.channel, message.user_id, message.display_name,
-                                         answered_since=self.clock() - self.resolution_s)
-        # Every event names whose it is (`author`: who wrote it; `to`: whom the bot answered), so one person's
-        # part of a shared conversation (a group) can be exported and erased on its own (bot.customers).
-        self.store.append(conversation, "customer", message.text, author=message.user_id, user_id=message.user_id,
-                          uid=message.uid or None)
         # Their words counted among the day's questions too (masked), for a replay of real traffic.
-        turn = Turn(message, meta, [CountMessage(conversation), CountAsked(message.text)],
-                    recent=RecentAnswers(answered))
+        turn = Turn(message, begun.meta, [CountMessage(conversation), CountAsked(message.text)],
+                    recent=RecentAnswers(begun.answered))
         replies = self._replies(turn)
         for reply in replies:
             self.store.append_reply(conversation, reply, to=message.user_id)

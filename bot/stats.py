@@ -198,9 +198,10 @@ class BotStats:
         self._write(lambda pipe: pipe.sadd(self.keys.stats(day, "rated_low"), conversation), day, "rated_low")
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Everything recorded inside goes to Redis in one round trip, at the end (a message's several counts)."""
-        writes: list[tuple[Callable, str, tuple[str, ...]]] = []
+    def batch(self, also: Callable[[redis.client.Pipeline], object] | None = None) -> Iterator[None]:
+        """Everything recorded inside goes to Redis in one round trip, at the end (a message's several counts),
+        with `also`: a caller's own write that belongs with them (the dispatcher's outbox entry for them)."""
+        writes: list[tuple[Callable, str, tuple[str, ...]]] = [(also, "", ())] if also is not None else []
         collecting = _BATCH.set(writes)
         try:
             yield

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
 
 from bot.keys import Keys
 from bot.lease import LeaseLost, token_for
-from bot.messages import Reply
+from bot.messages import InboundMessage, Reply
 
 
 class ConversationStatus(StrEnum):
@@ -37,37 +38,52 @@ for i = 3, #KEYS do redis.call('expire', KEYS[i], ARGV[4]) end
 return 1
 """
 
-# The start of handling message ARGV[2]. First attempt: note the state the handling may change (the metadata
-# fields below, the sentiment trail) in the checkpoint, return 0. A later attempt at the same message (its
-# worker died, or lost its lease): put that state back, drop the dead attempt's transcript events, return the
-# number dropped + 1. Metadata is left alone once staff hold the conversation (they may have claimed it since).
-# KEYS: lock, checkpoint, meta, sentiment, history. ARGV: token, uid, look back, idle TTL, the metadata fields.
+# The start of handling message ARGV[2], one step. First attempt: note the state the handling may change (the
+# metadata fields from ARGV[9] on, the sentiment trail) in the checkpoint. A later attempt at the same message
+# (its worker died, or lost its lease): put that state back and drop the dead attempt's transcript events
+# (metadata is left alone once staff hold the conversation: they may have claimed it since). Then open the
+# conversation (fields set only where missing), record the customer's event, refresh the expiry, and read the
+# metadata and what the bot answered since ARGV[7] ('': not read). Returns {rewound, meta, answered}: rewound 0
+# for a first attempt, else the number of events dropped + 1.
+# KEYS: lock, checkpoint, meta, sentiment, history, answered, then every part whose expiry is refreshed.
+# ARGV: token, uid ('': none), look back, idle TTL, history cap, event, answered since, opening fields (JSON),
+# then the metadata fields.
 _BEGIN = _FENCE + """
-if redis.call('hget', KEYS[2], 'uid') ~= ARGV[2] then
-  local saved = {}
-  for i = 5, #ARGV do saved[ARGV[i]] = redis.call('hget', KEYS[3], ARGV[i]) or cjson.null end
-  redis.call('hset', KEYS[2], 'uid', ARGV[2], 'meta', cjson.encode(saved),
-             'sentiment', cjson.encode(redis.call('lrange', KEYS[4], 0, -1)))
-  redis.call('expire', KEYS[2], ARGV[4])
-  return 0
-end
-if redis.call('hget', KEYS[3], 'status') ~= 'with_agent' then
-  for field, value in pairs(cjson.decode(redis.call('hget', KEYS[2], 'meta'))) do
-    if value == cjson.null then redis.call('hdel', KEYS[3], field) else redis.call('hset', KEYS[3], field, value) end
+local function rewind()
+  if redis.call('hget', KEYS[2], 'uid') ~= ARGV[2] then
+    local saved = {}
+    for i = 9, #ARGV do saved[ARGV[i]] = redis.call('hget', KEYS[3], ARGV[i]) or cjson.null end
+    redis.call('hset', KEYS[2], 'uid', ARGV[2], 'meta', cjson.encode(saved),
+               'sentiment', cjson.encode(redis.call('lrange', KEYS[4], 0, -1)))
+    return 0
   end
-end
-redis.call('del', KEYS[4])
-local trail = cjson.decode(redis.call('hget', KEYS[2], 'sentiment'))
-if #trail > 0 then redis.call('rpush', KEYS[4], unpack(trail)) end
-local tail = redis.call('lrange', KEYS[5], -tonumber(ARGV[3]), -1)
-for i, raw in ipairs(tail) do
-  local ok, event = pcall(cjson.decode, raw)
-  if ok and type(event) == 'table' and event['uid'] == ARGV[2] then
-    redis.call('ltrim', KEYS[5], 0, -(#tail - i + 1) - 1)
-    return #tail - i + 2
+  if redis.call('hget', KEYS[3], 'status') ~= 'with_agent' then
+    for field, value in pairs(cjson.decode(redis.call('hget', KEYS[2], 'meta'))) do
+      if value == cjson.null then redis.call('hdel', KEYS[3], field) else redis.call('hset', KEYS[3], field, value) end
+    end
   end
+  redis.call('del', KEYS[4])
+  local trail = cjson.decode(redis.call('hget', KEYS[2], 'sentiment'))
+  if #trail > 0 then redis.call('rpush', KEYS[4], unpack(trail)) end
+  local tail = redis.call('lrange', KEYS[5], -tonumber(ARGV[3]), -1)
+  for i, raw in ipairs(tail) do
+    local ok, event = pcall(cjson.decode, raw)
+    if ok and type(event) == 'table' and event['uid'] == ARGV[2] then
+      redis.call('ltrim', KEYS[5], 0, -(#tail - i + 1) - 1)
+      return #tail - i + 2
+    end
+  end
+  return 1
 end
-return 1
+local rewound = 0
+if ARGV[2] ~= '' then rewound = rewind() end
+for field, value in pairs(cjson.decode(ARGV[8])) do redis.call('hsetnx', KEYS[3], field, value) end
+redis.call('rpush', KEYS[5], ARGV[6])
+redis.call('ltrim', KEYS[5], -tonumber(ARGV[5]), -1)
+for i = 7, #KEYS do redis.call('expire', KEYS[i], ARGV[4]) end
+local answered = {}
+if ARGV[7] ~= '' then answered = redis.call('zrangebyscore', KEYS[6], ARGV[7], '+inf', 'WITHSCORES') end
+return {rewound, redis.call('hgetall', KEYS[3]), answered}
 """
 
 # The metadata a message's handling may change (staff actions change more, outside any message).
@@ -93,6 +109,16 @@ redis.call('rpush', KEYS[2], ARGV[2])
 redis.call('ltrim', KEYS[2], -tonumber(ARGV[3]), -1)
 return redis.call('lrange', KEYS[2], 0, -1)
 """
+
+
+@dataclass(frozen=True)
+class Begun:
+    """A message's start (`ConversationStore.begin`): whether a dead attempt at it was undone, the conversation's
+    metadata, and what the bot answered in it lately (topic -> when)."""
+
+    retried: bool
+    meta: dict[str, str]
+    answered: dict[str, float]
 
 
 class ConversationStore:
@@ -122,30 +148,12 @@ class ConversationStore:
 
     def start(self, conversation: str, channel: str, user_id: str, display_name: str | None) -> dict[str, str]:
         """Create the conversation's metadata if it does not exist yet; return it."""
-        return self.open(conversation, channel, user_id, display_name)[0]
-
-    def open(self, conversation: str, channel: str, user_id: str, display_name: str | None,
-             answered_since: float | None = None) -> tuple[dict[str, str], dict[str, float]]:
-        """`start`, and what the bot answered in the conversation since `answered_since` (topic -> when: the
-        resolution figures' memory, `bot.resolution`), read in the same round trip."""
         key = self.keys.conv(conversation, "meta")
-        now = str(time.time())
-        fields = {"channel": channel, "user_id": user_id, "status": "bot", "created_at": now, "updated_at": now,
-                  "fallbacks": "0"}
-        if display_name:
-            fields["display_name"] = display_name
-        # Everyone who writes in it (a Telegram group, a Slack thread has several people), so exporting or
-        # erasing one of them finds the conversation although its `user_id` names whoever wrote first.
-        fields[member_field(user_id)] = now
         pipe = self.redis.pipeline(transaction=True)
-        for field, value in fields.items():
+        for field, value in _opening(channel, user_id, display_name).items():
             pipe.hsetnx(key, field, value)
         pipe.hgetall(key)  # in the same round trip
-        if answered_since is not None:  # the same hash tag as the meta: one slot, one MULTI
-            pipe.zrangebyscore(self.keys.answered(conversation), answered_since, "+inf", withscores=True)
-        raw = pipe.execute()
-        answered = {_text(t): float(at) for t, at in raw.pop()} if answered_since is not None else {}
-        return {_text(k): _text(v) for k, v in raw[-1].items()}, answered
+        return {_text(k): _text(v) for k, v in pipe.execute()[-1].items()}
 
     def update(self, conversation: str, **fields: str | int | float | None) -> None:
         values = {k: str(v) for k, v in fields.items() if v is not None}
@@ -169,21 +177,32 @@ class ConversationStore:
                            suggestions=list(reply.suggestions) or None,
                            source=reply.source.to_dict() if reply.source else None, **extra)
 
-    def begin(self, conversation: str, uid: str, look_back: int = 50) -> bool:
-        """Start handling message `uid`; True when it is a retry whose dead attempt was undone.
+    def begin(self, message: InboundMessage, answered_since: float | None = None,
+              look_back: int = 50) -> Begun:
+        """Start handling `message` in its conversation: one fenced Lua step, one round trip.
 
         Messages of one conversation are handled one at a time, so a second start of the same
         uid means the first attempt died (or lost its lease) part-way: its transcript events
         (everything from that message's customer event on) are dropped, and the metadata and
         sentiment trail it may have changed are put back, so a fallback or an angry message
-        counts once toward escalation however often the message is handled. One fenced Lua step.
+        counts once toward escalation however often the message is handled. The conversation is
+        then opened (`start`), the customer's words recorded, and its metadata read, with what
+        the bot answered since `answered_since` (topic -> when: `bot.resolution`'s memory).
         """
-        if not uid:
-            return False
-        return bool(self._fenced(self._begin, conversation,
-                                 [self.keys.conv(conversation, p) for p in
-                                  ("checkpoint", "meta", "sentiment", "history")],
-                                 [uid, look_back, self.idle_ttl, *HANDLED_FIELDS]))
+        conversation = message.conversation_key
+        # Every event names whose it is (`author`: who wrote it), so one person's part of a shared conversation
+        # (a group) can be exported and erased on its own (bot.customers).
+        event = {"at": time.time(), "role": "customer", "text": message.text, "author": message.user_id,
+                 "user_id": message.user_id, **({"uid": message.uid} if message.uid else {})}
+        rewound, meta, answered = self._fenced(
+            self._begin, conversation,
+            [self.keys.conv(conversation, p) for p in ("checkpoint", "meta", "sentiment", "history")]
+            + [self.keys.answered(conversation), *self.keys.conversation_parts(conversation)],
+            [message.uid or "", look_back, self.idle_ttl, self.history_cap, json.dumps(event, ensure_ascii=False),
+             "" if answered_since is None else answered_since,
+             json.dumps(_opening(message.channel, message.user_id, message.display_name)), *HANDLED_FIELDS])
+        return Begun(bool(rewound), {_text(k): _text(v) for k, v in zip(meta[::2], meta[1::2], strict=True)},
+                     {_text(t): float(at) for t, at in zip(answered[::2], answered[1::2], strict=True)})
 
     def history(self, conversation: str, last: int | None = None) -> list[dict]:
         start = -last if last else 0
@@ -202,6 +221,19 @@ MEMBER = "member:"  # meta field prefix: one field per person who wrote in the c
 def member_field(user_id: str) -> str:
     """The meta field saying `user_id` wrote in the conversation (its value: when they first did)."""
     return MEMBER + user_id
+
+
+def _opening(channel: str, user_id: str, display_name: str | None) -> dict[str, str]:
+    """A conversation's first metadata, each field set only where missing (its first message's)."""
+    now = str(time.time())
+    fields = {"channel": channel, "user_id": user_id, "status": "bot", "created_at": now, "updated_at": now,
+              "fallbacks": "0"}
+    if display_name:
+        fields["display_name"] = display_name
+    # Everyone who writes in it (a Telegram group, a Slack thread has several people), so exporting or
+    # erasing one of them finds the conversation although its `user_id` names whoever wrote first.
+    fields[member_field(user_id)] = now
+    return fields
 
 
 def _text(value) -> str:

@@ -1,11 +1,17 @@
 """Dynamic micro-batching: many callers' small requests become a few large model calls.
 
 Concurrent callers submit items; one worker thread takes whatever is waiting, up to
-`max_batch` items, waiting at most `max_wait_ms` for company once the first request
-arrives, and calls the batch function once. Under load this turns many one-sentence
+`max_batch` items, and calls the batch function once. Under load this turns many one-sentence
 forward passes into a few large ones, which is where a CPU (and even more a GPU) gets its
-throughput; alone, a request waits at most `max_wait_ms`. Used for the NLU model
-(`nlu.engine`) and for the FAQ's query embeddings (`knowledge.service`).
+throughput. Used for the NLU model (`nlu.engine`) and for the FAQ's query embeddings
+(`knowledge.service`).
+
+The rule for waiting: once a request arrives, the worker waits up to `max_wait_ms` for company
+only while requests have lately been arriving closer together than that (a moving average of the
+gaps between arrivals, `ARRIVAL_WEIGHT`); otherwise it runs what is queued at once. At a chat's
+rate (a message every few tens of milliseconds) no one else would come in the window, so waiting
+would only add `max_wait_ms` to every message; under heavy load the batches form while the model
+runs, and the wait gathers the stragglers.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ log = logging.getLogger(__name__)
 BatchObserver = Callable[[int, float], None]  # (items in batch, seconds) -> None
 IDLE_BEAT_S = 1.0  # an idle batcher wakes this often to show it is alive
 STALE_AFTER_S = 60.0  # no beat for this long (one batch running that long): stuck, and the worker is not ready
+ARRIVAL_WEIGHT = 0.2  # the newest gap's weight in the moving average of gaps between arrivals
 
 
 class BatcherClosed(RuntimeError):
@@ -49,6 +56,8 @@ class MicroBatcher:
         self.name = name
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._closed = False
+        self._last_arrival: float | None = None
+        self._mean_gap = float("inf")  # seconds between arrivals, moving average (see the module docstring)
         # Supervised (common.supervise): the model's only thread; callers hang if it stops, so it is critical.
         self._worker = Supervised(name, self._serve, stale_after=STALE_AFTER_S, max_backoff=1.0, critical=True).start()
 
@@ -60,6 +69,7 @@ class MicroBatcher:
         if not request.items:
             request.future.set_result([])
             return request.future
+        self._note_arrival(time.perf_counter())
         self._queue.put(request)
         return request.future
 
@@ -69,9 +79,22 @@ class MicroBatcher:
             self._queue.put(None)
             self._worker.join(timeout=10)
 
+    def _note_arrival(self, now: float) -> None:
+        # Callers' threads race here; a lost update only nudges an average, so no lock on the hot path.
+        if self._last_arrival is not None:
+            # Capped: after an hour's quiet, a burst should not need dozens of arrivals to start batching again.
+            gap = min(now - self._last_arrival, 10 * self.max_wait)
+            self._mean_gap = gap if self._mean_gap == float("inf") else (
+                ARRIVAL_WEIGHT * gap + (1 - ARRIVAL_WEIGHT) * self._mean_gap)
+        self._last_arrival = now
+
+    def expects_company(self) -> bool:
+        """Whether another request is likely within `max_wait_ms` (then a batch waits for it)."""
+        return self._mean_gap < self.max_wait
+
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
         batch, size = [first], len(first.items)
-        deadline = time.perf_counter() + self.max_wait
+        deadline = time.perf_counter() + (self.max_wait if self.expects_company() else 0.0)
         while size < self.max_batch:
             remaining = deadline - time.perf_counter()
             try:

@@ -138,7 +138,11 @@ def timed_start(name: str, kb: Path, model: Path) -> dict:
             "peak_rss_mb": round(memory["peak_rss_mb"], 1), "load_average": load_average()}
 
 
-def run_coldstart(model: Path, reps: dict[str, int]) -> dict:
+def run_coldstart(model: Path, reps: dict[str, int], progress=None) -> dict:
+    """`reps` cold+warm pairs per knowledge base (0: not measured); `progress(results so far)` after each pair, so
+    a run stopped midway (a 20-minute cold start on a shared machine) keeps what it measured."""
+    from bench.report import part_stamp
+
     out: dict = {}
     for name, kb in knowledge_bases().items():
         starts: dict[str, list] = {"cold": [], "warm": []}
@@ -147,7 +151,9 @@ def run_coldstart(model: Path, reps: dict[str, int]) -> dict:
             starts["cold"].append(timed_start(name, kb, model))
             starts["warm"].append(timed_start(name, kb, model))
             print(name, json.dumps({k: v[-1] for k, v in starts.items()}), flush=True)
-        out[name] = {kind: {"starts": runs, "median_s": statistics.median(r["seconds"] for r in runs),
-                            "min_s": min(r["seconds"] for r in runs), "max_s": max(r["seconds"] for r in runs)}
-                     for kind, runs in starts.items()}
+            out[name] = {kind: {"starts": runs, "median_s": statistics.median(r["seconds"] for r in runs),
+                                "min_s": min(r["seconds"] for r in runs), "max_s": max(r["seconds"] for r in runs)}
+                         for kind, runs in starts.items()} | {"run": part_stamp()}
+            if progress is not None:
+                progress(out)
     return out

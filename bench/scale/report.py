@@ -81,15 +81,16 @@ def memory_section(part: dict) -> str:
     kinds = {name: r["rows"] for name, r in part["rows"].items()}
     demo, big = _worker(runs[("demo", 1)]), _worker(runs[("helpcenter", 1)])
     extra = passages["helpcenter"] - passages["demo"]
-    per_passage = {k: (big[k] - demo[k]) / extra for k in ("rss_mb", "uss_mb")}
+    per_passage = {k: (big[k] - demo[k]) * 2**20 / extra for k in ("rss_mb", "uss_mb")}  # bytes
     manifest = part["helpcenter_manifest"]
     text = ("### Memory per worker of `frontdesk serve`\n\n"
-            + table(["knowledge base", "workers", "process", "RSS MB at ready", "RSS MB", "PSS MB", "USS MB",
-                     "shared MB"], rows)
+            + table(["knowledge base", "workers", "process", "RSS MiB at ready", "RSS MiB", "PSS MiB", "USS MiB",
+                     "shared MiB"], rows)
             + f"\nModel `{part['model']}` (the demo intent model: 4 layers, int8 ONNX). Figures after a warm-up of "
               f"{runs[('demo', 1)]['warmup']['sent']} `POST /chat` messages unless headed \"at ready\"; from "
               "/proc/PID/smaps_rollup (USS: private pages; PSS: shared pages divided among the processes mapping "
-              "them, so the PSS of all processes is what the server really uses). Knowledge bases: **demo** "
+              "them, so the PSS of all processes is what the server really uses; MiB = 2^20 bytes). Knowledge bases: "
+              "**demo** "
               f"(knowledge/demo: {part['rows']['demo']['faq_entries']} FAQ entries and {passages['demo']} passages, "
               f"{kinds['demo']:,} index rows) and "
               f"**helpcenter** ({manifest['articles']:,} articles: Mastodon's {manifest['mastodon_articles']} and "
@@ -101,15 +102,15 @@ def memory_section(part: dict) -> str:
               + ". Load average after each: "
               + "; ".join(f"{r['kb']} {r['workers']}w {r['load_average']}" for r in part["runs"]) + ".\n\n"
               f"Per extra passage (one worker, help center minus demo, over {extra:,} passages): "
-              f"{1000 * per_passage['rss_mb']:.1f} KB RSS, {1000 * per_passage['uss_mb']:.1f} KB USS "
-              f"({(big['uss_mb'] - demo['uss_mb']) * 1e6 / (kinds['helpcenter'] - kinds['demo']):,.0f} bytes USS "
+              f"{per_passage['rss_mb'] / 1000:.1f} KB RSS, {per_passage['uss_mb'] / 1000:.1f} KB USS "
+              f"({(big['uss_mb'] - demo['uss_mb']) * 2**20 / (kinds['helpcenter'] - kinds['demo']):,.0f} bytes USS "
               f"per extra index row).")
     redis = part.get("redis")
     if redis:
         text += (f" Redis, for comparison (`python -m bench.memory`, {redis['conversations']} conversations): "
                  f"{redis['used_memory_delta_per_conversation']:,} bytes of `used_memory` per conversation, so "
-                 f"one help-center worker's USS ({_mb(big['uss_mb'])} MB) is the Redis memory of about "
-                 f"{big['uss_mb'] * 1e6 / redis['used_memory_delta_per_conversation']:,.0f} conversations.")
+                 f"one help-center worker's USS ({_mb(big['uss_mb'])} MiB) is the Redis memory of about "
+                 f"{big['uss_mb'] * 2**20 / redis['used_memory_delta_per_conversation']:,.0f} conversations.")
     return text + "\n\n" + steps_section(part) + "\n" + mappings_section(runs)
 
 
@@ -127,7 +128,7 @@ def steps_section(part: dict) -> str:
         rows.append(cells)
     return ("What a worker's memory is made of: a fresh process loading a worker's parts one at a time "
             "(`python -m bench.scale.steps`, run by the memory part on each knowledge base's warm home), its RSS "
-            "after each:\n\n" + table(["step", *(f"{n} RSS MB (+ step)" for n in names)], rows))
+            "after each:\n\n" + table(["step", *(f"{n} RSS MiB (+ step)" for n in names)], rows))
 
 
 def mappings_section(runs: dict) -> str:
@@ -141,15 +142,17 @@ def mappings_section(runs: dict) -> str:
                 rows.append([f"{key[0]}, {key[1]} workers", name, _mb(m["rss_mb"]), _mb(m["pss_mb"]),
                              _mb(m["uss_mb"]), _mb(m["shared_mb"])])
     return ("\nOne worker's mappings after the warm-up (/proc/PID/smaps, grouped), with two workers running:\n\n"
-            + table(["server", "memory", "RSS MB", "PSS MB", "private MB", "shared MB"], rows))
+            + table(["server", "memory", "RSS MiB", "PSS MiB", "private MiB", "shared MiB"], rows))
 
 
 def coldstart_section(part: dict) -> str:
-    rows = []
+    rows, runs = [], []
     for name, kinds in part.items():
         if name.startswith("_"):
             continue
-        for kind, stats in kinds.items():
+        if kinds.get("run"):
+            runs.append(f"{name}: `{kinds['run']['command']}`, {kinds['run']['date']}")
+        for kind, stats in ((k, v) for k, v in kinds.items() if k != "run"):
             starts = stats["starts"]
             cpu = [s["cpu_s"] for s in starts if "cpu_s" in s]
             rows.append([name, kind, len(starts), f"{stats['median_s']:.1f}",
@@ -158,13 +161,13 @@ def coldstart_section(part: dict) -> str:
                          _mb(statistics.median(s["peak_rss_mb"] for s in starts)),
                          "; ".join(str(s["load_average"][0]) for s in starts)])
     return ("### Cold start: spawn to `/readyz` 200, one worker\n\n"
-            + table(["knowledge base", "start", "runs", "median s", "range s", "CPU s (median)", "peak RSS MB (median)",
-                     "1-min load average at ready"], rows)
+            + table(["knowledge base", "start", "runs", "median s", "range s", "CPU s (median)",
+                     "peak RSS MiB (median)", "1-min load average at ready"], rows)
             + "\nCold: an emptied FRONTDESK_HOME, so every passage, sentence and generated calibration question is "
               "embedded and the embedded Redis starts empty; warm: a second start on that home (embedding cache "
               "present). The operating system's file cache was not emptied. CPU s: the serve process's user and "
               "system CPU seconds at ready, all threads (less moved than wall time by other load on a shared "
-              "machine). Peak RSS: its VmHWM at ready.\n")
+              "machine). Peak RSS: its VmHWM at ready." + (" Runs: " + "; ".join(runs) + "." if runs else "") + "\n")
 
 
 def render(results: dict) -> str:

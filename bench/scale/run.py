@@ -3,6 +3,7 @@
     python -m bench.scale                                   # every part (the 1M search build takes tens of minutes)
     python -m bench.scale --parts search --sizes 100000     # one part, smaller
     python -m bench.scale --parts memory,coldstart --reps-demo 3 --reps-helpcenter 1
+    python -m bench.scale --parts coldstart --reps-demo 0 --reps-helpcenter 2   # the help center again only
 
 Parts:
 - `search`: p50/p99 of one-query searches, recall@1 against exact search, build seconds and index bytes per
@@ -21,6 +22,8 @@ rendered from all of them. Servers listen on 127.0.0.1 only.
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from pathlib import Path
 
 from bench._setup import ROOT, WORK, argument_parser
@@ -39,10 +42,10 @@ def tree_state() -> dict:
     """The commit measured and the files changed beside it (others may be editing the tree while a part runs)."""
     import subprocess
 
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    def git(*args: str) -> str:  # not stripped: a status line starts with its two status columns, maybe blank
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
 
-    return {"commit": git("rev-parse", "--short", "HEAD"),
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(),
             "modified": [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]}
 
 
@@ -60,10 +63,13 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="intent model directory the servers use")
     parser.add_argument("--sizes", default="100000,1000000", help="search part: passage counts")
-    parser.add_argument("--reps-demo", type=int, default=3, help="coldstart part: cold+warm pairs on the demo")
+    parser.add_argument("--reps-demo", type=int, default=3,
+                        help="coldstart part: cold+warm pairs on the demo (0: keep the earlier figures)")
     parser.add_argument("--reps-helpcenter", type=int, default=1, help="coldstart part: pairs on the help center")
     parser.add_argument("--no-report", action="store_true", help="keep the results; do not touch docs/")
     args = parser.parse_args()
+    # Stopped with SIGTERM: unwind, so the servers this run started are stopped by their `finally` blocks too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -80,7 +86,13 @@ def main() -> None:
     if "coldstart" in parts:
         from bench.scale.memory import run_coldstart
 
-        save_part("coldstart", run_coldstart(model, {"demo": args.reps_demo, "helpcenter": args.reps_helpcenter}))
+        reps = {"demo": args.reps_demo, "helpcenter": args.reps_helpcenter}
+        # A knowledge base given 0 repetitions keeps its earlier figures (each names its own run).
+        earlier = load_results().get("coldstart", {})
+        kept = {k: {"run": earlier.get("_run"), **v} for k, v in earlier.items()
+                if not k.startswith("_") and not reps[k]}
+        measured = run_coldstart(model, reps, lambda partial: save_part("coldstart", kept | partial))
+        save_part("coldstart", kept | measured)
     if not args.no_report:
         from bench.scale.report import render
 

@@ -53,7 +53,8 @@ def main() -> None:
     started = time.perf_counter()
     engine = load_engine(model, "cpu", backend="auto")
     engine.predict(["where is my order?"])
-    record("intent model loaded and run once (load_engine: the int8 ONNX graph, heads)", started)
+    record("intent model loaded and run once (load_engine: its ONNX session, and the bundle: PyTorch model, "
+           "tokenizer, heads)", started)
     from knowledge.embedder import Embedder
 
     started = time.perf_counter()

@@ -94,8 +94,7 @@ def test_a_worker_whose_lease_was_taken_cannot_commit_and_its_work_is_discarded(
 
         def handler(message: InboundMessage) -> list[Reply]:
             calls.append(name)
-            store.begin(conversation, message.uid)
-            store.append(conversation, "customer", message.text, uid=message.uid)
+            store.begin(message)
             if name == "A":
                 started.set()
                 go_on.wait(30)  # meanwhile the lease is taken away and the message handled by B
@@ -166,8 +165,7 @@ def test_a_worker_killed_mid_message_is_taken_over_by_another_workers_sweeper(re
 
     def handler(inbound: InboundMessage) -> list[Reply]:
         handled.append(inbound.text)
-        store.begin(inbound.conversation_key, inbound.uid)
-        store.append(inbound.conversation_key, "customer", inbound.text, uid=inbound.uid)
+        store.begin(inbound)
         store.append(inbound.conversation_key, "bot", "It is on its way.")
         return [Reply("It is on its way.")]
 

@@ -19,8 +19,7 @@ def run(url: str, prefix: str, message: dict, lease_ms: int, options: dict | Non
 
     def handler(inbound: InboundMessage) -> list[Reply]:
         # What the real bot does first under the lease: record the customer's message (with its uid).
-        store.begin(inbound.conversation_key, inbound.uid)
-        store.append(inbound.conversation_key, "customer", inbound.text, uid=inbound.uid)
+        store.begin(inbound)
         client.incr(f"{prefix}:started:{inbound.message_id}")
         time.sleep(60)  # killed in here
         return [Reply("never")]
