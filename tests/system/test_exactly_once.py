@@ -10,6 +10,7 @@ the sentiment trail counted once, one bot answer in the transcript.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -122,23 +123,26 @@ def test_a_fallback_killed_mid_way_counts_once_toward_escalation(redis_server):
 
 
 def test_an_intake_retried_by_the_client_after_it_succeeded_queues_the_message_once(redis_server):
-    """redis-py's retry re-runs the intake script when a dropped connection hid its success: still one message."""
+    """redis-py's retry re-sends the intake (the pending mark and the enqueue script, one pipeline) when a dropped
+    connection hid its success: still one message."""
     prefix = f"once-{uuid.uuid4().hex[:6]}"
     calls = []
+    enqueue_sha = hashlib.sha1(ENQUEUE.encode()).hexdigest()
+
+    class RetriedPipeline(redis.client.Pipeline):
+        """Sends the intake twice, as redis-py's retry sends a pipeline again after a dropped connection."""
+
+        def execute(self, raise_on_error=True):
+            stack = list(self.command_stack)
+            if not any(args[:2] == ("EVALSHA", enqueue_sha) for args, _ in stack):
+                return super().execute(raise_on_error)
+            calls.append(super().execute(raise_on_error)[-1])  # the first send: its reply lost on the way
+            self.command_stack.extend(stack)  # the very same commands, a second time
+            return super().execute(raise_on_error)
 
     class RetryingRedis(redis.Redis):
-        """A client whose intake script runs twice, as redis-py's retry runs it after a dropped connection."""
-
-        def register_script(self, script: str):
-            registered = super().register_script(script)
-            if script != ENQUEUE:
-                return registered
-
-            def twice(keys, args):  # what the retry does: the very same script call, a second time
-                calls.append(registered(keys=keys, args=args))
-                return registered(keys=keys, args=args)
-
-            return twice
+        def pipeline(self, transaction=True, shard_hint=None):
+            return RetriedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
     bot = Bot(RetryingRedis(unix_socket_path=redis_server.socket_file), MildlyUnhappyModel(), None, prefix=prefix)
     store = store_of(redis_server, prefix)
