@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # the types only: importing them loads torch and the retrieva
 
 log = logging.getLogger("frontdesk")
 
-DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge" / "demo"
 
 
 def _user_list(value: str) -> set[str]:
@@ -212,7 +211,7 @@ class Components:
         from knowledge.sync import ReloadSync
 
         if self.kb is None:
-            source = self.settings.kb or DEMO_KB
+            source = self.settings.kb_source
             encoder = str(self.settings.faq_encoder) if self.settings.faq_encoder else None
             # Calibrated with the intent model it will decide beside (when it loaded).
             classify = self.engine.predict if self.engine is not None else None

@@ -109,3 +109,28 @@ def _demo_student(settings: Settings, console: Console, teacher: Path, out: Path
     export_onnx(student, out, "int8")
     _remove(student)
 
+
+
+def ensure_demo_query_encoder(settings: Settings, console: Console, kb: Path) -> Path | None:
+    """The query encoder `frontdesk run` serves when FRONTDESK_QUERY_ENCODER is unset: the retrieval encoder in
+    int8 ONNX (all its layers, nothing trained), made once per retrieval encoder under FRONTDESK_HOME, its
+    agreement checked on `kb`'s texts. None (the plain encoder serves) when it cannot be made."""
+    import hashlib
+
+    from knowledge.embedder import default_model_path
+    from knowledge.query_distill import distill_query_encoder, knowledge_texts
+    from knowledge.sources import KnowledgeBaseError
+
+    teacher = str(settings.faq_encoder or default_model_path())
+    # Keyed by its teacher: an encoder made for another retrieval encoder would be refused at load.
+    out = settings.home / "query-encoders" / hashlib.sha256(teacher.encode()).hexdigest()[:12]
+    with _exclusive(out.with_suffix(".lock")):
+        if (out / "query_encoder.json").exists():
+            return out
+        console.print(f"Making the query encoder (once, about 20 s): {out}")
+        try:
+            distill_query_encoder(teacher, knowledge_texts(kb), out, layers=6)
+        except (KnowledgeBaseError, OSError, ValueError) as exc:
+            console.print(f"[yellow]no query encoder ({exc}): questions are embedded by the retrieval encoder")
+            return None
+    return out

@@ -16,7 +16,7 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 from rich.console import Console
 
-from adapters.runtime.demo_model import ensure_demo_model
+from adapters.runtime.demo_model import ensure_demo_model, ensure_demo_query_encoder
 from adapters.runtime.embedded_redis import start_embedded_redis, stop_embedded_redis
 from adapters.runtime.logs import logging_config
 from adapters.runtime.settings import Settings, load_settings
@@ -191,6 +191,10 @@ def serve_forever(settings: Settings, *, host: str, port: int, workers: int, con
                 os.environ["FRONTDESK_ADMIN_TOKEN"] = ensure_admin_token(settings, console)
                 os.environ["FRONTDESK_CHAT_TOKEN"] = ensure_chat_token(settings, console)
                 os.environ.setdefault("FRONTDESK_LOG_FORMAT", "text")  # someone is watching this terminal
+                if settings.query_encoder is None:  # questions embedded in int8 ONNX: a third of the time
+                    encoder = ensure_demo_query_encoder(settings, console, settings.kb_source)
+                    if encoder is not None:
+                        os.environ["FRONTDESK_QUERY_ENCODER"] = str(encoder)
             console.print(f"Serving on http://{host}:{port} with model {model_dir} ({workers} worker(s)): "
                           f"web chat at http://{host}:{port}/, staff console at http://{host}:{port}/console")
             uvicorn.run("adapters.http.app:create_app", factory=True, host=host, port=port, workers=workers,

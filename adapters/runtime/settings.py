@@ -19,6 +19,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TOKEN_VARIABLES = {"admin_token": "FRONTDESK_ADMIN_TOKEN", "chat_token": "FRONTDESK_CHAT_TOKEN",
                    "predict_token": "FRONTDESK_PREDICT_TOKEN"}
 MIN_TOKEN_LENGTH = 32
+DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge" / "demo"  # the demo store's knowledge folder
 # Values that shipped in examples or that people type when told to "set a secret": refused at any length.
 PLACEHOLDER_TOKENS = frozenset({"change-me", "changeme", "change-me-to-a-long-random-string", "secret", "password",
                                 "admin", "token", "replace-me", "your-token-here", "xxx"})
@@ -284,6 +285,11 @@ class Settings(BaseSettings):
     @property
     def rate_limit_pair(self) -> tuple[int, float]:
         return rate_pair(self.rate_limit)
+
+    @property
+    def kb_source(self) -> Path:
+        """The knowledge folder served: FRONTDESK_KB, else the demo store's."""
+        return self.kb or DEMO_KB
 
     @property
     def demo_model_dir(self) -> Path:

@@ -186,8 +186,7 @@ def test_a_deployed_model_recalibrates_the_faq_bars_and_the_escalation_line(tiny
                                                                              redis_prefix, tmp_path):
     """The answer bars and the escalation line are chosen on what the intent model says about the dev questions:
     after a deploy they are chosen again with the model that now decides beside them, and after a restore too."""
-    from adapters.runtime.components import DEMO_KB
-    from adapters.runtime.settings import Settings
+    from adapters.runtime.settings import DEMO_KB, Settings
     from nlu.versions import model_version
     from tests.support.liveserver import live_app
 
