@@ -57,10 +57,6 @@ class Decision(Protocol):
 
 
 class Answerer(Protocol):
-    def prepare(self, query: str) -> None:
-        """Start the work `answer(query)` will need (its embedding), to run beside the intent model's pass."""
-        ...
-
     def answer(self, query: str, signal: Prediction | None = None) -> Decision: ...
 
     def answers(self, queries: list[str], signals: list[Prediction | None]) -> list[Decision]:

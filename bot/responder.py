@@ -172,8 +172,6 @@ class Responder:
         command = message.text.strip().lower()
         if command == "/human":
             return self._escalate(turn, "asked_for_human")
-        if self.kb is not None:  # its embedding runs beside the intent model's pass, not after it
-            self.kb.prepare(message.text)
         started = time.perf_counter()
         result = self.nlu.predict_one(message.text)
         turn.classify_s = time.perf_counter() - started

@@ -13,7 +13,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,8 +94,6 @@ class KnowledgeBase:
         # moments later, and must not embed it (nor hold the embedder a reply waits for) a second time.
         self._recent_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._recent_lock = threading.Lock()
-        # Questions whose embedding `prepare` started, for the `answer` that follows (under `_recent_lock`).
-        self._prepared: OrderedDict[str, Future] = OrderedDict()
         # Customers' questions arrive one per message; embedding them together is several times cheaper.
         self._queries = MicroBatcher(lambda texts: list(self.encode_questions(texts)), max_batch=64,
                                      max_wait_ms=2.0, name="faq-queries")
@@ -215,31 +212,11 @@ class KnowledgeBase:
         """Customers' texts as the answer rule sees them: through the query encoder when there is one."""
         return (self.query_encoder or self.embedder).encode(texts)
 
-    def prepare(self, query: str) -> None:
-        """Start embedding `query` now, for an `answer(query)` soon after.
-
-        The bot calls it before the intent model's pass over the same message: the two passes then run
-        side by side (each on its own batcher thread, both release the GIL), and `answer` waits only
-        for whatever the embedding has left. Messages that never reach the knowledge base (small talk,
-        an escalation) leave theirs unused; the oldest are dropped past `RECENT_QUERIES`.
-        """
-        with self._recent_lock:
-            if query in self._prepared:
-                return
-            try:
-                self._prepared[query] = self._queries.submit([query])
-            except BatcherClosed:
-                return
-            while len(self._prepared) > RECENT_QUERIES:
-                self._prepared.popitem(last=False)
-
     def answer(self, query: str, signal: IntentSignal | None = None) -> Decision:
         """The answer rule's decision for one customer message, given the intent model's signal."""
         index = self.index
-        with self._recent_lock:
-            prepared = self._prepared.pop(query, None)
         try:
-            vector = (prepared or self._queries.submit([query])).result(timeout=60)[0]
+            vector = self._queries.submit([query]).result(timeout=60)[0]
         except BatcherClosed:  # shutting down with a question in flight: still answer it
             vector = self.encode_questions([query])[0]
         self._remember([query], [vector])
@@ -318,9 +295,6 @@ class KnowledgePreview:
     @property
     def version(self) -> dict:
         return self.index.version.to_dict()
-
-    def prepare(self, query: str) -> None:
-        """Nothing to start: a preview embeds in `answers`."""
 
     def answer(self, query: str, signal: IntentSignal | None = None) -> Decision:
         return self.answers([query], [signal])[0]

@@ -207,22 +207,3 @@ def test_an_ivf_index_of_fewer_vectors_than_lists_still_builds_and_finds_them():
     index.nprobe = index.nlist
     _, found = index.search(vectors, 1)
     assert (found[:, 0] == np.arange(8)).all()
-
-
-def test_a_prepared_question_is_embedded_once_and_answered_as_an_unprepared_one(demo_kb, monkeypatch):
-    """`prepare` starts the embedding the bot's `answer` then uses (beside the intent model's pass): the same
-    decision, one embedding; a question prepared but never answered costs nothing more."""
-    question = "how much does standard shipping cost?"
-    plain = demo_kb.answer(question)
-    embedded: list[list[str]] = []
-    encode = demo_kb.encode_questions
-    monkeypatch.setattr(demo_kb, "encode_questions", lambda texts: embedded.append(list(texts)) or encode(texts))
-    demo_kb.prepare(question)
-    demo_kb.prepare(question)  # twice before its answer (two workers' threads, one text): still one embedding
-    prepared = demo_kb.answer(question)
-    assert embedded == [[question]]
-    assert (prepared.kind, prepared.best.id, prepared.text) == (plain.kind, plain.best.id, plain.text)
-    demo_kb.prepare("hello there!")  # small talk: never answered from the knowledge base
-    again = demo_kb.answer(question)  # not prepared this time: embedded anew, the same answer
-    assert again.best.id == plain.best.id
-    assert sum(batch.count(question) for batch in embedded) == 2 and any("hello there!" in batch for batch in embedded)
