@@ -199,9 +199,11 @@ def _script_paths(text: str, models: Path, training: Path) -> str:
 
 @pytest.mark.timeout(600)
 def test_training_job_script_trains_exports_and_switches_the_model_the_pods_wait_for(rendered, tiny_data,
-                                                                                     tmp_path):
+                                                                                     tmp_path, embedder):
     """The Job's own shell script, run here on tiny data (paths moved into tmp_path): it must leave a complete,
-    loadable ONNX model at the path the Deployment serves, which is what the init container waits for."""
+    loadable ONNX model at the path the Deployment serves, which is what the init container waits for, and the
+    query encoder the pods are configured with."""
+    from knowledge.query_encoder import load_query_encoder
     from nlu.engine import load_engine
 
     docs = rendered["example"]
@@ -241,6 +243,10 @@ def test_training_job_script_trains_exports_and_switches_the_model_the_pods_wait
     assert json.loads((current / "config.json").read_text())["num_hidden_layers"] == 4  # the distilled student
     assert subprocess.run(["timeout", "10", *wait[:-1], wait_script]).returncode == 0  # the pods may start
     assert _script_paths(config["FRONTDESK_MODEL_DIR"], models, training) == str(current)
+    query_encoder = models / "query-encoder"  # made before the switch: the pods find both
+    assert query_encoder.is_symlink() and not os.readlink(query_encoder).startswith("/")
+    assert _script_paths(config["FRONTDESK_QUERY_ENCODER"], models, training) == str(query_encoder)
+    assert load_query_encoder(query_encoder, embedder).info.layers == 6  # loads as a pod loads it, checked
     engine = load_engine(current, "cpu")
     try:
         assert engine.predict(["where is my order"])[0].intent in {"order_status", "refund", "greet", "oos"}
