@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import redis
 
 from bot.delivery import Delivery, DeliveryClaims, OutputLookup
-from bot.dispatch import Dispatcher, Handled
+from bot.dispatch import Dispatcher
+from bot.dispatch_records import Handled
 from bot.effects import EffectRunner, EscalationNotifier, RelayNotifier
 from bot.errors import REDIS_ERRORS, refused_write
 from bot.escalation_rules import EscalationRules

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import redis
 
-from bot.dispatch import Handled
+from bot.dispatch_records import Handled
 from bot.errors import REDIS_ERRORS
 from bot.keys import Keys
 from bot.messages import InboundMessage, Reply

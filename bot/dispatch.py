@@ -35,12 +35,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import redis
 
 from bot import dispatch_scripts as scripts
 from bot import lease as leases
+from bot.dispatch_records import EffectsHook, Handled, Handler, HandlingTimeout, Outcome, Settle, SweptHook
 from bot.effects import Effect
 from bot.errors import REDIS_ERRORS
 from bot.events import BotObserver, QuietObserver, Stage
@@ -49,51 +49,11 @@ from bot.lease import Lease, LeaseLost, Renewer
 from bot.messages import InboundMessage, Reply
 from common.supervise import Supervised, every
 
-Handler = Callable[[InboundMessage], "list[Reply] | Outcome"]
-# A Redis write the effects hook sends in the round trip of its own writes (on a pipeline, or the client).
-Settle = Callable[[redis.Redis], object]
-# Runs side effects of a committed message (outside its conversation), together where it can, and the
-# settling write with them (dropping them from the outbox); see `Outcome`.
-EffectsHook = Callable[[list[Effect], Settle | None], None]
-# (uid, message, replies) of a message handled for nobody known to be waiting: see `Dispatcher.on_swept`.
-SweptHook = Callable[[str, InboundMessage, list[Reply]], None]
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong on our side. Please try again in a moment."
 
 # The wake-up list only wakes callers waiting right now (at most `wait_timeout`); the result stays longer.
 _DONE_TTL = 600
-
-
-class HandlingTimeout(TimeoutError):
-    """The message is queued but was not handled in time (it will still be handled once)."""
-
-
-@dataclass
-class Outcome:
-    """What a handler returns when its message changes more than its conversation.
-
-    `effects` (`bot.effects.Effect` values: staff notifications, counters in
-    other Redis slots) are committed with the replies, in the same fenced step, then run through
-    `Dispatcher.on_effects` after the commit: a handling that dies or loses its lease leaves none
-    behind, and a committed one is run by the sweeper if its worker dies before running them.
-    """
-
-    replies: list[Reply]
-    effects: list[Effect]
-
-
-@dataclass
-class Handled:
-    replies: list[Reply]
-    duplicate: bool = False
-    uid: str = ""
-    conversation: str = ""  # its conversation_key, so `finish_delivery` can clear the undelivered note
-    delivered: bool | None = None  # set by `Bot.receive` for push channels: see there
-
-    @property
-    def queued(self) -> bool:
-        """False when Redis never took the message (the replies are then only the bot's apology)."""
-        return bool(self.uid) or self.duplicate
 
 
 class Dispatcher:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot import csat
-from bot.dispatch import Outcome
+from bot.dispatch_records import Outcome
 from bot.effects import (
     AnnounceEscalation,
     CountAnswer,

@@ -37,7 +37,7 @@ from adapters.http.validation_errors import validation_error
 from adapters.runtime import metrics
 from adapters.runtime.components import Components, NotReady
 from adapters.runtime.settings import Settings, load_settings
-from bot.dispatch import HandlingTimeout
+from bot.dispatch_records import HandlingTimeout
 from bot.errors import REDIS_ERRORS
 
 log = logging.getLogger("frontdesk")

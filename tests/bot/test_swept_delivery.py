@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import redis
 
 from bot.core import Bot, BotHooks
-from bot.dispatch import Handled
+from bot.dispatch_records import Handled
 from bot.keys import Keys
 from bot.messages import InboundMessage, Reply
 from tests.support.outputs import outputs

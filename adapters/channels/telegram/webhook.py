@@ -22,7 +22,7 @@ from telegram.error import InvalidToken, TelegramError
 from adapters.channels.telegram.adapter import CHANNEL, DeliveryFailed, TelegramAdapter
 from adapters.channels.telegram.polling import ALLOWED_UPDATES
 from adapters.http.dependencies import ComponentsDep
-from bot.dispatch import HandlingTimeout
+from bot.dispatch_records import HandlingTimeout
 
 log = logging.getLogger("frontdesk.telegram")
 router = APIRouter(tags=["telegram"])
