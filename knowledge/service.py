@@ -109,11 +109,12 @@ class KnowledgeBase:
     def ready(self) -> bool:
         return self._current is not None
 
-    def reload(self, recalibrate: bool = False) -> ReloadResult:
+    def reload(self, recalibrate: bool = False, forget_previous: bool = False) -> ReloadResult:
         """Build from the source and swap it in; on any source error keep serving the old index.
 
         `recalibrate`: swap the new build in even when its entries and bars came out the same, so what the
         (new) intent model said about the calibration questions is what the escalation line is read from.
+        `forget_previous`: once it succeeded, keep no version to restore (`forget_previous`).
         """
         started = time.perf_counter()
         with self._reload_lock:
@@ -132,6 +133,8 @@ class KnowledgeBase:
                        or current.thresholds.to_dict() != index.thresholds.to_dict())
             if changed:
                 self._swap(current, index)
+            if forget_previous:
+                self._forget_previous()
             return ReloadResult(True, self.index.version.to_dict(), changed=changed,
                                 seconds=time.perf_counter() - started, embedded_texts=self.embedder.calls - before)
 
@@ -143,6 +146,18 @@ class KnowledgeBase:
                         ({self.cache.key(t) for t in _all_texts(current)} if current else set()))
         if self.question_cache is not self.cache:
             self.question_cache.save(keep={self.question_cache.key(t) for t in index.calibration_texts})
+
+    def forget_previous(self) -> None:
+        """Keep no version to restore: after an erasure, the previous version still holds the erased customer's
+        words (their alternates), and a restore must not serve them again. Their cached vectors go too."""
+        with self._reload_lock:
+            self._forget_previous()
+
+    def _forget_previous(self) -> None:
+        self._previous = None
+        current = self._current
+        if current is not None:
+            self.cache.save(keep={self.cache.key(t) for t in _all_texts(current) + current.calibration_texts})
 
     def preview(self, source: str | Path | None = None) -> KnowledgePreview:
         """What a reload from `source` (default: the configured one) would serve, built beside the serving index

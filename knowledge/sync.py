@@ -28,6 +28,8 @@ from knowledge.service import KnowledgeBase
 
 log = logging.getLogger(__name__)
 STALE_AFTER = 30.0  # seconds without a heartbeat before a worker is no longer listed
+# The action of a reload after a customer's erasure: every process also drops the version it could restore.
+ERASE = "erase"
 
 
 def sync_key(prefix: str, part: str) -> str:
@@ -88,14 +90,17 @@ class ReloadSync(Follower):
         if desired["seq"] <= self.applied_seq:
             return
         current = self.kb.index.version.content_hash if self.kb.ready else None
+        erasing = desired["action"] == ERASE
         if desired["hash"] != current:
             status = self.kb.status()
             if desired["action"] == "restore" and (status["previous"] or {}).get("content_hash") == desired["hash"]:
                 self.kb.restore_previous()
             else:
-                result = self.kb.reload()
+                result = self.kb.reload(forget_previous=erasing)
                 if not result.ok:
                     log.warning("reload requested by another worker failed here: %d problem(s)", len(result.errors))
+        elif erasing:  # already serving it (reloaded for another reason): the version before still goes
+            self.kb.forget_previous()
         self.applied_seq = desired["seq"]
         self.report()
 

@@ -54,21 +54,21 @@ async def export_customer(channel: CHANNEL, user_id: USER_ID, request: Request) 
 
 
 @router.delete("/customers/{channel}/{user_id}")
-async def erase_customer(channel: CHANNEL, user_id: USER_ID, request: Request) -> dict:
+async def erase_customer(channel: CHANNEL, user_id: USER_ID, request: Request, components: ComponentsDep) -> dict:
     """Delete every key and scrub every value that names the customer, delete the bot's Slack posts holding
     their words and have Redis rewrite its files; answers what was removed and what was not (docs/STAFF_AND_DATA.md).
     When FAQ alternates (labelled, or approved from topics) held their words, the knowledge base is reloaded (on
-    every worker) without them."""
+    every worker) without them, and no worker keeps a version to restore (it holds their words)."""
     found = need_admin_services(request)
     try:
         erased = await run_in_threadpool(found.customers.erase, channel, user_id)
     except redis.RedisError:
         raise HTTPException(503, "cannot erase: Redis is not answering; nothing or part was removed, "
                                  "run it again") from None
-    components = request.app.state.components
     erased["knowledge_base_reloaded"] = False
     if (erased["faq_alternates"] or erased["learned_alternates"]) and components.kb is not None:
-        erased["knowledge_base_reloaded"] = (await run_in_threadpool(components.reload_kb)).ok
+        reloaded = await run_in_threadpool(lambda: components.reload_kb(erasure=True))
+        erased["knowledge_base_reloaded"] = reloaded.ok
     return erased
 
 

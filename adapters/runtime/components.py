@@ -323,13 +323,17 @@ class Components:
 
         threading.Thread(target=run, name="recalibrate", daemon=True).start()
 
-    def reload_kb(self, preview=None):
+    def reload_kb(self, preview=None, *, erasure: bool = False):
         """Reload the knowledge base here and, when it succeeded, tell every other worker. `preview`: serve this
-        build of the configured source (`KnowledgeBase.preview`, what a gate judged) instead of reading it again."""
+        build of the configured source (`KnowledgeBase.preview`, what a gate judged) instead of reading it again.
+        `erasure`: after a customer's erasure, every worker also drops the version it could restore (it holds
+        their words)."""
+        from knowledge.sync import ERASE
+
         kb = self.need("kb")
-        result = kb.apply(preview) if preview is not None else kb.reload()
+        result = kb.apply(preview) if preview is not None else kb.reload(forget_previous=erasure)
         if result.ok and self.sync is not None:
-            self.sync.announce("reload")
+            self.sync.announce(ERASE if erasure else "reload")
         return result
 
     def reload_summary(self) -> str:

@@ -155,6 +155,10 @@ def test_export_holds_the_customers_data_and_erasure_leaves_no_trace_of_them_onl
     assert left == [], left[:5]
     served = served_alternates(client)
     assert nonsense["text"] not in served and parcel["text"] not in served and bob_item["text"] in served
+    # The version before the erasure held her words: it can no longer be restored.
+    assert client.get("/admin/faq", headers=ADMIN).json()["previous"] is None
+    assert client.post("/admin/faq/restore", headers=ADMIN).status_code == 409
+    assert parcel["text"] not in served_alternates(client)
     assert export(client, ALICE)["conversations"] == []
     assert alice_escalation not in {e["id"] for e in client.get("/admin/escalations", headers=ADMIN).json()}
     # The other customer: exactly as before, and still served.
