@@ -40,8 +40,8 @@ import redis
 
 from bot import dispatch_scripts as scripts
 from bot import lease as leases
-from bot.dispatch_records import EffectsHook, Handled, Handler, HandlingTimeout, Outcome, Settle, SweptHook
-from bot.effects import Effect
+from bot.dispatch_records import EffectsHook, Handled, Handler, HandlingTimeout, Outcome, SweptHook
+from bot.effects import Effect, Settle
 from bot.errors import REDIS_ERRORS
 from bot.events import BotObserver, QuietObserver, Stage
 from bot.keys import Keys

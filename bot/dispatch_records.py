@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-
-from bot.effects import Effect
+from bot.effects import Effect, Settle
 from bot.messages import InboundMessage, Reply
 
 Handler = Callable[[InboundMessage], "list[Reply] | Outcome"]
-# A Redis write the effects hook sends in the round trip of its own writes (on a pipeline, or the client).
-Settle = Callable[[redis.Redis], object]
 # Runs side effects of a committed message (outside its conversation), together where it can, and the
 # settling write with them (dropping them from the outbox); see `Outcome`.
 EffectsHook = Callable[[list[Effect], Settle | None], None]

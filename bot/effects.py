@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from redis.client import Pipeline
 
 log = logging.getLogger(__name__)
+# A Redis write the effects' runner sends in the round trip of its own writes (on a pipeline, or the client):
+# the dispatcher's dropping of the effects from its outbox (`bot.dispatch`).
+Settle = Callable[["Pipeline"], object]
 
 # (escalation, transcript): a new escalation for staff; (escalation, text, author): a customer's words for their
 # agent, and whose words they are (in a group, not always the escalation's customer; bot.posts records them so).
@@ -268,7 +271,7 @@ class EffectRunner:
         self.on_escalation = list(on_escalation)
         self.on_customer_message = list(on_customer_message)
 
-    def run(self, effects: Sequence[Effect], settle: Callable[[Pipeline], object] | None = None) -> None:
+    def run(self, effects: Sequence[Effect], settle: Settle | None = None) -> None:
         """`Dispatcher`'s `on_effects`: one failing effect never costs the others; `settle` goes with the counts."""
         with self.stats.batch(settle):
             for effect in effects:

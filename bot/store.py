@@ -30,11 +30,18 @@ class ConversationStatus(StrEnum):
 # Every script's KEYS[1] is the conversation's lock and ARGV[1] the fencing token ('' = not fenced).
 _FENCE = "if ARGV[1] ~= '' and redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end\n"
 
+# A transcript event added (the transcript capped at `cap`) and the expiry of KEYS[first_part..] refreshed.
+_PUSH_EVENT = """
+local function push_event(history, event, cap, first_part, ttl)
+  redis.call('rpush', history, event)
+  redis.call('ltrim', history, -tonumber(cap), -1)
+  for i = first_part, #KEYS do redis.call('expire', KEYS[i], ttl) end
+end
+"""
+
 # KEYS: lock, history, then every part whose expiry is refreshed. ARGV: token, event, cap, idle TTL.
-_APPEND = _FENCE + """
-redis.call('rpush', KEYS[2], ARGV[2])
-redis.call('ltrim', KEYS[2], -tonumber(ARGV[3]), -1)
-for i = 3, #KEYS do redis.call('expire', KEYS[i], ARGV[4]) end
+_APPEND = _FENCE + _PUSH_EVENT + """
+push_event(KEYS[2], ARGV[2], ARGV[3], 3, ARGV[4])
 return 1
 """
 
@@ -48,7 +55,7 @@ return 1
 # KEYS: lock, checkpoint, meta, sentiment, history, answered, then every part whose expiry is refreshed.
 # ARGV: token, uid ('': none), look back, idle TTL, history cap, event, answered since, opening fields (JSON),
 # then the metadata fields.
-_BEGIN = _FENCE + """
+_BEGIN = _FENCE + _PUSH_EVENT + """
 local function rewind()
   if redis.call('hget', KEYS[2], 'uid') ~= ARGV[2] then
     local saved = {}
@@ -78,9 +85,7 @@ end
 local rewound = 0
 if ARGV[2] ~= '' then rewound = rewind() end
 for field, value in pairs(cjson.decode(ARGV[8])) do redis.call('hsetnx', KEYS[3], field, value) end
-redis.call('rpush', KEYS[5], ARGV[6])
-redis.call('ltrim', KEYS[5], -tonumber(ARGV[5]), -1)
-for i = 7, #KEYS do redis.call('expire', KEYS[i], ARGV[4]) end
+push_event(KEYS[5], ARGV[6], ARGV[5], 7, ARGV[4])
 local answered = {}
 if ARGV[7] ~= '' then answered = redis.call('zrangebyscore', KEYS[6], ARGV[7], '+inf', 'WITHSCORES') end
 return {rewound, redis.call('hgetall', KEYS[3]), answered}

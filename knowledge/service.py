@@ -132,20 +132,25 @@ class KnowledgeBase:
             changed = (recalibrate or current is None or current.version.content_hash != index.version.content_hash
                        or current.thresholds.to_dict() != index.thresholds.to_dict())
             if changed:
-                self._swap(current, index)
-            if forget_previous:
+                self._swap(current, index, keep_previous=not forget_previous)
+            elif forget_previous:
                 self._forget_previous()
             return ReloadResult(True, self.index.version.to_dict(), changed=changed,
                                 seconds=time.perf_counter() - started, embedded_texts=self.embedder.calls - before)
 
-    def _swap(self, current: FaqIndex | None, index: FaqIndex) -> None:
-        """Serve `index` (the caller holds the reload lock), keeping `current` to restore and both's vectors cached."""
-        self._previous, self._current = current, index
+    def _swap(self, current: FaqIndex | None, index: FaqIndex, keep_previous: bool = True) -> None:
+        """Serve `index` (the caller holds the reload lock), keeping `current` to restore unless told not to."""
+        self._previous, self._current = (current if keep_previous else None), index
         self._notify(index)
-        self.cache.save(keep={self.cache.key(t) for t in _all_texts(index) + index.calibration_texts} |
-                        ({self.cache.key(t) for t in _all_texts(current)} if current else set()))
+        self._save_caches()
+
+    def _save_caches(self) -> None:
+        """Persist the vectors of the version served and of the one kept to restore; nothing else."""
+        current, previous = self._current, self._previous
+        self.cache.save(keep={self.cache.key(t) for t in _all_texts(current) + current.calibration_texts} |
+                        ({self.cache.key(t) for t in _all_texts(previous)} if previous else set()))
         if self.question_cache is not self.cache:
-            self.question_cache.save(keep={self.question_cache.key(t) for t in index.calibration_texts})
+            self.question_cache.save(keep={self.question_cache.key(t) for t in current.calibration_texts})
 
     def forget_previous(self) -> None:
         """Keep no version to restore: after an erasure, the previous version still holds the erased customer's
@@ -155,9 +160,8 @@ class KnowledgeBase:
 
     def _forget_previous(self) -> None:
         self._previous = None
-        current = self._current
-        if current is not None:
-            self.cache.save(keep={self.cache.key(t) for t in _all_texts(current) + current.calibration_texts})
+        if self._current is not None:
+            self._save_caches()
 
     def preview(self, source: str | Path | None = None) -> KnowledgePreview:
         """What a reload from `source` (default: the configured one) would serve, built beside the serving index
