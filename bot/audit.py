@@ -55,6 +55,11 @@ return n
 """
 
 
+def staff_actor(channel: str, user_id: str, name: str | None) -> str:
+    """Who acted on a chat platform: the display name to read, the platform's id to trust ("Sam (slack:U1)")."""
+    return f"{name} ({channel}:{user_id})" if name and name != user_id else f"{channel}:{user_id}"
+
+
 class AuditLog:
     def __init__(self, client: redis.Redis, keys: Keys, *, days: float = 365,
                  clock: Callable[[], float] = time.time):

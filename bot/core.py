@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from bot.audit import AuditLog
 from bot.delivery import Delivery, DeliveryClaims, OutputLookup
 from bot.dispatch import Dispatcher
 from bot.dispatch_records import Handled
@@ -70,7 +71,8 @@ class Bot:
                  hours: BusinessHours | None = None, clock: Callable[[], float] = time.time,
                  escalation_retention_s: int = 30 * 86_400, review_retention_s: float = 30 * 86_400,
                  review_confidence: float = LOW_CONFIDENCE, sweep_min_age: float = 1.0,
-                 escalation_policy: EscalationPolicy | None = None, resolution_s: float = 24 * 3600):
+                 escalation_policy: EscalationPolicy | None = None, resolution_s: float = 24 * 3600,
+                 audit_days: float = 365):
         keys = Keys(prefix)
         policy = escalation_policy or EscalationPolicy()
         hooks = hooks or BotHooks()
@@ -87,6 +89,7 @@ class Bot:
         # check in the responder read one time.
         self.stats = BotStats(client, keys, text_ttl=escalation_retention_s, clock=clock, resolution_s=resolution_s)
         self.review = ReviewInbox(client, keys, retention_s=review_retention_s, low_confidence=review_confidence)
+        self.audit = AuditLog(client, keys, days=audit_days)  # FRONTDESK_AUDIT_DAYS
         self.posts = PlatformPosts(client, keys)  # staff-platform posts holding customers' words, for erasure
         self.templates = templates
         self.store = store
@@ -94,7 +97,7 @@ class Bot:
                                on_customer_message=hooks.on_customer_message)
         self.responder = Responder(store, self.queue, self.review, RateLimiter(client, keys, limit=rate_limit[0],
                                                                                window=rate_limit[1]),
-                                   nlu, kb, templates=templates, rules=rules or EscalationRules(),
+                                   nlu, kb, audit=self.audit, templates=templates, rules=rules or EscalationRules(),
                                    observer=hooks.observer, admins=admins or {}, admin_actions=hooks.admin_actions,
                                    hours=hours, clock=clock, resolution_s=resolution_s,
                                    escalation_limits=EscalationLimits(client, keys, per_customer=policy.per_customer,

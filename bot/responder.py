@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot import csat
+from bot.audit import AuditLog, staff_actor
 from bot.dispatch_records import Outcome
 from bot.effects import (
     AnnounceEscalation,
@@ -55,7 +56,8 @@ LIMITED_TEXT = ("I can't pass this to our team right now: a lot of requests for 
                 "Please try again later; meanwhile I'm happy to help with anything I can.")
 SMALL_TALK = ("greet", "thanks", "goodbye", "bot_capabilities")
 CHAT_COMMANDS = {"/start": "greet", "/help": "bot_capabilities"}
-ADMIN_COMMANDS = ("/reload", "/queue")
+# The admin chat commands, by the action each is audited as (the same names as the HTTP admin routes' entries).
+ADMIN_COMMANDS = {"/reload": "faq.reload", "/queue": "escalation.list"}
 
 
 @dataclass
@@ -83,7 +85,8 @@ class Responder:
     """The dispatcher's handler: `respond(message) -> Outcome` (see the module docstring)."""
 
     def __init__(self, store: ConversationStore, queue: EscalationQueue, review: ReviewInbox,
-                 rate_limiter: RateLimiter, nlu: Classifier, kb: Answerer | None, *, templates: Templates,
+                 rate_limiter: RateLimiter, nlu: Classifier, kb: Answerer | None, *, audit: AuditLog,
+                 templates: Templates,
                  rules: EscalationRules, observer: BotObserver, admins: Mapping[str, set[str]],
                  admin_actions: Mapping[str, Callable[[], str]], hours: BusinessHours | None,
                  clock: Callable[[], float] = time.time, escalation_limits: EscalationLimits | None = None,
@@ -99,6 +102,7 @@ class Responder:
         self.observer = observer
         self.admins = admins
         self.admin_actions = admin_actions  # "/reload" -> its summary text; the wiring layer's
+        self.audit = audit  # every admin command tried in a chat, done or refused
         self.hours = hours  # staff's business hours (bot.hours); None: always open
         self.clock = clock  # injectable, so a test can hand off at a chosen hour
         self.escalation_limits = escalation_limits  # escalations per customer and per client address (None: off)
@@ -176,6 +180,8 @@ class Responder:
         result = self.nlu.predict_one(message.text)
         turn.classify_s = time.perf_counter() - started
         intent = CHAT_COMMANDS.get(command, result.intent)
+        # A command is sure; a guess below the rules' `sure_intent` gives the knowledge base its say first.
+        confidence = 1.0 if command in CHAT_COMMANDS else float(result.confidence)
         negative = float(result.sentiment_scores.get("negative", 0.0))
         trail = self.store.push_sentiment(conversation, negative)
         self.observer.intent(intent, message.channel)
@@ -184,19 +190,25 @@ class Responder:
         topical = intent not in SMALL_TALK and not result.out_of_scope
         turn.topic = intent_topic(intent) if topical else ""
         fallbacks = int(turn.meta.get("fallbacks", 0))
-        reason = self.rules.reason(negative=negative, trail=trail, intent=intent, fallbacks=fallbacks)
+        reason = self.rules.reason(negative=negative, trail=trail, intent=intent, fallbacks=fallbacks,
+                                   confidence=confidence)
         if reason:
             self.review.record_message(message, "escalated", result)
             return self._escalate(turn, reason)
-        if intent in SMALL_TALK and self.templates.has(intent):
-            self.store.update(conversation, fallbacks=0)
-            return [Reply(self.templates.say(intent, name=name))]
+        small_talk = self._small_talk_for(intent)
+        if small_talk and confidence >= self.rules.sure_intent:
+            return self._small_talk(turn, intent, name)
         canned = self.templates.intent_answer(intent)
         if canned:
             self.store.update(conversation, fallbacks=0)
             self.review.note_answer(message, result)
             turn.answer = intent_topic(intent)  # an intent's own reply: its answer id, as `decisions_for` names it
             return [Reply(canned)]
+        return self._from_knowledge(turn, result, intent, name, negative)
+
+    def _from_knowledge(self, turn: Turn, result, intent: str, name: str, negative: float) -> list[Reply]:
+        """The knowledge base's answer or suggestions, where an unsure guess of small talk or of a person yields."""
+        message, conversation = turn.message, turn.conversation
         decision = None
         if self.kb is not None:
             started = time.perf_counter()
@@ -204,14 +216,23 @@ class Responder:
             turn.retrieve_s = time.perf_counter() - started
         # Negative but below the escalation line: the answer comes with an apology first.
         apology = [Reply(self.templates.say("apology"))] if self.rules.apologise(negative) else []
+        # Reached with a person's intent only when unsure of it (a sure one escalated above).
+        person = intent in self.rules.human_intents
         if decision is not None and decision.kind == "answer":
             self.store.update(conversation, fallbacks=0)
             self.observer.faq(FaqOutcome.ANSWER)
             turn.effects.append(CountAnswer())
             turn.answer = decision.best.id
             self.review.note_answer(message, result, decision)
-            return [*apology, Reply(decision.text or decision.best.entry.answer,
+            # Perhaps they did ask for a person: one is a click away, beside the answer.
+            offer = (self.templates.say("offer_human_button"),) if person else ()
+            return [*apology, Reply(decision.text or decision.best.entry.answer, suggestions=offer,
                                     source=Source.from_dict(decision.best.source))]
+        if person:  # no clear answer to what might be a request for a person: take it as one
+            self.review.record_message(message, "escalated", result)
+            return self._escalate(turn, "asked_for_human")
+        if self._small_talk_for(intent):
+            return self._small_talk(turn, intent, name)
         if decision is not None and decision.kind == "suggest":
             self.store.update(conversation, fallbacks=0)
             self.observer.faq(FaqOutcome.SUGGEST)
@@ -220,7 +241,7 @@ class Responder:
                                     suggestions=tuple(h.entry.question for h in decision.hits),
                                     suggestion_sources=tuple(Source.from_dict(h.source) for h in decision.hits))]
         self.review.record_message(message, "fallback", result, decision)
-        return self._fallback(turn, fallbacks + 1)
+        return self._fallback(turn, int(turn.meta.get("fallbacks", 0)) + 1)
 
     def decisions_for(self, texts: list[str], results: list, kb: Answerer | None = None) -> list[BotDecision]:
         """What the bot would do with each text classified as its result, changing nothing (`bot.replay`): the
@@ -231,9 +252,11 @@ class Responder:
         asked: list[int] = []  # the texts the knowledge base decides
         for i, result in enumerate(results):
             negative = float(result.sentiment_scores.get("negative", 0.0))
-            if self.rules.reason(negative=negative, trail=[negative], intent=result.intent, fallbacks=0):
+            confidence = float(result.confidence)
+            if self.rules.reason(negative=negative, trail=[negative], intent=result.intent, fallbacks=0,
+                                 confidence=confidence):
                 decided.append(BotDecision(Choice.ESCALATE))
-            elif (result.intent in SMALL_TALK and self.templates.has(result.intent)) or \
+            elif (self._small_talk_for(result.intent) and confidence >= self.rules.sure_intent) or \
                     self.templates.intent_answer(result.intent):
                 decided.append(BotDecision(Choice.ANSWER, f"intent:{result.intent}"))
             else:
@@ -241,12 +264,26 @@ class Responder:
                 asked.append(i)
         answers = kb.answers([texts[i] for i in asked], [results[i] for i in asked]) if kb is not None and asked \
             else []
-        for i, decision in zip(asked, answers, strict=True):
-            if decision.kind == "answer":
+        decisions = dict(zip(asked, answers, strict=True)) if answers else {}
+        for i in asked:
+            # As in `_answer`: an unsure guess of a person or small talk yields to an answer, and only to one.
+            decision, intent = decisions.get(i), results[i].intent
+            if decision is not None and decision.kind == "answer":
                 decided[i] = BotDecision(Choice.ANSWER, decision.best.id)
-            elif decision.kind == "suggest":
+            elif intent in self.rules.human_intents:
+                decided[i] = BotDecision(Choice.ESCALATE)
+            elif self._small_talk_for(intent):
+                decided[i] = BotDecision(Choice.ANSWER, f"intent:{intent}")
+            elif decision is not None and decision.kind == "suggest":
                 decided[i] = BotDecision(Choice.SUGGEST, suggestions=tuple(h.id for h in decision.hits))
         return [d if d is not None else BotDecision(Choice.FALLBACK) for d in decided]
+
+    def _small_talk_for(self, intent: str) -> bool:
+        return intent in SMALL_TALK and self.templates.has(intent)
+
+    def _small_talk(self, turn: Turn, intent: str, name: str) -> list[Reply]:
+        self.store.update(turn.conversation, fallbacks=0)
+        return [Reply(self.templates.say(intent, name=name))]
 
     def _fallback(self, turn: Turn, fallbacks: int) -> list[Reply]:
         message = turn.message
@@ -286,8 +323,12 @@ class Responder:
         return [Reply(self._escalated_text(reason, away))]
 
     def _admin_command(self, message: InboundMessage, command: str) -> Reply:
+        action, where = ADMIN_COMMANDS[command], f"{message.channel} chat"
         if message.user_id not in self.admins.get(message.channel, set()):
+            # Tried by someone not on the allow-list, most likely a customer: named by pseudonym (bot.audit).
+            self.audit.record(self.audit.pseudonym(message.channel, message.user_id), f"{action}.refused", where)
             return Reply(self.templates.say("admin_only"), sender="system")
+        self.audit.record(staff_actor(message.channel, message.user_id, message.display_name), action, where)
         if command == "/queue":
             waiting = self.queue.list(status=EscalationStatus.OPEN) + self.queue.list(status=EscalationStatus.CLAIMED)
             if not waiting:

@@ -60,7 +60,7 @@ def build_bot(settings: Settings, client: redis.Redis, engine, kb, channels: Cha
                dedup_seconds=settings.dedup_seconds, hours=settings.hours(),
                escalation_retention_s=settings.escalation_retention_days * 86_400,
                review_retention_s=settings.review_days * 86_400, review_confidence=settings.review_confidence,
-               resolution_s=settings.resolution_hours * 3600,
+               resolution_s=settings.resolution_hours * 3600, audit_days=settings.audit_days,
                escalation_policy=EscalationPolicy(per_customer=settings.escalation_rate_limit_pair,
                                                   per_address=settings.escalation_address_limit_pair,
                                                   expire_after_s=settings.escalation_expire_hours * 3600,

@@ -117,8 +117,13 @@ def test_admin_commands_need_an_allow_listed_user(redis_url, redis_prefix, demo_
     assert "administrators only" in refused[0].text and calls == []
     done = bot.handle(InboundMessage("rest", "c2", "boss", "/reload")).replies
     assert done[0].text == "reloaded v1" and calls == ["reload"]
-    queue = bot.handle(InboundMessage("rest", "c2", "boss", "/queue")).replies
+    queue = bot.handle(InboundMessage("rest", "c2", "boss", "/queue", display_name="Boss")).replies
     assert "queue is empty" in queue[0].text
+    # Every try is audited: the refused one under a pseudonym (it is most likely a customer), the admin by name.
+    entries = [(e["actor"], e["action"], e["target"]) for e in reversed(bot.audit.entries())]
+    assert entries == [(bot.audit.pseudonym("rest", "mallory"), "faq.reload.refused", "rest chat"),
+                       ("rest:boss", "faq.reload", "rest chat"), ("Boss (rest:boss)", "escalation.list", "rest chat")]
+    assert "mallory" not in str(bot.audit.entries())
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from slack_sdk.errors import SlackClientError
 from adapters.channels.slack import format as fmt
 from adapters.channels.slack.outbound import CHANNEL, SlackOutbound, api_error
 from adapters.runtime.components import Components
-from bot.audit import AuditLog
+from bot.audit import AuditLog, staff_actor
 from bot.errors import REDIS_ERRORS
 from bot.escalations import Escalation, EscalationError
 from bot.keys import Keys
@@ -45,7 +45,7 @@ SEEN_EVENT_S = 3600
 
 def slack_actor(user_id: str, name: str | None) -> str:
     """Who acted, for the audit log: the display name to read, the Slack id to trust."""
-    return f"{name} (slack:{user_id})" if name and name != user_id else f"slack:{user_id}"
+    return staff_actor(CHANNEL, user_id, name)
 
 
 class SlackStaff:

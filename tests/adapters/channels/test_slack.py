@@ -310,6 +310,13 @@ def test_slash_command_is_for_admins_only(client, slack):
                                                        timeout=60)[0]["text"]
     assert slash(client, slack, ADMIN, "", "cmd-usage").status_code == 200
     assert "Usage" in slack.wait_for("response_url", lambda a: a["name"] == "cmd-usage")[0]["text"]
+    # Each command tried is in the audit log: the refused customer by pseudonym only, the admin by name and id.
+    audit = client.app.state.components.bot.audit
+    tried = [(e["actor"], e["action"]) for e in reversed(audit.entries()) if e["target"] == "slack chat"]
+    assert tried[-3:] == [(audit.pseudonym("slack", "UCUST7"), "escalation.list.refused"),
+                          (f"{ADMIN.lower()} (slack:{ADMIN})", "escalation.list"),
+                          (f"{ADMIN.lower()} (slack:{ADMIN})", "faq.reload")]
+    assert "UCUST7" not in str(audit.entries())
 
 
 def test_suggestions_are_buttons_and_a_click_is_the_customers_message(client, slack):
