@@ -14,8 +14,10 @@ per client address, whoever the messages claim to be from.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
@@ -38,6 +40,34 @@ return {count, redis.call('get', KEYS[2])}
 """
 
 
+@dataclass(frozen=True)
+class SlidingWindow:
+    """One moment of a two-window sliding count of `length` seconds: which fixed window it falls in, how long
+    a window's counter must live, and what a count there plus the previous window's amounts to."""
+
+    now: float
+    length: float
+
+    @property
+    def slot(self) -> int:
+        return int(self.now // self.length)
+
+    @property
+    def ttl(self) -> int:
+        """Seconds a window's counter is kept: it still weighs in while the next window runs."""
+        return int(self.length * 2) + 1
+
+    def within(self, count: int, previous: int, limit: int) -> bool:
+        """Whether `count` in this window and `previous` in the last, weighted by how much of it still
+        overlaps the sliding window ending now, come to at most `limit`."""
+        overlap = 1.0 - (self.now % self.length) / self.length
+        return count + previous * overlap <= limit
+
+    def wait(self) -> float:
+        """Seconds until a count over the limit surely falls back: the current window empties at the next slot."""
+        return max(1.0, math.ceil((self.slot + 1) * self.length - self.now))
+
+
 class RateLimiter:
     def __init__(self, client: redis.Redis, keys: Keys, *, limit: int = 20, window: float = 60.0,
                  key: KeyFor | None = None):
@@ -56,14 +86,11 @@ class RateLimiter:
         """
         if self.limit <= 0:
             return True
-        now = time.time() if now is None else now
-        slot = int(now // self.window)
-        current = self.key(channel, user_id, slot)
-        ttl = int(self.window * 2) + 1
+        window = SlidingWindow(time.time() if now is None else now, self.window)
         marks = [self.key(channel, user_id, f"m:{uid}")] if uid else []
-        count, previous = self._count(keys=[current, self.key(channel, user_id, slot - 1), *marks], args=[ttl])
-        overlap = 1.0 - (now % self.window) / self.window
-        return int(count) + int(previous or 0) * overlap <= self.limit
+        count, previous = self._count(keys=[self.key(channel, user_id, window.slot),
+                                            self.key(channel, user_id, window.slot - 1), *marks], args=[window.ttl])
+        return window.within(int(count), int(previous or 0), self.limit)
 
 
 class LimitScope(StrEnum):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 from knowledge.records import FaqEntry
@@ -141,6 +142,7 @@ def prefer_curated(ranked: list[Hit]) -> list[Hit]:
             or not any(abs(h.score - score) <= CURATED_TIE for score in curated)]
 
 
+@lru_cache(maxsize=1 << 16)  # every message compares against the same phrasings: each is normalised once
 def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 

@@ -8,8 +8,8 @@ routing: a flood from one address is answered 429 with `Retry-After` without a t
 model call or a conversation lease being spent on it.
 
 Redis-backed (`{p:iprate:ADDRESS}:SLOT`, see `bot.keys`), so the limit holds across uvicorn
-workers and servers; the same two-window sliding count as `bot.ratelimit` (`SlidingCount`, which
-`/predict`'s own limit uses too, under a key of its own). The client talks to Redis through
+workers and servers; the same two-window sliding count as `bot.ratelimit` (its `SlidingWindow`), kept by
+`SlidingCount`, which `/predict`'s own limit uses too, under a key of its own. The client talks to Redis through
 `redis.asyncio`, so the check never blocks the event loop. Redis being unreachable lets requests
 through (logged): the per-customer limit still stands behind it, and a support desk that refuses
 every customer because its limiter is down helps nobody.
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
 
@@ -41,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from adapters.http.client_address import ClientAddress, settle
 from adapters.http.dependencies import app_components
 from bot.keys import Keys
+from bot.ratelimit import SlidingWindow
 
 log = logging.getLogger("frontdesk")
 
@@ -81,26 +81,21 @@ class SlidingCount:
 
     async def over(self, settings, subject: str, count: int, window: float) -> float:
         """Seconds to wait when `subject` is over the limit (this event counted); 0 when it may go on."""
-        now = time.time()
-        slot = int(now // window)
+        moment = SlidingWindow(time.time(), window)
         keys = Keys(settings.redis_prefix)
-        current = self.key(keys, subject, slot)
+        current = self.key(keys, subject, moment.slot)
         try:
             pipe = self._redis(settings).pipeline(transaction=False)
             pipe.incr(current)
-            pipe.expire(current, int(window * 2) + 1)
-            pipe.get(self.key(keys, subject, slot - 1))
+            pipe.expire(current, moment.ttl)
+            pipe.get(self.key(keys, subject, moment.slot - 1))
             seen, _, previous = await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             if time.monotonic() - self._warned > WARN_EVERY_S:
                 self._warned = time.monotonic()
                 log.warning("rate limit not checked: Redis unavailable (%s)", type(exc).__name__)
             return 0.0
-        overlap = 1.0 - (now % window) / window
-        if seen + int(previous or 0) * overlap <= count:
-            return 0.0
-        # The weighted previous window shrinks as time passes; the current one empties at the next slot.
-        return max(1.0, math.ceil((slot + 1) * window - now))
+        return 0.0 if moment.within(seen, int(previous or 0), count) else moment.wait()
 
 
 def too_many(what: str, count: int, window: float, variable: str, wait: float) -> JSONResponse:

@@ -6,7 +6,7 @@ import redis
 
 from bot.keys import Keys
 from bot.messages import InboundMessage
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import RateLimiter, SlidingWindow
 from tests.bot.test_bot import make_bot, say
 
 
@@ -37,3 +37,12 @@ def test_a_flooding_customer_gets_a_friendly_reply_and_the_transcript_keeps_the_
     assert customer == [f"hello number {i}" for i in range(5)]
     other = bot.handle(InboundMessage("rest", "bob", "bob", "hello")).replies
     assert other[0].sender == "bot"
+
+
+def test_the_sliding_window_weighs_the_previous_window_by_how_much_of_it_still_overlaps():
+    halfway = SlidingWindow(now=90.0, length=60.0)  # in the second window, half of the first still inside
+    assert (halfway.slot, halfway.ttl) == (1, 121)
+    assert halfway.within(5, 10, limit=10) and not halfway.within(6, 10, limit=10)
+    assert halfway.wait() == 30  # the current window empties at 120 s
+    assert SlidingWindow(now=119.9, length=60.0).within(9, 100, limit=10)  # the first window all but gone
+    assert SlidingWindow(now=120.0, length=60.0).wait() == 60
