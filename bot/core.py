@@ -168,6 +168,10 @@ class Bot:
         """Escalate by `rules` from the next message on (the knowledge base recalibrated them)."""
         self.responder.rules = rules
 
+    def use_templates(self, templates: Templates) -> None:
+        """Say things `templates`' way from the next message on (the company's wording was reloaded)."""
+        self.templates = self.responder.templates = self.desk.templates = templates
+
     def history(self, channel: str, conversation_id: str, last: int | None = None) -> list[dict]:
         """A conversation's transcript, for channels that redraw it (the web chat after a page reload)."""
         return self.store.history(f"{channel}:{conversation_id}", last=last)

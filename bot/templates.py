@@ -1,8 +1,17 @@
-"""Loading the bot's wording from an operator-editable YAML file."""
+"""The bot's wording: neutral defaults, and a company's own texts over them.
+
+`bot/templates.yaml` names no company and no topics, so a team that points Frontdesk at its own
+knowledge base is never greeted as someone else's store. A company's wording (its name, what the
+bot can help with, how it says it did not understand) is a YAML file of the same names, usually
+the knowledge folder's `templates.yaml` (the wiring finds it; the demo store keeps its wording
+there): every name it sets replaces the default, the rest stay, and `escalated` and `intents`
+are merged name by name.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -21,18 +30,24 @@ class Templates:
         missing = [k for k in REQUIRED if k not in data]
         if missing:
             raise TemplateError(f"templates file lacks: {', '.join(missing)}")
+        flat = [k for k in ("escalated", "intents") if not isinstance(data.get(k) or {}, dict)]
+        if flat:
+            raise TemplateError(f"{', '.join(flat)}: a mapping of names to texts, one per reason or intent")
         self.data = data
         self._rng = random.Random(seed)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Templates:
-        path = Path(path or DEFAULT_TEMPLATES)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise TemplateError(f"cannot read templates {path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise TemplateError(f"{path}: expected a mapping of template names")
+        """The defaults, with the texts of the file at `path` over them (None: the defaults alone)."""
+        return cls.over_defaults(_read(Path(path)) if path is not None and Path(path) != DEFAULT_TEMPLATES else None)
+
+    @classmethod
+    def over_defaults(cls, wording: Mapping[str, object] | None) -> Templates:
+        """The defaults, with `wording`'s texts (a knowledge folder's `templates.yaml`) over them."""
+        data = _read(DEFAULT_TEMPLATES)
+        for name, value in (wording or {}).items():
+            merged = isinstance(value, dict) and isinstance(data.get(name), dict)
+            data[name] = {**data[name], **value} if merged else value
         return cls(data)
 
     def say(self, template: str, **values: str) -> str:
@@ -51,6 +66,16 @@ class Templates:
 
     def intent_answer(self, intent: str) -> str | None:
         return (self.data.get("intents") or {}).get(intent)
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise TemplateError(f"cannot read templates {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TemplateError(f"{path}: expected a mapping of template names")
+    return data
 
 
 class _Defaults(dict):

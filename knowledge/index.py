@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from knowledge.passages import passage_sentences
 from knowledge.policy import Decision, Hit, IntentSignal, PolicyThresholds, decide
 from knowledge.questions import Question
 from knowledge.records import FaqEntry
+from knowledge.wording import Wording
 
 __all__ = ["Decision", "FaqIndex", "Hit", "PolicyThresholds", "RetrievalConfig"]
 
@@ -222,10 +223,22 @@ class FaqIndex:
         self.summary: dict = {"faq_entries": sum(e.article is None for e in entries),
                               "passages": sum(e.article is not None for e in entries)}
         self.thresholds = thresholds or PolicyThresholds()
+        self.wording: Wording | None = None  # the company's texts for the bot, part of this version (`with_source`)
         # The questions the thresholds were chosen on, each with what the intent model said about it (None
         # without a model): kept so the wiring can calibrate the escalation line without predicting them again.
         self.calibration: list[tuple[Question, IntentSignal | None]] = []
         self.version = IndexVersion(content_hash(entries), len(entries), built_at or time.time(), index_type)
+
+    def with_source(self, summary: dict, wording: Wording | None) -> None:
+        """What this version holds besides its entries, from the source it was read from: what it counts, as
+        `kb build` and GET /admin/faq report it, and the company's wording (`knowledge.wording`), which the
+        version's hash covers, so a change of wording alone is a new version that every worker takes up."""
+        self.summary = summary
+        self.wording = wording
+        if wording:
+            digest = hashlib.sha256(content_hash(self.entries).encode())
+            digest.update(json.dumps(wording, sort_keys=True, ensure_ascii=False, default=str).encode())
+            self.version = replace(self.version, content_hash=digest.hexdigest())
 
     @property
     def calibration_texts(self) -> list[str]:
@@ -321,7 +334,7 @@ class FaqIndex:
         (folder / "index.json").write_text(json.dumps({
             "version": self.version.to_dict(), "config": asdict(self.config), "encoder": encoder,
             "text_weights": TEXT_WEIGHTS, "summary": self.summary, "blend": self.blend.to_dict(),
-            "thresholds": self.thresholds.to_dict()}, indent=2))
+            "thresholds": self.thresholds.to_dict(), "wording": self.wording}, indent=2, ensure_ascii=False))
 
     @classmethod
     def load(cls, folder: Path) -> FaqIndex:
@@ -332,7 +345,7 @@ class FaqIndex:
                              meta.get("text_weights", _SAVED_BEFORE_WEIGHTS))
         index = cls(entries, base, RetrievalConfig(**meta["config"]),
                     PolicyThresholds.from_dict(meta["thresholds"]), meta["version"]["built_at"])
-        index.summary = meta.get("summary", index.summary)
+        index.with_source(meta.get("summary", index.summary), meta.get("wording"))
         return index
 
 

@@ -23,12 +23,14 @@ from knowledge.sources import (
     read_faq,
     source_files,
 )
+from knowledge.wording import Wording, read_wording
 
 
 @dataclass
 class LoadedKnowledge:
     entries: list[FaqEntry]  # the FAQ entries, then every article's passages
     articles: list[Article] = field(default_factory=list)
+    wording: Wording | None = None  # the folder's templates.yaml (`knowledge.wording`), versioned with the rest
 
     @property
     def faq_entries(self) -> int:
@@ -66,6 +68,8 @@ def load_knowledge(path: str | Path, base_url: str = "", previous: dict[str, Art
     files = source_files(path)
     folder = articles_folder(path) if Path(path).is_dir() else None
     entries, problems = read_faq(files)
+    wording, wording_problems = read_wording(path) if Path(path).is_dir() else (None, [])
+    problems += wording_problems
     articles: list[Article] = []
     if folder is not None:
         articles, article_problems = read_articles(folder, base_url, previous)
@@ -84,4 +88,4 @@ def load_knowledge(path: str | Path, base_url: str = "", previous: dict[str, Art
         problems.append(SourceProblem(str(path), 0, "the knowledge base has no entries and no article text"))
     if problems:
         raise KnowledgeBaseError(problems)
-    return LoadedKnowledge([*entries, *passages], articles)
+    return LoadedKnowledge([*entries, *passages], articles, wording)

@@ -204,7 +204,7 @@ class KnowledgeBase:
         index, _ = build_index(entries, self.cache, self.config, previous=self._current,
                                question_cache=self.question_cache, questions=self.questions or questions_file(source),
                                classify=self._signals.asking(self.classify), target=self.target_wrong_rate)
-        index.summary = loaded.summary()
+        index.with_source(loaded.summary(), loaded.wording)
         return loaded, index
 
     def restore_previous(self) -> dict:

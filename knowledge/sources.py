@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from knowledge.records import ArticleRef, FaqEntry, KnowledgeBaseError, SourceProblem, slugify
+from knowledge.wording import WORDING_FILE  # the company's wording beside the entries, never read as entries
 
 __all__ = ["ARTICLES_DIR", "KNOWN_KEYS", "QUESTIONS_FILE", "SUFFIXES", "ArticleRef", "FaqEntry", "KnowledgeBaseError",
            "SourceProblem", "load_entries", "questions_file", "read_faq", "slugify", "source_files", "with_alternates"]
@@ -262,7 +263,8 @@ def source_files(path: str | Path) -> list[Path]:
         return [path, learned] if learned.is_file() and learned != path else [path]
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                      and p != path / QUESTIONS_FILE and p.relative_to(path).parts[0] != ARTICLES_DIR
+                      and p not in (path / QUESTIONS_FILE, path / WORDING_FILE)
+                      and p.relative_to(path).parts[0] != ARTICLES_DIR
                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
     raise KnowledgeBaseError([SourceProblem(str(path), 0, "no such file or folder")])
 

@@ -67,7 +67,7 @@ def build(
                                           classify=classify, target=wrong_rate)
     except KnowledgeBaseError as exc:
         raise _fail(str(exc)) from None
-    index.summary = loaded.summary()
+    index.with_source(loaded.summary(), loaded.wording)
     index.save(out, base_vectors, encoder=embedder.model_path)
     cache.save()
     version = index.version.to_dict()

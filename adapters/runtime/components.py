@@ -29,6 +29,7 @@ from bot.escalations import EscalationPolicy
 from bot.gaps import Gaps
 from bot.keys import Keys
 from bot.learned import LearnedEntries
+from bot.templates import TemplateError, Templates
 from common.supervise import Supervised, every
 from knowledge.learned import learned_path, write_learned
 
@@ -47,7 +48,8 @@ def _user_list(value: str) -> set[str]:
 
 
 def build_bot(settings: Settings, client: redis.Redis, engine, kb, channels: ChannelRegistry, *,
-              admin_actions: dict | None = None, rules: EscalationRules | None = None) -> Bot:
+              admin_actions: dict | None = None, rules: EscalationRules | None = None,
+              templates: Templates | None = None) -> Bot:
     """The bot as every server process runs it, from the settings: its channels' outputs and staff
     notifiers, Prometheus as its observer, its admins, limits, retention and business hours."""
     hooks = BotHooks(output=channels.output, on_escalation=[channels.on_escalation],
@@ -55,7 +57,7 @@ def build_bot(settings: Settings, client: redis.Redis, engine, kb, channels: Cha
                      on_status_change=[channels.on_status_change], observer=metrics.MetricsObserver(),
                      admin_actions=admin_actions or {})
     admins = {"slack": _user_list(settings.slack_admin_users), "telegram": _user_list(settings.telegram_admin_users)}
-    return Bot(client, engine, kb, prefix=settings.redis_prefix, admins=admins, hooks=hooks,
+    return Bot(client, engine, kb, prefix=settings.redis_prefix, admins=admins, hooks=hooks, templates=templates,
                rate_limit=settings.rate_limit_pair, lease_ms=settings.lease_ms, rules=rules,
                dedup_seconds=settings.dedup_seconds, hours=settings.hours(),
                escalation_retention_s=settings.escalation_retention_days * 86_400,
@@ -113,6 +115,8 @@ class Components:
             missing.append("index")
         if "query_encoder" in self.errors:  # configured but refused: serving without it would hide the mistake
             missing.append("query_encoder")
+        if "wording" in self.errors:  # as for the query encoder: the company's texts are not the ones it says
+            missing.append("wording")
         if not (self.redis_ok() if redis_answers is None else redis_answers):
             missing.append("redis")
         if not missing and self.bot is None:
@@ -242,11 +246,14 @@ class Components:
         # The bot classifies through a tap on the engine: a shadow model sees every live message too.
         self.tap = ShadowTap(self.engine)
         self.bot = build_bot(self.settings, self.redis, self.tap, self.kb, self.channels,
-                             admin_actions={"/reload": self.reload_summary}, rules=self._escalation_rules())
+                             admin_actions={"/reload": self.reload_summary}, rules=self._escalation_rules(),
+                             templates=self._wording(self.kb.index.wording if self.kb.ready else None))
         self.kb.extra_alternates = self.bot.review.faq_alternates  # staff's FAQ labels, from the next reload on
         # Every index swapped in (a reload, a restore, a recalibration after a model deploy) brings its own
         # calibration answers: the escalation line follows them.
         self.kb.listeners.append(lambda index: self.bot.use_rules(self._escalation_rules()))
+        # The company's wording is part of each version (knowledge.wording): it changes when the version does.
+        self.kb.listeners.append(lambda index: self.bot.use_templates(self._wording(index.wording, self.bot.templates)))
         # Takes over work a dead worker left behind (bot.dispatch), every FRONTDESK_SWEEP_SECONDS.
         self.bot.start_sweeper(self.settings.sweep_seconds)
         try:  # escalations from before the console's status index, filed once (else by the first sweep below)
@@ -335,6 +342,19 @@ class Components:
         if result.ok and self.sync is not None:
             self.sync.announce(ERASE if erasure else "reload")
         return result
+
+    def _wording(self, wording: dict | None, fallback: Templates | None = None) -> Templates:
+        """The bot's neutral texts with the knowledge base's `wording` over them. Wording the bot cannot use (a
+        reason's text given as a list, say) keeps `fallback` (the wording in use; at start the defaults), and
+        /readyz answers 503 naming it until a version with usable wording is served."""
+        try:
+            templates = Templates.over_defaults(wording)
+        except TemplateError as exc:
+            self.errors["wording"] = f"the knowledge base's templates.yaml: {exc}"
+            log.error("the bot's wording was not taken up: %s", exc)
+            return fallback or Templates.load()
+        self.errors.pop("wording", None)
+        return templates
 
     def reload_summary(self) -> str:
         """The admin chat command `/reload`, summarised for a chat message."""

@@ -23,7 +23,7 @@ from tests.support.outputs import outputs
 
 class GreetingModel:
     def predict_one(self, text: str):
-        return SimpleNamespace(intent="greet", sentiment_scores={"negative": 0.0})
+        return SimpleNamespace(intent="greet", confidence=0.99, out_of_scope=False, sentiment_scores={"negative": 0.0})
 
 
 def make_bot(redis_server, sink, output=None) -> tuple[Bot, redis.Redis, Keys]:

@@ -18,6 +18,7 @@ from adapters.cli.conversation_tests.spec import DEFAULT_CHANNEL, Conversation, 
 from adapters.cli.exit_codes import FAILURE, USAGE, fail
 from adapters.runtime.settings import Settings, load_settings
 from bot.templates import Templates
+from knowledge.wording import read_wording
 
 console = Console()
 err = Console(stderr=True)
@@ -57,8 +58,9 @@ def run_tests(paths: list[Path], settings: Settings, url: str | None = None, out
         raise fail(f"cannot read the tests: {exc}", USAGE) from None
     driver = _driver(url, settings, conversations)
     try:
-        # The bot's own templates (bot/templates.yaml) tell a "didn't understand" from an answer.
-        judge = Judge(not_understood_texts(Templates.load()))
+        # The bot's own wording (its defaults, under the knowledge folder's templates.yaml) tells a "didn't
+        # understand" from an answer.
+        judge = Judge(not_understood_texts(Templates.over_defaults(read_wording(settings.kb_source)[0])))
         result = run_all(conversations, driver, judge, on_done=lambda outcome: report.print_outcome(out, outcome))
     finally:
         driver.close()

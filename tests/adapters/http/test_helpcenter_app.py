@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from adapters.http.app import create_app
 from adapters.runtime.settings import Settings
 from tests.knowledge.test_knowledge_articles import write_kb
+from tests.support.fleet import until
 from tests.support.rest import CHAT_TOKEN
 from tests.support.serverutil import wait_until_serving
 
@@ -78,3 +79,33 @@ def test_a_review_item_labelled_with_an_article_id_is_answered_from_it_after_a_r
     assert client.post("/admin/faq/reload", headers=AUTH).status_code == 200
     again = [r for r in chat(client, text, "reader-6") if r.get("source")]
     assert again and again[0]["source"]["id"] == "care/linen"
+
+
+def test_the_bot_speaks_in_the_knowledge_folders_wording_and_only_there(client):
+    kb = client.app.state.components.settings.kb
+    wording = kb / "templates.yaml"
+    greeting = chat(client, "hello", "reader-7")[0]["text"]
+    assert "assistant" in greeting and "Larkspur" not in greeting  # the defaults name no company
+    try:
+        wording.write_text('greet: "Welcome to Acme help, {name}! Ask about your Acme lamp or linen."\n')
+        assert client.post("/admin/faq/reload", headers=AUTH).status_code == 200
+        assert chat(client, "hello", "reader-8")[0]["text"].startswith("Welcome to Acme help")
+
+        wording.write_text("greet:\n  - [Welcome]\n")  # not a text: the reload is refused, nothing changes
+        refused = client.post("/admin/faq/reload", headers=AUTH)
+        assert refused.status_code == 422
+        assert [(e["file"], e["line"]) for e in refused.json()["errors"]] == [(str(wording), 1)]
+        assert "greet: a list of texts" in refused.json()["errors"][0]["message"]
+        assert chat(client, "hello", "reader-9")[0]["text"].startswith("Welcome to Acme help")
+
+        wording.write_text('greet: "Hi from Acme"\nescalated: "one text for every reason"\n')  # YAML fine, bot not
+        assert client.post("/admin/faq/reload", headers=AUTH).status_code == 200
+        until(lambda: client.get("/readyz").status_code == 503)  # the readiness monitor's next look
+        ready = client.get("/readyz").json()
+        assert "wording" in ready["missing"] and "escalated" in ready["errors"]["wording"]
+        assert chat(client, "hello", "reader-10")[0]["text"].startswith("Welcome to Acme help")  # the last good
+    finally:
+        wording.unlink(missing_ok=True)
+        assert client.post("/admin/faq/reload", headers=AUTH).status_code == 200
+    until(lambda: client.get("/readyz").status_code == 200)
+    assert "assistant" in chat(client, "hello", "reader-11")[0]["text"]
