@@ -56,6 +56,7 @@ def build(
     from knowledge.embedder import Embedder, EmbeddingCache
     from knowledge.loading import load_knowledge
     from knowledge.sources import KnowledgeBaseError, questions_file
+    from knowledge.wording import WORDING_FILE
 
     try:
         loaded = load_knowledge(kb, base_url)
@@ -76,11 +77,14 @@ def build(
         sys.stdout.write(json.dumps({"out": str(out), "version": version, "entries": len(entries),
                                      **index.summary, "calibration": t.method,
                                      "index_type": index.version.index_type, "embedded": embedder.calls,
-                                     "answer_rule": _rule(t)}, default=str) + "\n")
+                                     "wording": sorted(loaded.wording or {}), "answer_rule": _rule(t)},
+                                    default=str) + "\n")
         return
     typer.echo(f"index {version['version']} written to {out}: {loaded.faq_entries} FAQ entries; "
                f"{len(loaded.articles)} articles, {loaded.sections} sections, {loaded.passages} passages "
                f"({index.version.index_type}; {embedder.calls} texts embedded)")
+    if loaded.wording:
+        typer.echo(f"wording: {WORDING_FILE} sets {', '.join(sorted(loaded.wording))}; the rest as the defaults")
     typer.echo(f"answer rule: {t.method}")
     typer.echo(f"  answer >= {t.answer} with a lead of {t.margin}; suggest >= {t.suggest}; "
                f"linked-intent boost {t.intent_boost} at confidence >= {t.intent_confidence}")

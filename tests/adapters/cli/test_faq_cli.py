@@ -68,6 +68,7 @@ def test_kb_build_reports_articles_and_search_hits_carry_their_source(tmp_path):
     from tests.knowledge.test_knowledge_articles import write_kb
 
     kb = write_kb(tmp_path)
+    (kb / "templates.yaml").write_text('greet: "Hi, this is Larkspur help."\nfallback: "Sorry?"\n')
     out = tmp_path / "index"
     built = runner.invoke(app, ["kb", "build", "--kb", str(kb), "--out", str(out), "--json",
                                 "--articles-base-url", "https://help.example"])
@@ -75,6 +76,7 @@ def test_kb_build_reports_articles_and_search_hits_carry_their_source(tmp_path):
     report = json.loads(built.stdout.splitlines()[-1])
     assert (report["faq_entries"], report["articles"], report["sections"], report["passages"]) == (1, 3, 7, 7)
     assert report["calibration"] == report["answer_rule"]["method"]
+    assert report["wording"] == ["fallback", "greet"]  # the folder's own texts, over the bot's defaults
     result = runner.invoke(app, ["kb", "search", "--index", str(out), "--json", "how often should i oil an oak table",
                                  "can i send something back"])
     assert result.exit_code == 0, result.output
