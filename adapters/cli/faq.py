@@ -56,7 +56,6 @@ def build(
     from knowledge.embedder import Embedder, EmbeddingCache
     from knowledge.loading import load_knowledge
     from knowledge.sources import KnowledgeBaseError, questions_file
-    from knowledge.wording import WORDING_FILE
 
     try:
         loaded = load_knowledge(kb, base_url)
@@ -80,9 +79,17 @@ def build(
                                      "wording": sorted(loaded.wording or {}), "answer_rule": _rule(t)},
                                     default=str) + "\n")
         return
+    _print_build(loaded, index, out, embedder.calls)
+
+
+def _print_build(loaded, index, out: Path, embedded: int) -> None:
+    """What `kb build` made, for a person: counts, the company's wording, the calibrated rule."""
+    from knowledge.wording import WORDING_FILE
+
+    version, t = index.version.to_dict(), index.thresholds
     typer.echo(f"index {version['version']} written to {out}: {loaded.faq_entries} FAQ entries; "
                f"{len(loaded.articles)} articles, {loaded.sections} sections, {loaded.passages} passages "
-               f"({index.version.index_type}; {embedder.calls} texts embedded)")
+               f"({index.version.index_type}; {embedded} texts embedded)")
     if loaded.wording:
         typer.echo(f"wording: {WORDING_FILE} sets {', '.join(sorted(loaded.wording))}; the rest as the defaults")
     typer.echo(f"answer rule: {t.method}")
