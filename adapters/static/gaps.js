@@ -8,9 +8,8 @@
 "use strict";
 
 (() => {
-  const STORE = { token: "frontdesk.console.token" };
   const $ = (id) => document.getElementById(id);
-  const session = { token: sessionStorage.getItem(STORE.token), loading: false, again: false, busy: false };
+  const session = { token: null, loading: false, again: false, busy: false }; // token: the sign-in's
   const state = { topics: [], current: null, wanted: location.hash.slice(1) || null };
 
   const { Unauthorized, el } = window.FrontdeskStaff; // /console/staff-api.js
@@ -214,35 +213,14 @@
     await load(); // the topic the entry covers drops out
   }
 
-  function show() {
-    $("signin").hidden = true;
-    $("gaps").hidden = false;
-    load();
-  }
-
-  function signOut(reason) {
-    sessionStorage.removeItem(STORE.token);
-    session.token = null;
-    closeTopic();
-    $("gaps").hidden = true;
-    $("signin").hidden = false;
-    $("signin-error").textContent = reason || "";
-  }
-
-  $("signin-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    session.token = $("signin-token").value.trim();
-    try {
+  const { signOut, start } = window.FrontdeskStaff.signIn(session, {
+    page: "gaps",
+    show: load,
+    leave: closeTopic,
+    async check() {
       const result = await api("GET", `/admin/topics?days=${days()}`);
       if (result.status === 403) throw new Error(detail(result));
-    } catch (error) {
-      session.token = null;
-      $("signin-error").textContent = error instanceof Unauthorized ? "wrong token" : String(error.message);
-      return;
-    }
-    sessionStorage.setItem(STORE.token, session.token);
-    $("signin-token").value = "";
-    show();
+    },
   });
   $("window").addEventListener("change", () => {
     closeTopic();
@@ -254,6 +232,5 @@
   $("entry-form").addEventListener("submit", approve);
   $("signout").addEventListener("click", () => signOut(""));
 
-  if (session.token) show();
-  else $("signin").hidden = false;
+  start();
 })();

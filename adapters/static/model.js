@@ -7,7 +7,6 @@
 "use strict";
 
 (() => {
-  const STORE = { token: "frontdesk.console.token" };
   const REFRESH_MS = 3000;
   // bot/replay.py `Change`: how a customer's outcome would change with the shadow serving.
   const CHANGES = {
@@ -19,7 +18,7 @@
     suggestions_changed: "Other suggestions",
   };
   const $ = (id) => document.getElementById(id);
-  const session = { token: sessionStorage.getItem(STORE.token), timer: null, loading: false, again: false, busy: false };
+  const session = { token: null, timer: null, loading: false, again: false, busy: false }; // token: the sign-in's
   const shadow = { active: false, version: null };
 
   const { Unauthorized, el } = window.FrontdeskStaff; // /console/staff-api.js
@@ -197,39 +196,20 @@
     session.timer = null;
   }
 
-  function show() {
-    $("signin").hidden = true;
-    $("refused").hidden = true;
-    $("panels").hidden = false;
-    $("model").hidden = false;
-    load();
-    startPolling();
-  }
-
-  function signOut(reason) {
-    stopPolling();
-    sessionStorage.removeItem(STORE.token);
-    session.token = null;
-    $("model").hidden = true;
-    $("signin").hidden = false;
-    $("signin-error").textContent = reason || "";
-  }
-
-  $("signin-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    session.token = $("signin-token").value.trim();
-    try {
+  const { signOut, start } = window.FrontdeskStaff.signIn(session, {
+    page: "model",
+    show() {
+      $("refused").hidden = true;
+      $("panels").hidden = false;
+      load();
+      startPolling();
+    },
+    leave: stopPolling,
+    async check() {
       const result = await api("GET", "/admin/model");
       // 403: a valid staff token, not an admin's. Kept out of storage: the console's own sign-in keeps it.
       if (result.status === 403) throw new Error(`This page is for admins: ${detail(result)}.`);
-    } catch (error) {
-      session.token = null;
-      $("signin-error").textContent = error instanceof Unauthorized ? "wrong token" : String(error.message);
-      return;
-    }
-    sessionStorage.setItem(STORE.token, session.token);
-    $("signin-token").value = "";
-    show();
+    },
   });
   $("shadow-form").addEventListener("submit", startShadow);
   $("shadow-stop").addEventListener("click", stopShadow);
@@ -237,6 +217,5 @@
   $("signout").addEventListener("click", () => signOut(""));
   $("refused-signin").addEventListener("click", () => signOut(""));
 
-  if (session.token) show();
-  else $("signin").hidden = false;
+  start();
 })();

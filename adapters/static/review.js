@@ -5,7 +5,6 @@
 "use strict";
 
 (() => {
-  const STORE = { token: "frontdesk.console.token" };
   const REASONS = {
     fallback: "Not understood",
     low_confidence: "Answered, unsure",
@@ -14,7 +13,7 @@
     answered_by_staff: "Staff answered",
   };
   const $ = (id) => document.getElementById(id);
-  const session = { token: sessionStorage.getItem(STORE.token) };
+  const session = { token: null }; // set by the sign-in below
 
   const { Unauthorized, problem, el } = window.FrontdeskStaff; // /console/staff-api.js
   const api = window.FrontdeskStaff.client(() => session.token);
@@ -145,39 +144,17 @@
     URL.revokeObjectURL(url);
   }
 
-  function show() {
-    $("signin").hidden = true;
-    $("review").hidden = false;
-    load();
-  }
-
-  function signOut(reason) {
-    sessionStorage.removeItem(STORE.token);
-    session.token = null;
-    $("review").hidden = true;
-    $("signin").hidden = false;
-    $("signin-error").textContent = reason || "";
-  }
-
-  $("signin-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    session.token = $("signin-token").value.trim();
-    try {
+  const { signOut, start } = window.FrontdeskStaff.signIn(session, {
+    page: "review",
+    show: load,
+    async check() {
       const result = await api("GET", "/admin/review?limit=1");
       if (!result.ok) throw new Error(problem(result));
-    } catch (error) {
-      session.token = null;
-      $("signin-error").textContent = error instanceof Unauthorized ? "wrong token" : String(error.message);
-      return;
-    }
-    sessionStorage.setItem(STORE.token, session.token);
-    $("signin-token").value = "";
-    show();
+    },
   });
   $("status-filter").addEventListener("change", load);
   $("refresh").addEventListener("click", load);
   $("export").addEventListener("click", exportCsv);
 
-  if (session.token) show();
-  else $("signin").hidden = false;
+  start();
 })();

@@ -21,7 +21,7 @@
   let audio = null;
 
   function token() {
-    return sessionStorage.getItem("frontdesk.console.token");
+    return sessionStorage.getItem(window.FrontdeskStaff.TOKEN_KEY);
   }
 
   // 401 throws; every call here treats a refusal like an unreachable server (`.catch(() => null)`).

@@ -8,7 +8,7 @@
 
 (() => {
   const POLL_MS = 2000;
-  const STORE = { token: "frontdesk.console.token", agent: "frontdesk.console.agent" };
+  const STORE = { token: window.FrontdeskStaff.TOKEN_KEY, agent: "frontdesk.console.agent" };
   const REASONS = {
     asked_for_human: "Asked for a person",
     negative_message: "Upset customer",

@@ -1,5 +1,5 @@
-// Shared by the staff pages (console.js, console-desk.js, review.js): the admin API called with the
-// signed-in member's token, and the small helpers every page needs. Loaded before them (deferred
+// Shared by the staff pages (console.js, console-desk.js, review.js, gaps.js, model.js): the admin API called
+// with the signed-in member's token, the sign-in of a page, and the small helpers every page needs. Loaded before them (deferred
 // scripts run in order). Everything from the server reaches the page through textContent only.
 "use strict";
 
@@ -35,6 +35,56 @@ window.FrontdeskStaff = (() => {
     return `the server answered ${result.status}`;
   }
 
+  // One sign-in for every staff page: the console's token, in sessionStorage (this tab only) under one key.
+  const TOKEN_KEY = "frontdesk.console.token";
+
+  // A staff page's sign-in form (#signin, #signin-form, #signin-token, #signin-error) in front of its element
+  // `page`. `session.token` holds the token (read from storage here). A token typed in is kept once `check()`
+  // accepts it; `check` throws an Error saying why not (a 401 is "wrong token"). `show()` runs whenever the
+  // page is shown, `leave()` (optional) when it is signed out of. Returns `signOut(reason)` and `start()`,
+  // which shows the page for a stored token and the form otherwise.
+  function signIn(session, { page, check, show, leave }) {
+    const $ = (id) => document.getElementById(id);
+    session.token = sessionStorage.getItem(TOKEN_KEY);
+
+    function enter() {
+      $("signin").hidden = true;
+      $(page).hidden = false;
+      show();
+    }
+
+    function signOut(reason) {
+      if (leave) leave();
+      sessionStorage.removeItem(TOKEN_KEY);
+      session.token = null;
+      $(page).hidden = true;
+      $("signin").hidden = false;
+      $("signin-error").textContent = reason || "";
+    }
+
+    $("signin-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      session.token = $("signin-token").value.trim();
+      try {
+        await check();
+      } catch (error) {
+        session.token = null;
+        $("signin-error").textContent = error instanceof Unauthorized ? "wrong token" : String(error.message);
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, session.token);
+      $("signin-token").value = "";
+      enter();
+    });
+
+    function start() {
+      if (session.token) enter();
+      else $("signin").hidden = false;
+    }
+
+    return { signOut, start };
+  }
+
   function el(tag, className, text) {
     const node = document.createElement(tag);
     if (className) node.className = className;
@@ -42,5 +92,5 @@ window.FrontdeskStaff = (() => {
     return node;
   }
 
-  return { Unauthorized, client, problem, el };
+  return { Unauthorized, client, problem, el, signIn, TOKEN_KEY };
 })();
