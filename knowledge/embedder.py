@@ -23,31 +23,104 @@ def default_model_path() -> str:
 
 
 class Embedder:
-    """Normalised sentence embeddings from a sentence-transformers model directory."""
+    """Normalised sentence embeddings from a sentence-transformers model directory, the model loaded on first use.
+
+    A worker whose entries' vectors all come from the cache and whose customers' questions go through a query
+    encoder (`knowledge.query_encoder`) never needs the model: it then neither loads it nor imports
+    sentence-transformers, which is about 250 MB of each worker's memory (docs/SCALING.md).
+    """
 
     # 16, not 64: a batch of article passages (256 word pieces each) holds 64 attention maps of 256x256 per head,
     # about 350 MB more at its peak and 80 MB more kept afterwards on the demo knowledge base, and is no faster
     # (its 1,522 texts took 11-19 s at either size, measured alternately on a busy machine).
     def __init__(self, model_path: str | None = None, device: str = "cpu", batch_size: int = 16):
-        from sentence_transformers import SentenceTransformer
-
         self.model_path = model_path or default_model_path()
-        self.model = SentenceTransformer(self.model_path, device=device)
+        self.device = device
         self.batch_size = batch_size
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
-                       else self.model.get_sentence_embedding_dimension())
+        self._model = None
+        self._load_lock = threading.Lock()
         self._lock = threading.Lock()  # the model is not safe to call from two threads at once
+        # Read from the folder's configuration where it says; a layout it does not explain loads the model to ask.
+        self.dim = configured_dimension(Path(self.model_path)) or self._loaded_dimension()
         self.model_id = hashlib.sha256(self.model_path.encode()).hexdigest()[:12]
         self.calls = 0  # texts actually sent through the model (the cache's misses)
+        self._fingerprint: str | None = None
+
+    @property
+    def model(self):
+        with self._load_lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(self.model_path, device=self.device)
+            return self._model
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded (something was embedded that the cache did not hold)."""
+        return self._model is not None
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the model directory's files (`model_fingerprint`), computed once."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(Path(self.model_path))
+        return self._fingerprint
+
+    def _loaded_dimension(self) -> int:
+        model = self.model
+        return int(model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+                   else model.get_sentence_embedding_dimension())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        model = self.model
         with self._lock:
             self.calls += len(texts)
-            vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=False)
+            vectors = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
+
+
+def configured_dimension(folder: Path) -> int | None:
+    """The vector size a sentence-transformers directory declares, read without loading it: its last Dense
+    layer's outputs, else its pooling's (the word embedding size once per pooling mode it concatenates).
+    None where its modules are not only a transformer, pooling, dense and normalisation layers, or unreadable."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        dim = None
+        for module in modules:
+            kind = str(module.get("type", ""))
+            config = folder / str(module.get("path", "")) / "config.json"
+            if kind.endswith("Pooling"):
+                pooling = json.loads(config.read_text(encoding="utf-8"))
+                modes = sum(1 for key, on in pooling.items() if key.startswith("pooling_mode_") and on is True)
+                dim = int(pooling["word_embedding_dimension"]) * max(modes, 1)
+            elif kind.endswith("Dense"):
+                dim = int(json.loads(config.read_text(encoding="utf-8"))["out_features"])
+            elif not kind.endswith(("Transformer", "Normalize")):
+                return None
+        return dim
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def model_fingerprint(folder: Path) -> str:
+    """sha256 over a model directory's files, names and bytes: equal fingerprints, equal vectors. "" when the
+    directory cannot be read (nothing then matches it)."""
+    if not folder.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    try:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
 
 
 class EmbeddingCache:

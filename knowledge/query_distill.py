@@ -21,11 +21,13 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from knowledge.embedder import model_fingerprint
 from knowledge.query_encoder import MANIFEST, PROBES, QueryEncoder, QueryEncoderInfo
 from nlu.export import OPSET, fuse, quantize_int8
 from nlu.loop import optimizer_step, warmup_then_decay
@@ -118,12 +120,11 @@ def distill_query_encoder(teacher_path: str, texts: Sequence[str], out: str | Pa
         probes = held_out[:PROBE_TEXTS]
         np.save(work / PROBES, targets[:PROBE_TEXTS])
         info = QueryEncoderInfo(len(kept), int(targets.shape[1]), MAX_LENGTH, Path(teacher_path).name,
-                                tuple(probes), {})
+                                tuple(probes), {}, model_fingerprint(Path(teacher_path)))
         _write(work, info)
         served = QueryEncoder(work)
-        info = QueryEncoderInfo(info.layers, info.dim, info.max_length, info.teacher, info.probe_texts,
-                                agreement(served.encode(held_out), targets[:held], targets[held:]) |
-                                {"texts": len(train), "held_out": held, "layers_kept": kept})
+        info = replace(info, agreement=agreement(served.encode(held_out), targets[:held], targets[held:]) |
+                       {"texts": len(train), "held_out": held, "layers_kept": kept})
         _write(work, info)
         if final.exists():
             if not (final / MANIFEST).is_file() and any(final.iterdir()):

@@ -7,7 +7,8 @@ layers, int8 weights, onnxruntime in length-sorted passes side by side (`nlu.onn
 model. The rule it is held to: a query encoder serves only beside the encoder it was distilled from, and only
 while it still answers like it. Its directory carries probe texts and the teacher's vectors for them, and
 `load_query_encoder` refuses, naming the file or the disagreement, a directory that cannot load, a graph
-whose vectors drift from the stored ones, or a teacher that gives other vectors than those it was taught by.
+whose vectors drift from the stored ones, or a teacher other than the one it was taught by: a teacher whose files
+hash as the manifest records is that one; any other must give the stored vectors for the probe texts.
 
 Directory (a sentence-transformers directory, so `SentenceTransformer(dir)` loads the fp32 student too):
     query_encoder.json   this manifest: layers, dimension, agreement measured when it was made, probes
@@ -56,11 +57,14 @@ class QueryEncoderInfo:
     teacher: str  # the teacher's directory name, for people; the probes decide whether it is the same one
     probe_texts: tuple[str, ...]
     agreement: dict  # measured on held-out texts when made: mean/min cosine, top-1 agreement
+    # The teacher directory's `model_fingerprint` when made ("" in older manifests): a teacher with the same one
+    # is the same encoder without being run on the probes (so a worker need not load it at all).
+    teacher_fingerprint: str = ""
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "layers": self.layers, "dim": self.dim, "max_length": self.max_length,
-                "teacher": self.teacher, "agreement": self.agreement, "probe_texts": list(self.probe_texts),
-                "file": ONNX_FILE}
+                "teacher": self.teacher, "teacher_fingerprint": self.teacher_fingerprint,
+                "agreement": self.agreement, "probe_texts": list(self.probe_texts), "file": ONNX_FILE}
 
     @classmethod
     def read(cls, folder: Path) -> QueryEncoderInfo:
@@ -76,7 +80,8 @@ class QueryEncoderInfo:
             raise QueryEncoderError(f"{path} is not a {FORMAT} manifest")
         try:
             return cls(int(raw["layers"]), int(raw["dim"]), int(raw["max_length"]), str(raw["teacher"]),
-                       tuple(str(t) for t in raw["probe_texts"]), dict(raw.get("agreement") or {}))
+                       tuple(str(t) for t in raw["probe_texts"]), dict(raw.get("agreement") or {}),
+                       str(raw.get("teacher_fingerprint") or ""))
         except (KeyError, TypeError, ValueError) as exc:
             raise QueryEncoderError(f"{path} lacks or garbles {exc}") from exc
 
@@ -130,16 +135,23 @@ class QueryEncoder:
             raise QueryEncoderError(f"{self.folder} holds {stored.shape[1]}-d vectors; the knowledge base's encoder "
                                     f"({teacher.model_path}) gives {teacher.dim}-d ones")
         texts = list(self.info.probe_texts)
-        same = float(np.mean(np.sum(teacher.encode(texts) * stored, axis=1)))
-        if same < SAME_TEACHER:
-            raise QueryEncoderError(
-                f"{self.folder} was distilled from another encoder ({self.info.teacher}): the knowledge base's "
-                f"encoder ({teacher.model_path}) reproduces its probe vectors at mean cosine {same:.3f}")
+        recorded = self.info.teacher_fingerprint
+        if not (recorded and recorded == getattr(teacher, "fingerprint", "")):
+            self._check_teacher(teacher, texts, stored)
         agreement = float(np.mean(np.sum(self.encode(texts) * stored, axis=1)))
         if not agreement >= MIN_AGREEMENT:  # NaN from a broken graph fails too
             raise QueryEncoderError(f"{self.folder / ONNX_FILE} no longer answers like its teacher: mean cosine "
                                     f"{agreement:.3f} on its {len(texts)} probe texts, below {MIN_AGREEMENT}")
         return agreement
+
+    def _check_teacher(self, teacher, texts: list[str], stored: np.ndarray) -> None:
+        """Refuse `teacher` unless it reproduces the stored probe vectors: it is run on them where its files are not
+        the ones recorded when this was made (or none were recorded)."""
+        same = float(np.mean(np.sum(teacher.encode(texts) * stored, axis=1)))
+        if same < SAME_TEACHER:
+            raise QueryEncoderError(
+                f"{self.folder} was distilled from another encoder ({self.info.teacher}): the knowledge base's "
+                f"encoder ({teacher.model_path}) reproduces its probe vectors at mean cosine {same:.3f}")
 
 
 def _stored_probes(folder: Path, info: QueryEncoderInfo) -> np.ndarray:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,8 +30,10 @@ from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from nlu.model import JointClassifier
 from nlu.ood import NeighbourBank, OodThresholds
+
+if TYPE_CHECKING:
+    from nlu.model import JointClassifier
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "model.safetensors", "heads.safetensors", "labels.json")
@@ -45,7 +47,7 @@ class ModelLoadError(RuntimeError):
 class ModelBundle:
     """Everything inference needs, loaded once."""
 
-    model: JointClassifier
+    model: JointClassifier | None  # None when loaded without its weights (served by its ONNX graph instead)
     tokenizer: PreTrainedTokenizerBase
     intent_labels: list[str]
     sentiment_labels: list[str]
@@ -101,8 +103,12 @@ def save_bundle(bundle: ModelBundle, out_dir: str | Path) -> Path:
     return out
 
 
-def load_bundle(model_dir: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
-    """Load a saved model; raise `ModelLoadError` naming the file that is wrong instead of a stack trace."""
+def load_bundle(model_dir: str | Path, device: str | torch.device = "cpu", *, weights: bool = True) -> ModelBundle:
+    """Load a saved model; raise `ModelLoadError` naming the file that is wrong instead of a stack trace.
+
+    `weights=False`: everything but the PyTorch model (`model` is None), for a directory served by its ONNX graph:
+    neither the weights nor transformers' modelling code (with SciPy, which it imports) are then in memory.
+    """
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelLoadError(f"model directory {path} does not exist (train one with `frontdesk train`)")
@@ -121,15 +127,17 @@ def load_bundle(model_dir: str | Path, device: str | torch.device = "cpu") -> Mo
             thresholds = OodThresholds.from_dict(_read_json(path / "thresholds.json"))
     config_path = path / "training_config.json"
     training_config = _read_json(config_path) if config_path.is_file() else {}
-    model = _load_model(path, meta, len(intents), len(sentiments), training_config)
+    model = _load_model(path, meta, len(intents), len(sentiments), training_config) if weights else None
     tokenizer = _load_tokenizer(path)
     neighbours_path = path / "neighbours.safetensors"
     with _reading(neighbours_path):
         bank = load_numpy(str(neighbours_path)) if neighbours_path.is_file() else {}
-        vectors = bank.get("vectors", np.zeros((0, model.encoder.config.hidden_size), np.float16))
+        hidden = model.encoder.config.hidden_size if model is not None else _hidden_size(path)
+        vectors = bank.get("vectors", np.zeros((0, hidden), np.float16))
         neighbours = NeighbourBank(vectors.astype(np.float32), bank.get("labels"))
-    model.to(device)
-    model.eval()
+    if model is not None:
+        model.to(device)
+        model.eval()
     return ModelBundle(model=model, tokenizer=tokenizer, intent_labels=intents, sentiment_labels=sentiments,
                        thresholds=thresholds, neighbours=neighbours, max_length=max_length,
                        training_config=training_config, path=path)
@@ -157,7 +165,14 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _hidden_size(path: Path) -> int:
+    with _reading(path / "config.json"):
+        return int(_read_json(path / "config.json")["hidden_size"])
+
+
 def _load_model(path: Path, meta: dict, intents: int, sentiments: int, training_config: dict) -> JointClassifier:
+    from nlu.model import JointClassifier  # here: a bundle loaded without weights needs no modelling code
+
     with _reading(path / "config.json"):
         model = JointClassifier.from_config(str(path), intents, sentiments, head=meta.get("head", "cosine"),
                                             scale=float(training_config.get("scale", 20.0)))

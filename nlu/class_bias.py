@@ -10,7 +10,6 @@ keep them only when the dev split is large enough to trust and they actually hel
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 GRID = np.round(np.arange(-1.5, 1.51, 0.1), 2)
 MIN_DEV_ROWS = 150  # below this, offsets fitted on dev mostly fit its noise
@@ -26,6 +25,9 @@ def apply_bias(probs: np.ndarray, bias: list[float] | None) -> np.ndarray:
 
 
 def _macro_f1(probs: np.ndarray, gold: np.ndarray, bias: np.ndarray) -> float:
+    # Imported here: serving needs only `apply_bias`, and scikit-learn with SciPy is ~70 MB of every worker.
+    from sklearn.metrics import f1_score
+
     predicted = (np.log(np.clip(probs, 1e-12, None)) + bias).argmax(axis=1)
     return float(f1_score(gold, predicted, labels=np.arange(probs.shape[1]), average="macro", zero_division=0))
 

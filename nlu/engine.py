@@ -101,9 +101,10 @@ def _load_predictor(model_dir: str | Path, device: str, max_batch: int, backend:
     onnx_path = Path(model_dir) / ONNX_FILE
     if backend == "onnx" and not onnx_path.is_file():
         raise ModelLoadError(f"{onnx_path} does not exist: run `frontdesk export` first")
-    bundle = load_bundle(model_dir, resolved)
     if backend == "onnx" or (backend == "auto" and resolved == "cpu" and onnx_path.is_file()):
+        bundle = load_bundle(model_dir, resolved, weights=False)  # the graph holds the weights it serves
         return Predictor(bundle, backend=OnnxBackend(bundle, onnx_path, max_batch=max_batch))
+    bundle = load_bundle(model_dir, resolved)
     return Predictor(bundle, backend=TorchBackend(bundle, resolved, max_batch=max_batch))
 
 

@@ -119,14 +119,18 @@ def ensure_demo_query_encoder(settings: Settings, console: Console, kb: Path) ->
 
     from knowledge.embedder import default_model_path
     from knowledge.query_distill import distill_query_encoder, knowledge_texts
+    from knowledge.query_encoder import QueryEncoderError, QueryEncoderInfo
     from knowledge.sources import KnowledgeBaseError
 
     teacher = str(settings.faq_encoder or default_model_path())
     # Keyed by its teacher: an encoder made for another retrieval encoder would be refused at load.
     out = settings.home / "query-encoders" / hashlib.sha256(teacher.encode()).hexdigest()[:12]
     with _exclusive(out.with_suffix(".lock")):
-        if (out / "query_encoder.json").exists():
-            return out
+        try:  # made before teachers' fingerprints were recorded: made again, so workers need not load the teacher
+            if QueryEncoderInfo.read(out).teacher_fingerprint:
+                return out
+        except QueryEncoderError:
+            pass
         console.print(f"Making the query encoder (once, about 20 s): {out}")
         try:
             distill_query_encoder(teacher, knowledge_texts(kb), out, layers=6)

@@ -30,26 +30,31 @@ def home(kb_name: str) -> Path:
     return HOMES / kb_name
 
 
-def server_env(kb: Path, model: Path, home_dir: Path) -> dict[str, str]:
+def server_env(kb: Path, model: Path, home_dir: Path, tree: Path = ROOT,
+               query_encoder: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRONTDESK_", "SLACK_", "TELEGRAM_", "REDIS_"))}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", FRONTDESK_HOME=str(home_dir),
                FRONTDESK_KB=str(kb), FRONTDESK_MODEL_DIR=str(model), FRONTDESK_DEVICE="cpu",
                FRONTDESK_ADMIN_TOKEN=ADMIN_TOKEN, FRONTDESK_CHAT_TOKEN=CHAT_TOKEN,  # bench.load's sender uses it
                FRONTDESK_LOG_LEVEL="WARNING", REDIS_URL="",  # empty: `serve` starts an embedded Redis in the home
                # A prefix per start: the warm-up's message ids must not be answered as another run's redeliveries.
-               FRONTDESK_REDIS_PREFIX=f"scale{time.time_ns()}", PYTHONPATH=str(ROOT))
+               FRONTDESK_REDIS_PREFIX=f"scale{time.time_ns()}", PYTHONPATH=str(tree))
+    if query_encoder is not None:
+        env["FRONTDESK_QUERY_ENCODER"] = str(query_encoder)
     return env
 
 
-def start(name: str, kb: Path, model: Path, home_dir: Path, workers: int) -> tuple[subprocess.Popen, str, float]:
-    """Spawn `frontdesk serve`; returns the process, its URL and the perf_counter at the spawn."""
+def start(name: str, kb: Path, model: Path, home_dir: Path, workers: int, *, tree: Path = ROOT,
+          query_encoder: Path | None = None) -> tuple[subprocess.Popen, str, float]:
+    """Spawn `frontdesk serve` from the source tree `tree` (this one, or a baseline's worktree); returns the
+    process, its URL and the perf_counter at the spawn."""
     port = loadgen.free_port()
     LOGS.mkdir(parents=True, exist_ok=True)
     home_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
     spawned = time.perf_counter()
-    process = loadgen.start(cmd, server_env(kb, model, home_dir), LOGS / f"{name}.log", ROOT)
+    process = loadgen.start(cmd, server_env(kb, model, home_dir, tree, query_encoder), LOGS / f"{name}.log", tree)
     return process, f"http://127.0.0.1:{port}", spawned
 
 

@@ -116,3 +116,36 @@ def test_distillation_brings_a_student_with_fewer_layers_toward_its_teacher(embe
     assert taught.agreement["mean_cosine"] > cut.agreement["mean_cosine"] + 0.02, (cut.agreement, taught.agreement)
     with pytest.raises(ValueError, match="at least 64 distinct texts"):
         distill_query_encoder(embedder.model_path, texts[:10], tmp_path / "few")
+
+
+def test_a_teacher_with_the_recorded_files_is_trusted_without_being_run(query_encoder_dir):
+    """The manifest records the teacher directory's fingerprint: a worker whose teacher has those very files
+    checks the student against the stored probes without loading the teacher (its vectors all come from the
+    embedding cache), and the student still answers like it."""
+    from knowledge.embedder import Embedder
+
+    manifest = json.loads((query_encoder_dir / "query_encoder.json").read_text())
+    teacher = Embedder()
+    assert manifest["teacher_fingerprint"] == teacher.fingerprint != ""
+    assert load_query_encoder(query_encoder_dir, teacher).check(teacher) >= MIN_AGREEMENT
+    assert not teacher.loaded and teacher.calls == 0
+
+
+def test_a_teacher_whose_files_differ_is_run_on_the_probes(query_encoder_dir, tmp_path):
+    """Files changed where the vectors are not (another copy, a README edited), or a manifest from before
+    fingerprints: the teacher is run on the probe texts, and accepted because it reproduces them."""
+    from knowledge.embedder import Embedder, default_model_path
+
+    copy = tmp_path / "teacher"
+    shutil.copytree(default_model_path(), copy)
+    (copy / "README.md").write_text("our own copy\n")
+    moved = Embedder(str(copy))
+    load_query_encoder(query_encoder_dir, moved)
+    assert moved.loaded and moved.calls > 0
+    older = _copy(query_encoder_dir, tmp_path)
+    manifest = json.loads((older / "query_encoder.json").read_text())
+    del manifest["teacher_fingerprint"]
+    (older / "query_encoder.json").write_text(json.dumps(manifest))
+    teacher = Embedder()
+    load_query_encoder(older, teacher)
+    assert teacher.loaded and teacher.calls > 0

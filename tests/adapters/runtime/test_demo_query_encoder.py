@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import pytest
@@ -24,6 +25,15 @@ def test_the_demo_query_encoder_is_made_once_and_loads_against_the_retrieval_enc
     assert encoder.info.layers == 6
     started, again = time.monotonic(), ensure_demo_query_encoder(settings, Console(file=io.StringIO()), DEMO_KB)
     assert again == made and time.monotonic() - started < 5  # found, not made again
+    # One made before teachers' fingerprints were recorded would have every worker load the teacher: made again.
+    manifest = made / "query_encoder.json"
+    older = json.loads(manifest.read_text())
+    del older["teacher_fingerprint"]
+    manifest.write_text(json.dumps(older))
+    said = io.StringIO()
+    assert ensure_demo_query_encoder(settings, Console(file=said), DEMO_KB) == made
+    assert "Making the query encoder" in said.getvalue()
+    assert json.loads(manifest.read_text())["teacher_fingerprint"] == embedder.fingerprint
 
 
 def test_no_query_encoder_when_it_cannot_be_made_and_the_plain_encoder_serves(tmp_path):

@@ -1,0 +1,65 @@
+"""The retrieval encoder (`knowledge.embedder.Embedder`): its size read from its directory, loaded only when
+something must be embedded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge.embedder import Embedder, EmbeddingCache, configured_dimension, model_fingerprint
+
+
+def test_the_model_is_loaded_only_when_the_cache_misses(tmp_path):
+    embedder = Embedder()
+    assert embedder.dim == 384 and not embedder.loaded  # from 1_Pooling/config.json
+    cache = EmbeddingCache(embedder, tmp_path)
+    first = cache.encode(["where is my order?"])
+    assert embedder.loaded and embedder.calls == 1 and first.shape == (1, 384)
+    cache.save()
+    again = Embedder()  # a worker starting on a warm cache: everything it needs is there
+    warm = EmbeddingCache(again, tmp_path).encode(["where is my order?"])
+    assert not again.loaded and again.calls == 0 and np.array_equal(warm, first)
+
+
+def _folder(tmp_path: Path, modules: list[dict], configs: dict[str, dict]) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "modules.json").write_text(json.dumps(modules))
+    for path, config in configs.items():
+        (folder / path).mkdir(parents=True, exist_ok=True)
+        (folder / path / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize(("modules", "configs", "dim"), [
+    ([{"path": "", "type": "sentence_transformers.models.Transformer"},
+      {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}],
+     {"1_Pooling": {"word_embedding_dimension": 384, "pooling_mode_mean_tokens": True}}, 384),
+    ([{"path": "", "type": "sentence_transformers.models.Transformer"},  # two modes concatenated
+      {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}],
+     {"1_Pooling": {"word_embedding_dimension": 384, "pooling_mode_mean_tokens": True,
+                    "pooling_mode_cls_token": True}}, 768),
+    ([{"path": "", "type": "sentence_transformers.models.Transformer"},
+      {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+      {"path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+      {"path": "3_Normalize", "type": "sentence_transformers.models.Normalize"}],
+     {"1_Pooling": {"word_embedding_dimension": 768, "pooling_mode_mean_tokens": True},
+      "2_Dense": {"in_features": 768, "out_features": 256}}, 256),
+    ([{"path": "", "type": "sentence_transformers.models.Transformer"},  # a layer it cannot reason about
+      {"path": "1_Custom", "type": "my_company.models.Projection"}], {}, None),
+    ([{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}], {}, None),  # its config missing
+])
+def test_the_size_is_read_from_the_directory_or_left_to_the_model(tmp_path, modules, configs, dim):
+    assert configured_dimension(_folder(tmp_path, modules, configs)) == dim
+
+
+def test_the_fingerprint_follows_the_files(tmp_path):
+    folder = _folder(tmp_path, [], {"1_Pooling": {"word_embedding_dimension": 384}})
+    before = model_fingerprint(folder)
+    assert before == model_fingerprint(folder) and len(before) == 64
+    (folder / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 768}')
+    assert model_fingerprint(folder) != before
+    assert model_fingerprint(tmp_path / "absent") == ""
