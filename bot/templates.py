@@ -10,6 +10,8 @@ are merged name by name.
 
 from __future__ import annotations
 
+import copy
+import functools
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +46,7 @@ class Templates:
     @classmethod
     def over_defaults(cls, wording: Mapping[str, object] | None) -> Templates:
         """The defaults, with `wording`'s texts (a knowledge folder's `templates.yaml`) over them."""
-        data = _read(DEFAULT_TEMPLATES)
+        data = copy.deepcopy(_defaults())  # each Templates owns its texts: a merge must not reach the shared ones
         for name, value in (wording or {}).items():
             merged = isinstance(value, dict) and isinstance(data.get(name), dict)
             data[name] = {**data[name], **value} if merged else value
@@ -66,6 +68,12 @@ class Templates:
 
     def intent_answer(self, intent: str) -> str | None:
         return (self.data.get("intents") or {}).get(intent)
+
+
+@functools.cache
+def _defaults() -> dict:
+    """`bot/templates.yaml`, read once per process (a knowledge-base swap merges over it again)."""
+    return _read(DEFAULT_TEMPLATES)
 
 
 def _read(path: Path) -> dict:

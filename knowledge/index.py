@@ -227,7 +227,8 @@ class FaqIndex:
         # The questions the thresholds were chosen on, each with what the intent model said about it (None
         # without a model): kept so the wiring can calibrate the escalation line without predicting them again.
         self.calibration: list[tuple[Question, IntentSignal | None]] = []
-        self.version = IndexVersion(content_hash(entries), len(entries), built_at or time.time(), index_type)
+        self._entries_hash = content_hash(entries)  # the version's hash until `with_source` mixes the wording in
+        self.version = IndexVersion(self._entries_hash, len(entries), built_at or time.time(), index_type)
 
     def with_source(self, summary: dict, wording: Wording | None) -> None:
         """What this version holds besides its entries, from the source it was read from: what it counts, as
@@ -236,7 +237,7 @@ class FaqIndex:
         self.summary = summary
         self.wording = wording
         if wording:
-            digest = hashlib.sha256(content_hash(self.entries).encode())
+            digest = hashlib.sha256(self._entries_hash.encode())  # from the entries' hash: calling again is harmless
             digest.update(json.dumps(wording, sort_keys=True, ensure_ascii=False, default=str).encode())
             self.version = replace(self.version, content_hash=digest.hexdigest())
 

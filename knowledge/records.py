@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,9 @@ class KnowledgeBaseError(ValueError):
 
 def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "entry"
+
+
+def folder_file(path: str | Path, name: str) -> Path | None:
+    """The file `name` of the knowledge folder at `path` (its questions, its wording), if it has one."""
+    candidate = Path(path) / name
+    return candidate if candidate.is_file() else None

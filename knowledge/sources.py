@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from knowledge.records import ArticleRef, FaqEntry, KnowledgeBaseError, SourceProblem, slugify
+from knowledge.records import ArticleRef, FaqEntry, KnowledgeBaseError, SourceProblem, folder_file, slugify
 from knowledge.wording import WORDING_FILE  # the company's wording beside the entries, never read as entries
 
 __all__ = ["ARTICLES_DIR", "KNOWN_KEYS", "QUESTIONS_FILE", "SUFFIXES", "ArticleRef", "FaqEntry", "KnowledgeBaseError",
@@ -247,8 +247,7 @@ QUESTIONS_FILE = "dev-questions.csv"
 
 def questions_file(path: str | Path) -> Path | None:
     """The development set that belongs to the knowledge base at `path`, if it has one."""
-    candidate = Path(path) / QUESTIONS_FILE
-    return candidate if candidate.is_file() else None
+    return folder_file(path, QUESTIONS_FILE)
 
 
 # Help-center articles live in this sub-folder of a knowledge-base folder (`knowledge.articles`), any depth.

@@ -16,29 +16,27 @@ from pathlib import Path
 
 import yaml
 
-from knowledge.records import SourceProblem
+from knowledge.records import SourceProblem, folder_file
 
 WORDING_FILE = "templates.yaml"
 
 Wording = dict[str, object]  # name -> a text, a list of texts, or {name: text}
 
 
-def wording_file(path: str | Path) -> Path | None:
-    """The wording that belongs to the knowledge base at `path` (a folder), if it has one."""
-    candidate = Path(path) / WORDING_FILE
-    return candidate if candidate.is_file() else None
-
-
 def read_wording(path: str | Path) -> tuple[Wording | None, list[SourceProblem]]:
     """The knowledge folder's wording (None without one), or the problems that keep it from being read."""
-    file = wording_file(path)
+    file = folder_file(path, WORDING_FILE)
     if file is None:
         return None, []
     source = str(file)
     try:
         text = file.read_bytes().decode("utf-8-sig")
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # parsed once: the nodes give the lines, the same nodes give the data
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except (OSError, UnicodeDecodeError) as exc:
         return None, [SourceProblem(source, 0, f"cannot read the bot's wording: {exc}")]
     except yaml.YAMLError as exc:
