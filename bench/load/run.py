@@ -208,6 +208,12 @@ def find_knee(url: str, pid: int, args) -> dict:
     return {"knee_rate": knee, "steps": steps}
 
 
+def knows_query_encoders(tree: Path) -> bool:
+    """Whether the code in `tree` reads FRONTDESK_QUERY_ENCODER (a baseline from before them does not)."""
+    settings = tree / "adapters" / "runtime" / "settings.py"
+    return settings.is_file() and "FRONTDESK_QUERY_ENCODER" in settings.read_text(encoding="utf-8")
+
+
 def run_server(tree: Path, model: Path, args) -> dict:
     """`frontdesk serve` from the source tree `tree` (this one, or a worktree of the baseline), measured."""
     port = free_port()
@@ -218,7 +224,7 @@ def run_server(tree: Path, model: Path, args) -> dict:
            "FRONTDESK_LOG_LEVEL": "WARNING", "FRONTDESK_REDIS_PREFIX": f"load{int(time.time())}",
            "FRONTDESK_CHAT_TOKEN": CHAT_TOKEN,
            "PYTHONPATH": str(tree)}
-    if args.query_encoder and tree == ROOT:  # the baseline's tree may not know the variable
+    if args.query_encoder and knows_query_encoders(tree):  # both trees with it, where the baseline has them
         env["FRONTDESK_QUERY_ENCODER"] = str(args.query_encoder.resolve())
     server = start([sys.executable, "-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                     "--workers", str(args.workers)], env, Path(f"/tmp/frontdesk-load-{tree.name}.log"), tree)
@@ -321,6 +327,8 @@ def main() -> None:  # long because: the command line, both trees' runs and both
     if args.baseline:
         runs.append((f"baseline {args.baseline}", run_server(baseline_tree(args.baseline), model, args)))
     runs.append(("this tree" + (" + query encoder" if args.query_encoder else ""), run_server(ROOT, model, args)))
+    if args.baseline and args.query_encoder and knows_query_encoders(baseline_tree(args.baseline)):
+        runs[0] = (runs[0][0] + " + query encoder", runs[0][1])
     for label, result in runs:
         result.update(workers=args.workers, load_average=[round(x, 2) for x in os.getloadavg()])
         shown = {k: v for k, v in result.items() if k != "memory"}
