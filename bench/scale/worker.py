@@ -23,11 +23,10 @@ from bench._setup import REPORT_DATA, ROOT, WORK, argument_parser
 from bench.load.run import baseline_tree
 from bench.report import run_stamp, table, write_section
 from bench.scale import servers
-from bench.scale.memory import warm_up
+from bench.scale.memory import DEMO_KB, warm_up
 from bench.scale.procmem import load_average, rollup
 
 RESULTS = REPORT_DATA / "worker.json"
-DEMO_KB = ROOT / "knowledge" / "demo"
 DEFAULT_MODEL = WORK / "dialogue-home" / "models" / "demo"
 READY_TIMEOUT = 600.0
 # What a worker needs only for what it may never do (embed with PyTorch, train), told by the files it maps: the
