@@ -51,8 +51,9 @@ run: setup
 	$(BIN)/frontdesk run
 
 # The layering, size and style checks first (`lint`): CI runs `make test`, so they hold there too.
+# The slowest tests are listed at the end, so a run that creeps towards CI's 30 minutes shows where.
 test: setup browser tools lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=40
 
 # The quick loop while working: no browser, no multi-process/deployment tests, nothing marked slow (pyproject.toml).
 test-fast: setup
