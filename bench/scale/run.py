@@ -28,10 +28,10 @@ from pathlib import Path
 
 from bench._setup import ROOT, WORK, argument_parser
 from bench.report import part_stamp, write_section
+from bench.scale import servers
 
 RESULTS = WORK / "scale.json"
 PARTS = ("search", "memory", "coldstart")
-DEFAULT_MODEL = WORK / "dialogue-home" / "models" / "demo"
 
 
 def load_results() -> dict:
@@ -61,7 +61,7 @@ def save_part(name: str, value: dict) -> dict:
 def main() -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="intent model directory the servers use")
+    parser.add_argument("--model", type=Path, default=servers.DEMO_MODEL, help="intent model directory the servers use")
     parser.add_argument("--sizes", default="100000,1000000", help="search part: passage counts")
     parser.add_argument("--reps-demo", type=int, default=3,
                         help="coldstart part: cold+warm pairs on the demo (0: keep the earlier figures)")

@@ -23,6 +23,8 @@ from bench.scale.procmem import breakdown, rollup
 
 HOMES = WORK / "scale-home"  # one FRONTDESK_HOME per knowledge base (`home`)
 LOGS = WORK / "scale-logs"
+# The intent model the servers use unless told otherwise: the demo model bench.dialogue trains (4 layers, int8).
+DEMO_MODEL = WORK / "dialogue-home" / "models" / "demo"
 ADMIN_TOKEN = secrets.token_urlsafe(32)
 
 

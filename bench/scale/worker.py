@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench._setup import REPORT_DATA, ROOT, WORK, argument_parser
+from bench._setup import REPORT_DATA, ROOT, argument_parser
 from bench.load.run import baseline_tree
 from bench.report import run_stamp, table, write_section
 from bench.scale import servers
@@ -27,7 +27,6 @@ from bench.scale.memory import DEMO_KB, warm_up
 from bench.scale.procmem import load_average, rollup
 
 RESULTS = REPORT_DATA / "worker.json"
-DEFAULT_MODEL = WORK / "dialogue-home" / "models" / "demo"
 READY_TIMEOUT = 600.0
 # What a worker needs only for what it may never do (embed with PyTorch, train), told by the files it maps: the
 # retrieval encoder's weight file stays mapped once loaded; scikit-learn and SciPy by their compiled extensions.
@@ -78,7 +77,7 @@ def main() -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--baseline", required=True, help="git ref measured beside this tree")
     parser.add_argument("--query-encoder", type=Path, required=True, help="FRONTDESK_QUERY_ENCODER for both")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=servers.DEMO_MODEL)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--no-report", action="store_true", help="print only; do not touch docs/")
     args = parser.parse_args()
