@@ -125,30 +125,37 @@ def model_fingerprint(folder: Path) -> str:
 
 
 class EmbeddingCache:
-    """Maps hash(model, text) -> vector; persisted as `vectors.npy` + `keys.json` in a folder."""
+    """Maps hash(model, text) -> vector; persisted as `vectors.npy` + `keys.json` in a folder.
 
-    def __init__(self, embedder: Embedder, folder: str | Path | None = None):
+    `seed`: another such folder, only ever read (`frontdesk kb build --out DIR` writes DIR/cache): its vectors
+    serve as if cached, so a new home starts without embedding what was embedded when the image was built.
+    Keys name the model, so a seed made with another encoder matches nothing.
+    """
+
+    def __init__(self, embedder: Embedder, folder: str | Path | None = None, *, seed: str | Path | None = None):
         self.embedder = embedder
         self.folder = Path(folder) if folder else None
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-        if self.folder is not None:
-            self._load()
+        for source in (seed, self.folder):  # the folder's own vectors last: equal keys, equal vectors anyway
+            if source is not None:
+                self._vectors.update(self._read(Path(source)))
 
     def key(self, text: str) -> str:
         return hashlib.sha256(f"{self.embedder.model_id}\x00{text}".encode()).hexdigest()
 
-    def _load(self) -> None:
-        keys_file, vectors_file = self.folder / "keys.json", self.folder / "vectors.npy"
+    def _read(self, folder: Path) -> dict[str, np.ndarray]:
+        keys_file, vectors_file = folder / "keys.json", folder / "vectors.npy"
         if not (keys_file.is_file() and vectors_file.is_file()):
-            return
+            return {}
         try:
             keys = json.loads(keys_file.read_text())
             vectors = np.load(vectors_file)
         except (OSError, ValueError):
-            return  # a damaged cache only costs re-embedding
+            return {}  # a damaged cache only costs re-embedding
         if len(keys) == len(vectors) and (len(vectors) == 0 or vectors.shape[1] == self.embedder.dim):
-            self._vectors = dict(zip(keys, vectors, strict=True))
+            return dict(zip(keys, vectors, strict=True))
+        return {}
 
     def save(self, keep: set[str] | None = None) -> None:
         """Persist the cache (optionally only the keys still in use), atomically."""

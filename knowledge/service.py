@@ -59,9 +59,11 @@ class KnowledgeBase:
     see. `use_intents=False` ignores the intent model altogether (retrieval alone).
     `query_encoder`: embeds customers' questions and the calibration questions in `embedder`'s place
     (`knowledge.query_encoder`); entries and passages are always embedded by `embedder`.
+    `cache_seed`: vectors embedded elsewhere, read and never written (`EmbeddingCache`'s seed).
     """
 
     def __init__(self, source: str | Path, *, embedder: Embedder | None = None, cache_dir: str | Path | None = None,
+                 cache_seed: str | Path | None = None,
                  query_encoder: QueryEncoder | None = None, config: RetrievalConfig | None = None,
                  questions: str | Path | None = None, classify: Classifier | None = None, use_intents: bool = True,
                  target_wrong_rate: float = DEFAULT_TARGET, articles_base_url: str = ""):
@@ -74,7 +76,7 @@ class KnowledgeBase:
         self.classify = classify if use_intents else None
         self.target_wrong_rate = target_wrong_rate
         self.embedder = embedder or Embedder()
-        self.cache = EmbeddingCache(self.embedder, cache_dir)
+        self.cache = EmbeddingCache(self.embedder, cache_dir, seed=cache_seed)
         # Customers' questions (and the calibration questions standing in for them) go through the query encoder
         # when there is one: a student of `embedder` in its vector space (`knowledge.query_encoder`).
         self.query_encoder = query_encoder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,11 +167,28 @@ def demo_engine(demo_model):
     engine.close()
 
 
-@pytest.fixture(scope="session")
-def demo_kb(embedder):
+@pytest.fixture(scope="session", autouse=True)
+def kb_embeddings(embedder, tmp_path_factory) -> Iterator[Path]:
+    """The demo knowledge base's vectors, embedded once for the session and named in FRONTDESK_KB_EMBEDDINGS
+    (read, never written): an app or server a test starts on a fresh home embeds only the texts that differ
+    from the demo's, instead of about 1,500 texts (12 s on two cores) each time. Cold starts stay tested where
+    a test builds its own environment or knowledge base."""
     from knowledge.service import KnowledgeBase
 
-    kb = KnowledgeBase(Path(__file__).resolve().parent.parent / "knowledge" / "demo", embedder=embedder)
+    folder = tmp_path_factory.mktemp("kb-embeddings")
+    assert KnowledgeBase(Path(__file__).resolve().parent.parent / "knowledge" / "demo", embedder=embedder,
+                         cache_dir=folder).reload().ok
+    os.environ["FRONTDESK_KB_EMBEDDINGS"] = str(folder)
+    yield folder
+    os.environ.pop("FRONTDESK_KB_EMBEDDINGS", None)
+
+
+@pytest.fixture(scope="session")
+def demo_kb(embedder, kb_embeddings):
+    from knowledge.service import KnowledgeBase
+
+    kb = KnowledgeBase(Path(__file__).resolve().parent.parent / "knowledge" / "demo", embedder=embedder,
+                       cache_seed=kb_embeddings)
     assert kb.reload().ok
     return kb
 

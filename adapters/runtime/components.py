@@ -221,6 +221,7 @@ class Components:
             classify = self.engine.predict if self.engine is not None else None
             embedder = Embedder(encoder)
             self.kb = KnowledgeBase(source, embedder=embedder, cache_dir=self.settings.home / "kb-cache",
+                                    cache_seed=self.settings.kb_embeddings,
                                     query_encoder=self._query_encoder(embedder),
                                     questions=self.settings.kb_questions,
                                     classify=classify, target_wrong_rate=self.settings.wrong_answer_rate,

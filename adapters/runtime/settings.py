@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     faq_encoder: Path | None = Field(default=None, validation_alias="FRONTDESK_FAQ_ENCODER")
     # A student of that encoder for customers' questions (`frontdesk kb encoder`): int8 ONNX, a few layers.
     query_encoder: Path | None = Field(default=None, validation_alias="FRONTDESK_QUERY_ENCODER")
+    # Knowledge-base vectors embedded ahead (`kb build --out DIR` writes DIR/cache), only ever read: a new home
+    # starts without embedding them again.
+    kb_embeddings: Path | None = Field(default=None, validation_alias="FRONTDESK_KB_EMBEDDINGS")
     # The link of a help-center article whose front matter gives no `url`: this base plus the article's path.
     articles_base_url: str = Field(default="", max_length=2000, pattern=r"^(https?://\S*)?$",
                                    validation_alias="FRONTDESK_ARTICLES_BASE_URL")
@@ -205,7 +208,8 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
     telegram_admin_users: str = Field(default="", validation_alias="TELEGRAM_ADMIN_USERS")
 
-    @field_validator("model_dir", "kb", "kb_questions", "faq_encoder", "query_encoder", "admin_token", "redis_url",
+    @field_validator("model_dir", "kb", "kb_questions", "faq_encoder", "query_encoder", "kb_embeddings",
+                     "admin_token", "redis_url",
                      "slack_bot_token", "chat_token", "predict_token", "models_root",
                      "slack_signing_secret", "slack_app_token", "slack_support_channel", "telegram_bot_token",
                      "telegram_webhook_url", "telegram_webhook_secret", mode="before")

@@ -63,3 +63,35 @@ def test_the_fingerprint_follows_the_files(tmp_path):
     (folder / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 768}')
     assert model_fingerprint(folder) != before
     assert model_fingerprint(tmp_path / "absent") == ""
+
+
+def test_vectors_embedded_ahead_serve_a_new_home_and_are_never_written(tmp_path):
+    """`kb build --out DIR` embeds into DIR/cache; a knowledge base seeded from it (FRONTDESK_KB_EMBEDDINGS) embeds
+    nothing, leaves the seed as it was, and keeps what it used in its own cache."""
+    from typer.testing import CliRunner
+
+    from adapters.cli.main import app
+    from knowledge.service import KnowledgeBase
+
+    kb = tmp_path / "faq.yaml"
+    kb.write_text("- id: ship\n  question: How much is shipping?\n  answer: Shipping is $5.95.\n"
+                  "  alternates: [delivery cost, is shipping free]\n"
+                  "- id: hours\n  question: When are you open?\n  answer: Mon-Fri 8-20 ET.\n"
+                  "  alternates: [opening hours, what time do you close]\n")
+    built = CliRunner().invoke(app, ["kb", "build", "--kb", str(kb), "--out", str(tmp_path / "index")])
+    assert built.exit_code == 0, built.output
+    seed = tmp_path / "index" / "cache"
+    before = {name: (seed / name).read_bytes() for name in ("keys.json", "vectors.npy")}
+
+    seeded = KnowledgeBase(kb, embedder=Embedder(), cache_dir=tmp_path / "home" / "kb-cache", cache_seed=seed)
+    result = seeded.reload()
+    assert result.ok and result.embedded_texts == 0 and not seeded.embedder.loaded
+    assert seeded.search(["what does delivery cost"])[0][0].id == "ship"
+    assert {name: (seed / name).read_bytes() for name in before} == before
+    home_only = KnowledgeBase(kb, embedder=Embedder(), cache_dir=tmp_path / "home" / "kb-cache")
+    assert home_only.reload().embedded_texts == 0  # the home kept what it used
+
+    other = Embedder()
+    other.model_id = "another-encoder"  # vectors of another encoder are not this one's: embedded afresh
+    EmbeddingCache(other, seed=seed).encode(["How much is shipping?"])
+    assert other.calls == 1
