@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def default_model_path() -> str:
@@ -137,9 +140,14 @@ class EmbeddingCache:
         self.folder = Path(folder) if folder else None
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-        for source in (seed, self.folder):  # the folder's own vectors last: equal keys, equal vectors anyway
-            if source is not None:
-                self._vectors.update(self._read(Path(source)))
+        if seed is not None:
+            seeded = self._read(Path(seed))
+            if not seeded:  # a wrong path or a damaged seed costs embedding, which the operator should hear of
+                log.warning("embedding seed %s: no readable vectors of this encoder (keys.json and vectors.npy); "
+                            "everything is embedded here", seed)
+            self._vectors.update(seeded)
+        if self.folder is not None:  # the folder's own vectors last: equal keys, equal vectors anyway
+            self._vectors.update(self._read(self.folder))
 
     def key(self, text: str) -> str:
         return hashlib.sha256(f"{self.embedder.model_id}\x00{text}".encode()).hexdigest()

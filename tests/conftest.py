@@ -173,11 +173,11 @@ def kb_embeddings(embedder, tmp_path_factory) -> Iterator[Path]:
     (read, never written): an app or server a test starts on a fresh home embeds only the texts that differ
     from the demo's, instead of about 1,500 texts (12 s on two cores) each time. Cold starts stay tested where
     a test builds its own environment or knowledge base."""
+    from adapters.runtime.settings import DEMO_KB
     from knowledge.service import KnowledgeBase
 
     folder = tmp_path_factory.mktemp("kb-embeddings")
-    assert KnowledgeBase(Path(__file__).resolve().parent.parent / "knowledge" / "demo", embedder=embedder,
-                         cache_dir=folder).reload().ok
+    assert KnowledgeBase(DEMO_KB, embedder=embedder, cache_dir=folder).reload().ok
     os.environ["FRONTDESK_KB_EMBEDDINGS"] = str(folder)
     yield folder
     os.environ.pop("FRONTDESK_KB_EMBEDDINGS", None)
@@ -185,10 +185,10 @@ def kb_embeddings(embedder, tmp_path_factory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def demo_kb(embedder, kb_embeddings):
+    from adapters.runtime.settings import DEMO_KB
     from knowledge.service import KnowledgeBase
 
-    kb = KnowledgeBase(Path(__file__).resolve().parent.parent / "knowledge" / "demo", embedder=embedder,
-                       cache_seed=kb_embeddings)
+    kb = KnowledgeBase(DEMO_KB, embedder=embedder, cache_seed=kb_embeddings)
     assert kb.reload().ok
     return kb
 

@@ -95,3 +95,26 @@ def test_vectors_embedded_ahead_serve_a_new_home_and_are_never_written(tmp_path)
     other.model_id = "another-encoder"  # vectors of another encoder are not this one's: embedded afresh
     EmbeddingCache(other, seed=seed).encode(["How much is shipping?"])
     assert other.calls == 1
+
+
+@pytest.mark.parametrize("damage", ["absent", "truncated", "mismatched", "other size"])
+def test_a_broken_seed_is_named_in_the_log_and_only_costs_embedding(tmp_path, caplog, damage):
+    embedder = Embedder()
+    seed = tmp_path / "seed"
+    cache = EmbeddingCache(embedder, seed)
+    expected = cache.encode(["where is my order?", "how much is shipping?"])
+    cache.save()
+    if damage == "absent":
+        seed = tmp_path / "no-such-folder"
+    elif damage == "truncated":
+        (seed / "vectors.npy").write_bytes((seed / "vectors.npy").read_bytes()[:100])
+    elif damage == "mismatched":  # one key more than there are vectors
+        (seed / "keys.json").write_text(json.dumps([*json.loads((seed / "keys.json").read_text()), "extra"]))
+    else:
+        np.save(seed / "vectors.npy", np.zeros((2, 768), np.float32))
+    calls = embedder.calls
+    with caplog.at_level("WARNING", logger="knowledge.embedder"):
+        seeded = EmbeddingCache(embedder, tmp_path / "home", seed=seed)
+    assert f"embedding seed {seed}: no readable vectors" in caplog.text
+    assert np.allclose(seeded.encode(["where is my order?", "how much is shipping?"]), expected, atol=1e-5)
+    assert embedder.calls == calls + 2  # embedded here, as without a seed
